@@ -1,0 +1,33 @@
+"Shared fixtures: real audio (the bundled sample and ../shared/data/ravdess16k) and a way to run the CLI as a user does."
+import os, sys, subprocess, shutil
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RAVDESS = Path(os.environ.get('VOICE_EMOTION_RAVDESS', ROOT.parent/'shared'/'data'/'ravdess16k'))
+
+@pytest.fixture(autouse=True, scope='session')
+def isolated_cache(tmp_path_factory):
+    "Every test run gets its own feature cache, so results never depend on an earlier run's."
+    os.environ['VOICE_EMOTION_CACHE'] = str(tmp_path_factory.mktemp('cache'))
+
+@pytest.fixture(scope='session')
+def ravdess():
+    if not (RAVDESS/'Actor_01').is_dir(): pytest.skip(f'real RAVDESS data not found at {RAVDESS}')
+    return RAVDESS
+
+def run_cli(*args, timeout=900, cwd=None):
+    "Run `voice-emotion` in a subprocess; (exit code, stdout, stderr)."
+    r = subprocess.run([sys.executable, '-m', 'voice_emotion.cli', *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    return r.returncode, r.stdout, r.stderr
+
+def assert_one_line_error(stderr):
+    "User errors are one line per problem, never a traceback."
+    assert 'Traceback' not in stderr, stderr
+    lines = [l for l in stderr.splitlines() if l.startswith('voice-emotion')]
+    assert lines, stderr
+
+@pytest.fixture(scope='session')
+def sample_clips():
+    from voice_emotion.data import sample_dir
+    return sorted(sample_dir().rglob('*.flac'))

@@ -1,0 +1,98 @@
+"Feature extraction on bad and unusual real files, the cache, and resuming a killed run."
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+import numpy as np, soundfile as sf, pytest
+from conftest import run_cli
+from voice_emotion.features import extract_features, clip_features, seed_features
+
+@pytest.fixture(scope='module')
+def odd_files(tmp_path_factory, sample_clips):
+    "Real speech in every format, rate and layout the issue names, plus broken files."
+    d = tmp_path_factory.mktemp('odd')
+    y, sr = sf.read(sample_clips[10], dtype='float32')
+    good = {}
+    for ext, fmt in (('wav', 'WAV'), ('flac', 'FLAC'), ('ogg', 'OGG'), ('mp3', 'MP3')):
+        sf.write(d/f'speech.{ext}', y, sr, format=fmt); good[f'speech.{ext}'] = True
+    import soxr
+    for rate in (8000, 44100, 48000):
+        sf.write(d/f'rate{rate}.wav', soxr.resample(y, sr, rate), rate); good[f'rate{rate}.wav'] = True
+    sf.write(d/'stereo.wav', np.stack([y, 0.5 * y], axis=1), sr); good['stereo.wav'] = True
+    sf.write(d/'silence.wav', np.zeros(sr * 2, 'float32'), sr); good['silence.wav'] = True
+    sf.write(d/'short.wav', y[:200], sr); good['short.wav'] = True
+    with sf.SoundFile(d/'ten_minutes.flac', 'w', sr, 1, format='FLAC') as f:
+        for _ in range(600 // 3): f.write(y[:sr * 3])
+    good['ten_minutes.flac'] = True
+    (d/'empty.wav').write_bytes(b'')
+    (d/'text.wav').write_text('definitely not audio')
+    raw = (d/'speech.wav').read_bytes(); (d/'corrupt.wav').write_bytes(raw[:44] + bytes(reversed(raw[44:2000])))
+    (d/'truncated.flac').write_bytes((d/'speech.flac').read_bytes()[:300])
+    sf.write(d/'zero.wav', np.zeros(0, 'float32'), sr)
+    bad = {'empty.wav': 'empty file', 'text.wav': 'not a readable audio file', 'truncated.flac': 'not a readable audio file',
+           'zero.wav': 'no audio samples'}
+    return d, good, bad
+
+def test_batch_keeps_going_and_reports_reasons(odd_files):
+    d, good, bad = odd_files
+    names = sorted(good) + sorted(bad)
+    batch = extract_features([d/n for n in names], cache_dir=False, progress=False, jobs=2)
+    assert np.isfinite(batch.X).all()
+    ok = dict(zip(names, batch.ok))
+    assert all(ok[n] for n in good), [n for n in good if not ok[n]]
+    reasons = {Path(f['path']).name: f['reason'] for f in batch.failures}
+    for n, why in bad.items(): assert reasons[n].startswith(why), (n, reasons[n])
+    assert all('\n' not in r for r in reasons.values())
+
+def test_formats_rates_and_layouts_agree(odd_files):
+    d, _, _ = odd_files
+    ref = clip_features(d/'speech.wav')
+    assert np.abs(clip_features(d/'speech.flac') - ref).max() < 1e-3  # both lossless
+    for name in ('rate44100.wav', 'rate48000.wav', 'stereo.wav'):
+        F = clip_features(d/name)
+        assert F.shape == (300, 154) and np.isfinite(F).all()
+    for name in ('speech.ogg', 'speech.mp3', 'rate8000.wav'):  # lossy or band-limited: same shape, correlated
+        F = clip_features(d/name)
+        assert np.corrcoef(F[:100, 25:153].ravel(), ref[:100, 25:153].ravel())[0, 1] > 0.9
+
+def test_long_clip_is_cut_without_decoding_it_all(odd_files):
+    d, _, _ = odd_files
+    t = time.perf_counter(); F = clip_features(d/'ten_minutes.flac'); took = time.perf_counter() - t
+    assert F.shape == (300, 154) and np.abs(F).min(axis=1).max() > 0  # all 300 frames are real signal
+    assert took < 5, took  # a generous bound: decoding 10 minutes is not what happens
+
+def test_agrees_with_seed_on_real_clips(sample_clips):
+    for clip in sample_clips[::25]:
+        a, b = seed_features(clip), clip_features(clip)
+        assert np.abs(a[:, :13] - b[:, :13]).max() < 1e-2 and np.abs(a[:, 13:25] - b[:, 13:25]).max() < 1e-4
+        assert np.abs(a[:, 25:153] - b[:, 25:153]).max() < 1e-2 and np.abs(a[:, 153] - b[:, 153]).max() <= 1 / 1024
+
+def test_cli_cache_second_run_only_reads(tmp_path):
+    code, out, err = run_cli('features', '--json', '--cache-dir', tmp_path)
+    assert code == 0, err
+    first = json.loads(out)
+    assert first['clips'] == 176 and first['computed'] == 176 and first['failures'] == 0
+    code, out, _ = run_cli('features', '--json', '--cache-dir', tmp_path)
+    second = json.loads(out)
+    assert second['cache_hits'] == 176 and second['computed'] == 0
+
+def test_killed_run_resumes(tmp_path, ravdess):
+    cache = tmp_path/'cache'
+    cmd = [sys.executable, '-m', 'voice_emotion.cli', 'features', '--dataset', 'ravdess', '--data-dir', str(ravdess), '--jobs', '1', '--cache-dir', str(cache), '--json']
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(cache.rglob('*.f32'))) < 100: time.sleep(0.05)
+    p.send_signal(signal.SIGKILL); p.wait()
+    done = len(list(cache.rglob('*.f32')))
+    assert 100 <= done < 879, done
+    out = json.loads(subprocess.run(cmd, capture_output=True, text=True).stdout)
+    assert out['failures'] == 0 and out['cache_hits'] >= done and out['cache_hits'] + out['computed'] == out['clips'] == 879
+    assert not list(cache.rglob('*.tmp'))  # a killed write never leaves a file that could be read as valid
+
+def test_changed_file_recomputes_only_it(tmp_path, sample_clips):
+    d = tmp_path/'clips'; d.mkdir()
+    paths = []
+    for c in sample_clips[:5]:
+        (d/c.name).write_bytes(c.read_bytes()); paths.append(d/c.name)
+    extract_features(paths, cache_dir=tmp_path/'c', progress=False)
+    y, sr = sf.read(paths[0]); sf.write(paths[0], y * 0.5 + 0.01, sr, format='FLAC')
+    again = extract_features(paths, cache_dir=tmp_path/'c', progress=False)
+    assert (again.stats['computed'], again.stats['cache_hits']) == (1, 4)

@@ -1,0 +1,99 @@
+"`voice-emotion predict` end to end: formats, folders, timelines, bad input, exit codes."
+import json, csv, io, resource, sys, subprocess
+from pathlib import Path
+import numpy as np, soundfile as sf, pytest
+from conftest import run_cli, assert_one_line_error
+from voice_emotion.core import EMOTIONS
+
+def test_default_model_is_shipped():
+    from voice_emotion.inference import default_model_dir
+    d = default_model_dir()
+    assert (d/'bundle.json').exists() and (d/'MODEL_CARD.md').exists()
+    card = (d/'MODEL_CARD.md').read_text()
+    assert 'speaker-kfold' in card and 'CC BY-NC-SA 4.0' in card and 'voice-emotion' in card
+
+def test_files_and_folders_json(sample_clips):
+    folder = sample_clips[0].parent
+    code, out, err = run_cli('predict', folder, sample_clips[50], '--format', 'json')
+    assert code == 0, err[-1500:]
+    rows = json.loads(out)
+    assert len(rows) == 44 + 1
+    for r in rows:
+        assert r['emotion'] in EMOTIONS and 0 < r['confidence'] <= 1
+        assert set(r['probabilities']) == set(EMOTIONS) and abs(sum(r['probabilities'].values()) - 1) < 1e-3
+
+def test_csv_table_and_output_file(tmp_path, sample_clips):
+    code, out, err = run_cli('predict', *sample_clips[:3], '--format', 'csv', '--output', tmp_path/'p.csv')
+    assert code == 0 and out == ''
+    rows = list(csv.DictReader(io.StringIO((tmp_path/'p.csv').read_text())))
+    assert len(rows) == 3 and {'path', 'emotion', 'confidence', *[f'p_{e}' for e in EMOTIONS]} <= set(rows[0])
+    code, out, err = run_cli('predict', *sample_clips[:3])
+    assert code == 0 and out.splitlines()[0].split()[:3] == ['file', 'emotion', 'conf'] and len(out.splitlines()) == 5
+
+@pytest.fixture(scope='module')
+def bad_files(tmp_path_factory, sample_clips):
+    d = tmp_path_factory.mktemp('bad')
+    y, sr = sf.read(sample_clips[3], dtype='float32')
+    sf.write(d/'good.wav', y, sr)
+    (d/'empty.wav').write_bytes(b'')
+    (d/'notes.mp3').write_text('not audio')
+    (d/'truncated.flac').write_bytes(sample_clips[4].read_bytes()[:200])
+    sf.write(d/'blip.wav', y[:sr // 10], sr)
+    (d/'nothing_here').mkdir()
+    return d
+
+def test_bad_input_one_line_each_others_still_predicted(bad_files):
+    d = bad_files
+    code, out, err = run_cli('predict', d/'good.wav', d/'empty.wav', d/'notes.mp3', d/'truncated.flac', d/'blip.wav',
+                             d/'nothing_here', d/'missing.wav', '--format', 'json')
+    assert code == 1
+    assert_one_line_error(err)
+    rows = {Path(r['path']).name: r for r in json.loads(out)}
+    assert rows['good.wav']['emotion'] in EMOTIONS
+    assert rows['empty.wav']['error'] == 'empty file'
+    assert rows['notes.mp3']['error'].startswith('not a readable audio file')
+    assert rows['truncated.flac']['error'].startswith('not a readable audio file')
+    assert rows['blip.wav']['error'].startswith('too short to classify')
+    assert rows['nothing_here']['error'].startswith('no audio files')
+    assert rows['missing.wav']['error'] == 'no such file or folder'
+    assert len([l for l in err.splitlines() if l.startswith('voice-emotion:')]) == 6
+
+def test_usage_errors_exit_2(sample_clips):
+    assert run_cli('predict', sample_clips[0], '--format', 'xml')[0] == 2
+    assert run_cli('predict', sample_clips[0], '--segment', '--hop', '5', '--window', '2')[0] == 2
+    code, _, err = run_cli('predict', sample_clips[0], '--model', '/no/such/bundle')
+    assert code == 1; assert_one_line_error(err)
+
+@pytest.fixture(scope='module')
+def hour_long(tmp_path_factory, sample_clips):
+    "One hour at 16 kHz: mostly silence, with a real clip every five minutes."
+    path = tmp_path_factory.mktemp('long')/'hour.flac'
+    sr = 16000
+    with sf.SoundFile(path, 'w', sr, 1, format='FLAC') as f:
+        for minute in range(60):
+            block = np.zeros(sr * 60, 'float32')
+            if minute % 5 == 0:
+                y, _ = sf.read(sample_clips[minute % len(sample_clips)], dtype='float32'); block[sr:sr + len(y)] = y
+            f.write(block)
+    return path
+
+def test_one_hour_timeline_in_bounded_memory(hour_long):
+    code = ("import resource, sys, json; from voice_emotion.cli import main; rc = main(['predict', sys.argv[1], '--segment', '--format', 'json', "
+            "'--output', sys.argv[2]]); print(json.dumps([rc, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))")
+    out_file = hour_long.with_suffix('.json')
+    r = subprocess.run([sys.executable, '-c', code, str(hour_long), str(out_file)], capture_output=True, text=True, timeout=900)
+    rc, maxrss_kb = json.loads(r.stdout.strip().splitlines()[-1])
+    assert rc == 0, r.stderr[-1500:]
+    assert maxrss_kb < 2_000_000, maxrss_kb  # an hour of float32 at 22 kHz alone would be 320 MB; TensorFlow itself is most of this
+    [res] = json.loads(out_file.read_text())
+    tl = res['timeline']
+    assert len(tl) == 2399 and tl[-1]['end'] == pytest.approx(3600, abs=2)
+    voiced = [w for w in tl if w['emotion'] != 'silence']
+    assert 12 <= len(voiced) <= 40 and all(w['emotion'] in EMOTIONS for w in voiced)
+    assert res['emotion'] in EMOTIONS and res['silent_windows'] == len(tl) - len(voiced)
+
+def test_one_hour_without_segment_says_what_it_used(hour_long):
+    code, out, err = run_cli('predict', hour_long, '--format', 'json')
+    assert code == 0, err[-1500:]
+    [r] = json.loads(out)
+    assert 'only the first' in r['note'] and '3600.0 s' in r['note']

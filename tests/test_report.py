@@ -1,0 +1,110 @@
+"`voice-emotion report` end to end on the bundled sample, a failing stage, and the site in a real headless browser."
+import json, re, shutil, subprocess, sys, os
+from html.parser import HTMLParser
+from pathlib import Path
+import pytest
+from conftest import run_cli, ROOT
+
+STAGE_PAGES = ['00_data', '01_eda', '02_features', '03_model', '04_training', '05_evaluation', '06_inference']
+
+@pytest.fixture(scope='module')
+def site(tmp_path_factory):
+    "One full report run (all stages, few epochs) into a fresh reports folder."
+    reports = tmp_path_factory.mktemp('site')/'reports'
+    code, out, err = run_cli('report', '--epochs', '4', '--name', 'e2e', '--reports-dir', reports, timeout=1500)
+    assert code == 0, out[-3000:] + err[-3000:]
+    return reports, out
+
+class Links(HTMLParser):
+    def __init__(self): super().__init__(); self.links, self.imgs = [], []
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == 'a' and a.get('href'): self.links.append(a['href'])
+        if tag == 'img': self.imgs.append(a.get('src', ''))
+
+def parse(path):
+    p = Links(); p.feed(Path(path).read_text(encoding='utf-8')); return p
+
+def test_files_progress_and_index(site):
+    reports, out = site
+    run = reports/'e2e'
+    for s in STAGE_PAGES: assert (run/f'{s}.ipynb').exists() and (run/f'{s}.html').exists(), s
+    assert len(re.findall(r'^\[\d/7\] \w+ +ok', out, re.M)) == 7, out
+    rec = json.loads((run/'run.json').read_text())
+    assert rec['status'] == 'ok' and [s['stage'] for s in rec['stages']] == ['data', 'eda', 'features', 'model', 'training', 'evaluation', 'inference']
+    assert all(s['seconds'] > 0 for s in rec['stages'])
+    m = json.loads((run/'artifacts'/'metrics.json').read_text())
+    assert rec['metrics']['accuracy'] == m['accuracy'] and rec['metrics']['n'] == m['n'] == 44  # the index shows the run's own numbers
+    page = (run/'index.html').read_text()
+    assert f"{100 * m['accuracy']:.1f} %" in page and 'keras' in page and 'Speaker-independent' in page
+    assert 'e2e/index.html' in (reports/'index.html').read_text()
+
+def test_every_link_resolves(site):
+    reports, _ = site
+    for page in [reports/'index.html', reports/'e2e'/'index.html']:
+        for href in parse(page).links:
+            if href.startswith(('http', '#', 'mailto:')): continue
+            assert (page.parent/href.split('#')[0]).exists(), (page, href)
+
+def test_stage_pages_embed_plots_and_audio(site):
+    reports, _ = site
+    eda = (reports/'e2e'/'01_eda.html').read_text()
+    assert eda.count('<audio') >= 6 and 'data:audio/wav;base64' in eda
+    for s in ('01_eda', '04_training', '05_evaluation', '06_inference'):
+        imgs = parse(reports/'e2e'/f'{s}.html').imgs
+        assert imgs and all(i.startswith('data:image/png;base64,') for i in imgs), s
+    assert '<details class="ve-code">' in eda  # code folded away
+
+def test_failed_stage_is_shown_and_later_stages_skipped(site, tmp_path):
+    reports, _ = site
+    nbs = tmp_path/'nbs'; shutil.copytree(ROOT/'nbs', nbs)
+    import nbformat
+    nb = nbformat.read(nbs/'03_model.ipynb', as_version=4)
+    nb.cells.insert(3, nbformat.v4.new_code_cell("raise RuntimeError('deliberate failure for the test')"))
+    nbformat.write(nb, nbs/'03_model.ipynb')
+    before = (reports/'e2e'/'index.html').read_text()
+    code, out, err = run_cli('report', '--name', 'broken', '--reports-dir', reports, '--notebooks', nbs, '--stages', 'data', 'model', 'training', timeout=600)
+    assert code == 1
+    rec = json.loads((reports/'broken'/'run.json').read_text())
+    assert [s['status'] for s in rec['stages']] == ['ok', 'failed', 'skipped'] and rec['status'] == 'failed'
+    assert 'deliberate failure for the test' in (reports/'broken'/'03_model.html').read_text()
+    assert 'failed' in (reports/'broken'/'index.html').read_text()
+    assert (reports/'e2e'/'index.html').read_text() == before  # the other run is untouched
+    idx = (reports/'index.html').read_text()
+    assert 'broken/index.html' in idx and 'e2e/index.html' in idx
+
+def _chromium():
+    for name in ('chromium', 'chromium-browser', 'google-chrome'):
+        if shutil.which(name): return shutil.which(name)
+    pytest.skip('no Chromium installed (Debian: apt-get install chromium)')
+
+def _browser(url, tmp_path, *args):
+    cmd = [_chromium(), '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+           '--disable-sync', '--no-first-run', f'--user-data-dir={tmp_path/"profile"}', '--window-size=1280,2000', *args, url]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+CHECK = """<script>window.addEventListener('load', () => setTimeout(() => {
+  const imgs = [...document.images].map(i => i.naturalWidth);
+  document.body.setAttribute('data-img-widths', JSON.stringify(imgs));
+  document.body.setAttribute('data-audio', document.querySelectorAll('audio').length);
+}, 300));</script>"""
+
+@pytest.mark.parametrize('page', ['index.html', 'e2e/index.html', 'e2e/01_eda.html', 'e2e/05_evaluation.html'])
+def test_pages_render_in_a_real_browser(site, tmp_path, page):
+    reports, _ = site
+    src = reports/page
+    probe = src.with_name(src.stem + '.probe.html')
+    probe.write_text(src.read_text(encoding='utf-8').replace('</body>', CHECK + '</body>'), encoding='utf-8')
+    try:
+        shot = tmp_path/'shot.png'
+        r = _browser(probe.as_uri(), tmp_path, f'--screenshot={shot}')
+        assert shot.exists() and shot.stat().st_size > 10_000, r.stderr[-500:]
+        dom = _browser(probe.as_uri(), tmp_path, '--virtual-time-budget=5000', '--dump-dom').stdout
+    finally: probe.unlink()
+    m = re.search(r'data-img-widths="([^"]*)"', dom)
+    assert m, dom[:500]
+    widths = json.loads(m.group(1).replace('&quot;', '"'))
+    if page.endswith(('01_eda.html', '05_evaluation.html')):
+        assert widths and all(w > 0 for w in widths), widths  # every plot decoded and drawn
+        assert page.endswith('05_evaluation.html') or int(re.search(r'data-audio="(\d+)"', dom).group(1)) >= 6
+    else: assert all(w > 0 for w in widths)

@@ -1,0 +1,64 @@
+"Training and evaluation end to end on real data, and proof that the test part never reaches fitting."
+import json, hashlib
+from pathlib import Path
+import numpy as np, pytest
+from conftest import run_cli, assert_one_line_error
+
+def test_train_then_evaluate_ravdess(tmp_path, ravdess):
+    run = tmp_path/'run'
+    code, out, err = run_cli('train', '--dataset', 'ravdess', '--data-dir', ravdess, '--protocol', 'speaker', '--epochs', '3', '--out', run)
+    assert code == 0, err[-2000:]
+    assert out.count(' epoch ') + out.count('epoch ') >= 3 and 'total' in out
+    for f in ('config.json', 'clips.csv', 'training.json', 'bundle/model.keras', 'bundle/scaler.npz', 'bundle/bundle.json', 'bundle/split.csv'):
+        assert (run/f).exists(), f
+    code, out, err = run_cli('evaluate', run, '--json')
+    assert code == 0, err[-2000:]
+    m = json.loads(out)
+    assert {'accuracy', 'balanced_accuracy', 'macro_f1', 'n', 'per_class', 'confusion'} <= set(m)
+    assert m['n'] == 176 and m['n_speakers'] == 4 and np.array(m['confusion']).sum() == 176
+    assert 0 <= m['accuracy'] <= 1 and m['protocol'] == 'speaker'
+    preds = (run/'predictions.csv').read_text().splitlines()
+    assert len(preds) == 177 and 'p_angry' in preds[0]
+    # the same bundle on another labelled folder: every six-class clip of the bundled sample
+    code, out, err = run_cli('evaluate', run/'bundle', '--dataset', 'sample', '--json')
+    assert code == 0, err[-2000:]
+    assert json.loads(out)['n'] == 176
+
+def test_evaluate_bad_target(tmp_path):
+    code, _, err = run_cli('evaluate', tmp_path/'nothing')
+    assert code == 1 and 'no such run folder or bundle' in err; assert_one_line_error(err)
+    code, _, err = run_cli('evaluate', tmp_path)
+    assert code == 1 and 'neither a run folder' in err; assert_one_line_error(err)
+
+def _row_hashes(X):
+    return {hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=12).hexdigest() for x in X}
+
+def test_test_part_never_reaches_scaler_fit_or_callbacks(tmp_path, monkeypatch):
+    "Spy on everything that sees training data; none of it may contain a test clip's features."
+    import keras
+    from voice_emotion import training
+    from voice_emotion.core import Config
+    from voice_emotion.features import extract_features
+    seen = {'scaler': [], 'fit_x': [], 'validation_x': []}
+    real_fit_scaler, real_fit = training.fit_scaler, keras.Model.fit
+    def spy_scaler(X): seen['scaler'].append(X.copy()); return real_fit_scaler(X)
+    def spy_fit(self, x=None, y=None, validation_data=None, **kw):
+        seen['fit_x'].append(np.array(x)); seen['validation_x'].append(np.array(validation_data[0]))
+        return real_fit(self, x, y, validation_data=validation_data, **kw)
+    monkeypatch.setattr(training, 'fit_scaler', spy_scaler)
+    monkeypatch.setattr(keras.Model, 'fit', spy_fit)
+    cfg = Config(protocol='speaker', epochs=1)
+    training.train_run(cfg, tmp_path/'run', log=None)
+    assert seen['scaler'] and seen['fit_x'] and seen['validation_x']
+    split = training.load_bundle(tmp_path/'run'/'bundle').split()
+    test = split[split.split == 'test']
+    assert len(test) > 0
+    raw = extract_features(test.path, progress=False)
+    pred = training.load_bundle(tmp_path/'run'/'bundle')
+    scaled = pred.scaler.transform(raw.X)
+    assert not _row_hashes(raw.X) & _row_hashes(np.concatenate(seen['scaler']))
+    assert not _row_hashes(scaled) & _row_hashes(np.concatenate(seen['fit_x']))
+    assert not _row_hashes(scaled) & _row_hashes(np.concatenate(seen['validation_x']))  # what early stopping and the LR schedule watch
+    # and the spies do see what they should: the training clips themselves
+    tr = split[split.split == 'train']
+    assert _row_hashes(extract_features(tr.path[:3], progress=False).X) <= _row_hashes(np.concatenate(seen['scaler']))
