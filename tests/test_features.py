@@ -49,9 +49,9 @@ def test_formats_rates_and_layouts_agree(odd_files):
     for name in ('rate44100.wav', 'rate48000.wav', 'stereo.wav'):
         F = clip_features(d/name)
         assert F.shape == (300, 154) and np.isfinite(F).all()
-    for name in ('speech.ogg', 'speech.mp3', 'rate8000.wav'):  # lossy or band-limited: same shape, correlated
+    for name in ('speech.ogg', 'speech.mp3', 'rate8000.wav'):  # lossy or band-limited: same log-mel below 4 kHz (80 bands)
         F = clip_features(d/name)
-        assert np.corrcoef(F[:100, 25:153].ravel(), ref[:100, 25:153].ravel())[0, 1] > 0.9
+        assert np.corrcoef(F[:100, 25:105].ravel(), ref[:100, 25:105].ravel())[0, 1] > 0.98, name
 
 def test_long_clip_is_cut_without_decoding_it_all(odd_files):
     d, _, _ = odd_files
@@ -84,7 +84,7 @@ def test_killed_run_resumes(tmp_path, ravdess):
     done = len(list(cache.rglob('*.f32')))
     assert 100 <= done < 879, done
     out = json.loads(subprocess.run(cmd, capture_output=True, text=True).stdout)
-    assert out['failures'] == 0 and out['cache_hits'] >= done and out['cache_hits'] + out['computed'] == out['clips'] == 879
+    assert out['failures'] == 0 and out['cache_hits'] >= done and out['cache_hits'] + out['computed'] == out['clips'] == 880  # six-class files by name, the duplicate too
     assert not list(cache.rglob('*.tmp'))  # a killed write never leaves a file that could be read as valid
 
 def test_changed_file_recomputes_only_it(tmp_path, sample_clips):
