@@ -33,32 +33,37 @@ def test_evaluate_bad_target(tmp_path):
 def _row_hashes(X):
     return {hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=12).hexdigest() for x in X}
 
-def test_test_part_never_reaches_scaler_fit_or_callbacks(tmp_path, monkeypatch):
+@pytest.mark.parametrize('recipe', ['seed', 'attention'])
+def test_test_part_never_reaches_scaler_fit_or_callbacks(tmp_path, monkeypatch, recipe):
     "Spy on everything that sees training data; none of it may contain a test clip's features."
     import keras
     from voice_emotion import training
     from voice_emotion.core import Config
     from voice_emotion.features import extract_features
     seen = {'scaler': [], 'fit_x': [], 'validation_x': []}
-    real_fit_scaler, real_fit = training.fit_scaler, keras.Model.fit
-    def spy_scaler(X): seen['scaler'].append(X.copy()); return real_fit_scaler(X)
+    real_fit_scaler, real_fit, real_batches = training.fit_scaler, keras.Model.fit, training.training_batches
+    def spy_scaler(X, **kw): seen['scaler'].append(X.copy()); return real_fit_scaler(X, **kw)
+    def spy_batches(X, Y, W, cfg): seen['fit_x'].append(np.array(X)); return real_batches(X, Y, W, cfg)
     def spy_fit(self, x=None, y=None, validation_data=None, **kw):
-        seen['fit_x'].append(np.array(x)); seen['validation_x'].append(np.array(validation_data[0]))
+        if isinstance(x, np.ndarray): seen['fit_x'].append(np.array(x))
+        seen['validation_x'].append(np.array(validation_data[0]))
         return real_fit(self, x, y, validation_data=validation_data, **kw)
     monkeypatch.setattr(training, 'fit_scaler', spy_scaler)
+    monkeypatch.setattr(training, 'training_batches', spy_batches)
     monkeypatch.setattr(keras.Model, 'fit', spy_fit)
-    cfg = Config(protocol='speaker', epochs=1)
-    training.train_run(cfg, tmp_path/'run', log=None)
+    training.train_run(Config.recipe(recipe, protocol='speaker', epochs=1), tmp_path/'run', log=None)
     assert seen['scaler'] and seen['fit_x'] and seen['validation_x']
-    split = training.load_bundle(tmp_path/'run'/'bundle').split()
+    pred = training.load_bundle(tmp_path/'run'/'bundle')
+    split = pred.split()
     test = split[split.split == 'test']
     assert len(test) > 0
     raw = extract_features(test.path, progress=False)
-    pred = training.load_bundle(tmp_path/'run'/'bundle')
     scaled = pred.scaler.transform(raw.X)
     assert not _row_hashes(raw.X) & _row_hashes(np.concatenate(seen['scaler']))
     assert not _row_hashes(scaled) & _row_hashes(np.concatenate(seen['fit_x']))
     assert not _row_hashes(scaled) & _row_hashes(np.concatenate(seen['validation_x']))  # what early stopping and the LR schedule watch
     # and the spies do see what they should: the training clips themselves
     tr = split[split.split == 'train']
-    assert _row_hashes(extract_features(tr.path[:3], progress=False).X) <= _row_hashes(np.concatenate(seen['scaler']))
+    tr_raw = extract_features(tr.path[:3], progress=False).X
+    assert _row_hashes(tr_raw) <= _row_hashes(np.concatenate(seen['scaler']))
+    assert _row_hashes(pred.scaler.transform(tr_raw)) <= _row_hashes(np.concatenate(seen['fit_x']))
