@@ -67,3 +67,12 @@ def test_test_part_never_reaches_scaler_fit_or_callbacks(tmp_path, monkeypatch, 
     tr_raw = extract_features(tr.path[:3], progress=False).X
     assert _row_hashes(tr_raw) <= _row_hashes(np.concatenate(seen['scaler']))
     assert _row_hashes(pred.scaler.transform(tr_raw)) <= _row_hashes(np.concatenate(seen['fit_x']))
+
+def test_evaluating_on_voices_it_was_trained_on_says_so():
+    code, out, err = run_cli('evaluate', 'default', '--dataset', 'sample', '--json')
+    assert code == 0, err[-1500:]
+    m = json.loads(out)
+    assert m['n'] == 176 and m['speakers_seen_in_training'] == ['ravdess_01', 'ravdess_02', 'ravdess_03', 'ravdess_04']
+    assert "not a test on unseen speakers" in err
+    code, _, err = run_cli('evaluate', 'default')
+    assert code == 1 and 'no test part' in err
