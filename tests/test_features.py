@@ -3,7 +3,8 @@ import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import numpy as np, soundfile as sf, pytest
 from conftest import run_cli
-from voice_emotion.features import extract_features, clip_features, seed_features
+from voice_emotion.core import Config
+from voice_emotion.features import extract_features, clip_features, seed_features, FeatureCache
 
 @pytest.fixture(scope='module')
 def odd_files(tmp_path_factory, sample_clips):
@@ -79,13 +80,14 @@ def test_killed_run_resumes(tmp_path, ravdess):
     cmd = [sys.executable, '-m', 'voice_emotion.cli', 'features', '--dataset', 'ravdess', '--data-dir', str(ravdess), '--jobs', '1', '--cache-dir', str(cache), '--json']
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(cache.rglob('*.f32'))) < 100: time.sleep(0.05)
+    whole = lambda: len(FeatureCache(Config().feature_settings(), cache))  # records written in full
+    while time.time() < deadline and whole() < 100: time.sleep(0.05)
     p.send_signal(signal.SIGKILL); p.wait()
-    done = len(list(cache.rglob('*.f32')))
+    done = whole()
     assert 100 <= done < 879, done
     out = json.loads(subprocess.run(cmd, capture_output=True, text=True).stdout)
     assert out['failures'] == 0 and out['cache_hits'] >= done and out['cache_hits'] + out['computed'] == out['clips'] == 880  # six-class files by name, the duplicate too
-    assert not list(cache.rglob('*.tmp'))  # a killed write never leaves a file that could be read as valid
+    assert whole() == 879  # the cut record was skipped and its clip computed again; the duplicate shares its copy's entry
 
 def test_changed_file_recomputes_only_it(tmp_path, sample_clips):
     d = tmp_path/'clips'; d.mkdir()

@@ -11,6 +11,9 @@ def test_default_model_is_shipped():
     assert (d/'bundle.json').exists() and (d/'MODEL_CARD.md').exists()
     card = (d/'MODEL_CARD.md').read_text()
     assert 'speaker-kfold' in card and 'CC BY-NC-SA 4.0' in card and 'voice-emotion' in card
+    from voice_emotion.core import DEFAULT_RECIPE
+    assert json.loads((d/'bundle.json').read_text())['config'].get('recipe_name') == DEFAULT_RECIPE  # made with today's default recipe
+    assert f'--model {DEFAULT_RECIPE}' in card
 
 def test_files_and_folders_json(sample_clips):
     folder = sample_clips[0].parent

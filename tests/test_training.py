@@ -33,26 +33,29 @@ def test_evaluate_bad_target(tmp_path):
 def _row_hashes(X):
     return {hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=12).hexdigest() for x in X}
 
-@pytest.mark.parametrize('recipe', ['seed', 'attention'])
+@pytest.mark.parametrize('recipe', ['seed', 'attention', 'ensemble'])
 def test_test_part_never_reaches_scaler_fit_or_callbacks(tmp_path, monkeypatch, recipe):
     "Spy on everything that sees training data; none of it may contain a test clip's features."
     import keras
     from voice_emotion import training
     from voice_emotion.core import Config
     from voice_emotion.features import extract_features
-    seen = {'scaler': [], 'fit_x': [], 'validation_x': []}
-    real_fit_scaler, real_fit, real_batches = training.fit_scaler, keras.Model.fit, training.training_batches
+    seen = {'scaler': [], 'fit_x': [], 'validation_x': [], 'stats_x': []}
+    real_fit_scaler, real_fit, real_batches, real_stats = training.fit_scaler, keras.Model.fit, training.training_batches, training.fit_statistics_member
     def spy_scaler(X, **kw): seen['scaler'].append(X.copy()); return real_fit_scaler(X, **kw)
     def spy_batches(X, Y, W, cfg): seen['fit_x'].append(np.array(X)); return real_batches(X, Y, W, cfg)
+    def spy_stats(X, y, speakers, **kw): seen['stats_x'].append(np.array(X)); return real_stats(X, y, speakers, **kw)
     def spy_fit(self, x=None, y=None, validation_data=None, **kw):
         if isinstance(x, np.ndarray): seen['fit_x'].append(np.array(x))
-        seen['validation_x'].append(np.array(validation_data[0]))
+        if validation_data is not None: seen['validation_x'].append(np.array(validation_data[0]))
         return real_fit(self, x, y, validation_data=validation_data, **kw)
     monkeypatch.setattr(training, 'fit_scaler', spy_scaler)
     monkeypatch.setattr(training, 'training_batches', spy_batches)
+    monkeypatch.setattr(training, 'fit_statistics_member', spy_stats)
     monkeypatch.setattr(keras.Model, 'fit', spy_fit)
-    training.train_run(Config.recipe(recipe, protocol='speaker', epochs=1), tmp_path/'run', log=None)
-    assert seen['scaler'] and seen['fit_x'] and seen['validation_x']
+    cfg = Config.recipe(recipe, protocol='speaker', epochs=1)
+    training.train_run(cfg, tmp_path/'run', log=None)
+    assert seen['scaler'] and seen['fit_x'] and bool(seen['validation_x']) == cfg.early_stopping and bool(seen['stats_x']) == cfg.stats_member
     pred = training.load_bundle(tmp_path/'run'/'bundle')
     split = pred.split()
     test = split[split.split == 'test']
@@ -61,7 +64,8 @@ def test_test_part_never_reaches_scaler_fit_or_callbacks(tmp_path, monkeypatch, 
     scaled = pred.scaler.transform(raw.X)
     assert not _row_hashes(raw.X) & _row_hashes(np.concatenate(seen['scaler']))
     assert not _row_hashes(scaled) & _row_hashes(np.concatenate(seen['fit_x']))
-    assert not _row_hashes(scaled) & _row_hashes(np.concatenate(seen['validation_x']))  # what early stopping and the LR schedule watch
+    for watched in seen['validation_x'] + seen['stats_x']:  # what early stopping and the LR schedule watch; the statistics model's data
+        assert not _row_hashes(scaled) & _row_hashes(watched)
     # and the spies do see what they should: the training clips themselves
     tr = split[split.split == 'train']
     tr_raw = extract_features(tr.path[:3], progress=False).X
