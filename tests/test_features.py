@@ -4,7 +4,9 @@ from pathlib import Path
 import numpy as np, soundfile as sf, pytest
 from conftest import run_cli
 from voice_emotion.core import Config
-from voice_emotion.features import extract_features, clip_features, seed_features, FeatureCache
+from voice_emotion.features import clip_features
+from voice_emotion.store import extract_features, FeatureCache
+from voice_emotion.bench import seed_features
 
 @pytest.fixture(scope='module')
 def odd_files(tmp_path_factory, sample_clips):

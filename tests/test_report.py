@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, ROOT
 
-STAGE_PAGES = ['00_data', '01_eda', '02_features', '03_model', '04_training', '05_evaluation', '06_inference']
+STAGE_PAGES = ['01_data', '02_eda', '03_features', '06_model', '08_training', '09_evaluation', '10_inference', '11_experiments']
 
 @pytest.fixture(scope='module')
 def site(tmp_path_factory):
@@ -29,9 +29,9 @@ def test_files_progress_and_index(site):
     reports, out = site
     run = reports/'e2e'
     for s in STAGE_PAGES: assert (run/f'{s}.ipynb').exists() and (run/f'{s}.html').exists(), s
-    assert len(re.findall(r'^\[\d/7\] \w+ +ok', out, re.M)) == 7, out
+    assert len(re.findall(r'^\[\d/8\] \w+ +ok', out, re.M)) == 8, out
     rec = json.loads((run/'run.json').read_text())
-    assert rec['status'] == 'ok' and [s['stage'] for s in rec['stages']] == ['data', 'eda', 'features', 'model', 'training', 'evaluation', 'inference']
+    assert rec['status'] == 'ok' and [s['stage'] for s in rec['stages']] == ['data', 'eda', 'features', 'model', 'training', 'evaluation', 'inference', 'experiments']
     assert all(s['seconds'] > 0 for s in rec['stages'])
     m = json.loads((run/'artifacts'/'metrics.json').read_text())
     assert rec['metrics']['accuracy'] == m['accuracy'] and rec['metrics']['n'] == m['n'] == 44  # the index shows the run's own numbers
@@ -48,9 +48,9 @@ def test_every_link_resolves(site):
 
 def test_stage_pages_embed_plots_and_audio(site):
     reports, _ = site
-    eda = (reports/'e2e'/'01_eda.html').read_text()
+    eda = (reports/'e2e'/'02_eda.html').read_text()
     assert eda.count('<audio') >= 6 and 'data:audio/wav;base64' in eda
-    for s in ('01_eda', '04_training', '05_evaluation', '06_inference'):
+    for s in ('02_eda', '08_training', '09_evaluation', '10_inference'):
         imgs = parse(reports/'e2e'/f'{s}.html').imgs
         assert imgs and all(i.startswith('data:image/png;base64,') for i in imgs), s
     assert '<details class="ve-code">' in eda  # code folded away
@@ -59,15 +59,15 @@ def test_failed_stage_is_shown_and_later_stages_skipped(site, tmp_path):
     reports, _ = site
     nbs = tmp_path/'nbs'; shutil.copytree(ROOT/'nbs', nbs)
     import nbformat
-    nb = nbformat.read(nbs/'03_model.ipynb', as_version=4)
+    nb = nbformat.read(nbs/'06_model.ipynb', as_version=4)
     nb.cells.insert(3, nbformat.v4.new_code_cell("raise RuntimeError('deliberate failure for the test')"))
-    nbformat.write(nb, nbs/'03_model.ipynb')
+    nbformat.write(nb, nbs/'06_model.ipynb')
     before = (reports/'e2e'/'index.html').read_text()
     code, out, err = run_cli('report', '--name', 'broken', '--reports-dir', reports, '--notebooks', nbs, '--stages', 'data', 'model', 'training', timeout=600)
     assert code == 1
     rec = json.loads((reports/'broken'/'run.json').read_text())
     assert [s['status'] for s in rec['stages']] == ['ok', 'failed', 'skipped'] and rec['status'] == 'failed'
-    assert 'deliberate failure for the test' in (reports/'broken'/'03_model.html').read_text()
+    assert 'deliberate failure for the test' in (reports/'broken'/'06_model.html').read_text()
     assert 'failed' in (reports/'broken'/'index.html').read_text()
     assert (reports/'e2e'/'index.html').read_text() == before  # the other run is untouched
     idx = (reports/'index.html').read_text()
@@ -89,7 +89,7 @@ CHECK = """<script>window.addEventListener('load', () => setTimeout(() => {
   document.body.setAttribute('data-audio', document.querySelectorAll('audio').length);
 }, 300));</script>"""
 
-@pytest.mark.parametrize('page', ['index.html', 'e2e/index.html', 'e2e/01_eda.html', 'e2e/05_evaluation.html'])
+@pytest.mark.parametrize('page', ['index.html', 'e2e/index.html', 'e2e/02_eda.html', 'e2e/09_evaluation.html'])
 def test_pages_render_in_a_real_browser(site, tmp_path, page):
     reports, _ = site
     src = reports/page
@@ -104,7 +104,7 @@ def test_pages_render_in_a_real_browser(site, tmp_path, page):
     m = re.search(r'data-img-widths="([^"]*)"', dom)
     assert m, dom[:500]
     widths = json.loads(m.group(1).replace('&quot;', '"'))
-    if page.endswith(('01_eda.html', '05_evaluation.html')):
+    if page.endswith(('02_eda.html', '09_evaluation.html')):
         assert widths and all(w > 0 for w in widths), widths  # every plot decoded and drawn
-        assert page.endswith('05_evaluation.html') or int(re.search(r'data-audio="(\d+)"', dom).group(1)) >= 6
+        assert page.endswith('09_evaluation.html') or int(re.search(r'data-audio="(\d+)"', dom).group(1)) >= 6
     else: assert all(w > 0 for w in widths)

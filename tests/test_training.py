@@ -39,7 +39,7 @@ def test_test_part_never_reaches_scaler_fit_or_callbacks(tmp_path, monkeypatch, 
     import keras
     from voice_emotion import training
     from voice_emotion.core import Config
-    from voice_emotion.features import extract_features
+    from voice_emotion.store import extract_features
     seen = {'scaler': [], 'fit_x': [], 'validation_x': [], 'stats_x': []}
     real_fit_scaler, real_fit, real_batches, real_stats = training.fit_scaler, keras.Model.fit, training.training_batches, training.fit_statistics_member
     def spy_scaler(X, **kw): seen['scaler'].append(X.copy()); return real_fit_scaler(X, **kw)
@@ -56,7 +56,8 @@ def test_test_part_never_reaches_scaler_fit_or_callbacks(tmp_path, monkeypatch, 
     cfg = Config.recipe(recipe, protocol='speaker', epochs=1)
     training.train_run(cfg, tmp_path/'run', log=None)
     assert seen['scaler'] and seen['fit_x'] and bool(seen['validation_x']) == cfg.early_stopping and bool(seen['stats_x']) == cfg.stats_member
-    pred = training.load_bundle(tmp_path/'run'/'bundle')
+    from voice_emotion.bundle import load_bundle
+    pred = load_bundle(tmp_path/'run'/'bundle')
     split = pred.split()
     test = split[split.split == 'test']
     assert len(test) > 0
