@@ -44,6 +44,7 @@ def library_versions()->dict:
     out['keras_backend'] = import_keras().backend.backend()
     return out
 
+# %% ../nbs/07_bundle.ipynb #4dd5f370
 def save_bundle(path, model, scaler:Scaler, cfg:Config, split:pd.DataFrame, history:dict, extra:dict|None=None)->Path:
     "Write a bundle folder: model, scaler, labels, feature settings, config, split, history, versions."
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,7 @@ def save_bundle(path, model, scaler:Scaler, cfg:Config, split:pd.DataFrame, hist
     split.to_csv(path/'split.csv', index=False)
     write_json(path/'history.json', history)
     write_json(path/'bundle.json', dict(format=BUNDLE_FORMAT, labels=list(EMOTIONS), feature_settings=cfg.feature_settings(),
-               feature_version=FEATURE_VERSION, model=cfg.model, config=cfg.to_dict(), versions=library_versions(),
+               feature_version=FEATURE_VERSION, architecture=cfg.architecture, recipe=cfg.recipe_name, config=cfg.to_dict(), versions=library_versions(),
                created=time.strftime('%Y-%m-%dT%H:%M:%S%z'), **(extra or {})))
     return path
 
@@ -75,8 +76,11 @@ class Predictor:
 
     def split(self)->pd.DataFrame: return pd.read_csv(self.path/'split.csv')
     def history(self)->dict: return json.loads((self.path/'history.json').read_text())
-    def __repr__(self): return f"Predictor({self.path}, model={self.meta.get('model')}, labels={self.labels})"
+    def __repr__(self):
+        arch = self.meta.get('architecture', self.meta.get('model'))  # `model` in bundles saved before the rename
+        return f"Predictor({self.path}, architecture={arch}, labels={self.labels})"
 
+# %% ../nbs/07_bundle.ipynb #d7bdf294
 def load_bundle(path)->Predictor: # a bundle folder
     "Load a bundle, refusing one that is incomplete, incompatible, or made with other feature settings."
     path = Path(path)

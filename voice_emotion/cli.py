@@ -9,25 +9,44 @@ from pathlib import Path
 from .core import Config, VoiceEmotionError, DATASETS, PROTOCOLS, RECIPES, DEFAULT_RECIPE
 
 # %% auto #0
-__all__ = ['EPOCHS_HELP', 'cmd_data', 'cmd_features', 'cmd_train', 'default_bundle', 'cmd_evaluate', 'cmd_predict',
-           'cmd_make_default', 'cmd_compare', 'cmd_report', 'build_parser', 'main']
+__all__ = ['EPOCHS_HELP', 'cmd_data', 'cmd_features', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_make_default',
+           'cmd_compare', 'cmd_report', 'cmd_docs', 'build_parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #69193561
 _LATER_COMMANDS = []  # subcommands defined further down register here
 
+def _config_option(p:argparse.ArgumentParser, *flags, field:str, help:str, **kw):
+    "An option for a `Config` field: its default is `Config`'s (or the recipe's), shown in the help, never typed here."
+    p.add_argument(*flags, dest=field, default=None, help=f'{help} (default: {Config.default(field)})', **kw)
+
 def _add_data_options(p:argparse.ArgumentParser):
-    p.add_argument('--dataset', choices=DATASETS, default='sample', help='corpus (default: the bundled sample, offline)')
+    _config_option(p, '--dataset', field='dataset', choices=DATASETS, help='corpus; `sample` is bundled and offline')
     p.add_argument('--data-dir', metavar='DIR', help='corpus folder (CREMA-D: downloaded with kagglehub when omitted)')
 
+class _RenamedOption(argparse.Action):
+    "An option's old spelling: one line naming the new one, exit status 2 (a usage error), never a traceback."
+    def __init__(self, option_strings, dest, hint:str='', **kw):
+        self.hint = hint
+        super().__init__(option_strings, dest, nargs='*', help=argparse.SUPPRESS, **kw)
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f'{parser.prog}: error: {option_string} {self.hint}', file=sys.stderr)
+        sys.exit(2)
+
+def _add_recipe_option(p:argparse.ArgumentParser):
+    p.add_argument('--recipe', choices=list(RECIPES), default=DEFAULT_RECIPE,
+                   help=f'how the model is made: architecture and training settings (default: {DEFAULT_RECIPE})')
+    p.add_argument('--model', action=_RenamedOption, hint='names a trained bundle (predict, evaluate); choose how to train with --recipe RECIPE')
+
 def _config(args, **extra)->Config:
-    "A Config from the parsed options that name its fields; `--model` picks the recipe the others override."
+    "A Config from the parsed options that name its fields, over the recipe that `--recipe` names."
     known = Config().to_dict()
     given = {k: v for k, v in vars(args).items() if k in known and v is not None}
-    return Config.recipe(given.pop('model', DEFAULT_RECIPE), **{**given, **extra})
+    return Config.recipe(getattr(args, 'recipe', None) or DEFAULT_RECIPE, **{**given, **extra})
 
 def _print_json(obj): print(json.dumps(obj, indent=2, default=str))
 
-EPOCHS_HELP = "training epochs (default: the recipe's: 30 for ensemble; at most 50, early-stopped, for seed and attention)"
+EPOCHS_HELP = "training epochs (default: the recipe's: " + ', '.join(
+    f"{name} {r['epochs']}{' at most, early-stopped' if r['early_stopping'] else ''}" for name, r in RECIPES.items()) + ')'
 
 # %% ../nbs/14_cli.ipynb #2a369015
 def cmd_data(args)->int:
@@ -72,6 +91,7 @@ def cmd_features(args)->int:
     keep_freed_memory()
     cfg = _config(args)
     paths = task_files(cfg.dataset, cfg.data_dir)[:args.n]  # files are checked as they are decoded
+    if not paths: raise VoiceEmotionError('no clip of the six emotions found', path=cfg.data_dir)
     batch = extract_features(paths, cfg.feature_settings(), cfg.jobs, None, progress=not args.json and sys.stderr.isatty(), keep=False)
     import resource
     peak = lambda who: resource.getrusage(who).ru_maxrss // 1024  # MB (Linux reports kB)
@@ -90,7 +110,7 @@ def cmd_train(args)->int:
     "Train the model(s) of a run into --out, one progress line per epoch."
     from voice_emotion.training import train_run
     cfg = _config(args)
-    print(f'training {cfg.recipe_name} ({cfg.model} network) on {cfg.dataset} ({cfg.protocol} protocol, seed {cfg.seed}, {cfg.epochs} epochs{" at most" if cfg.early_stopping else ""}) into {args.out}', flush=True)
+    print(f'training {cfg.recipe_name} ({cfg.architecture} network) on {cfg.dataset} ({cfg.protocol} protocol, seed {cfg.seed}, {cfg.epochs} epochs{" at most" if cfg.early_stopping else ""}) into {args.out}', flush=True)
     s = train_run(cfg, args.out)
     for p in s['parts']:
         print(f"{p['name']}: {p['n_train']} training / {p['n_valid']} validation clips, {p['epochs_run']} epochs "
@@ -98,15 +118,11 @@ def cmd_train(args)->int:
     print(f"total {s['total_seconds']} s; evaluate with: voice-emotion evaluate {args.out}")
     return 0
 
-def default_bundle()->Path:
-    "The model shipped with the package."
-    from voice_emotion.core import package_dir
-    return package_dir()/'models'/'default'
-
 def _resolve_model(target:str)->Path:
+    from voice_emotion.inference import default_model_dir
     if target == 'default':
-        if not (default_bundle()/'bundle.json').exists(): raise VoiceEmotionError('no default model is installed with this package')
-        return default_bundle()
+        if not (default_model_dir()/'bundle.json').exists(): raise VoiceEmotionError('no default model is installed with this package')
+        return default_model_dir()
     p = Path(target).expanduser()
     if not p.exists(): raise VoiceEmotionError('no such run folder or bundle', path=p)
     return p
@@ -121,6 +137,7 @@ def _show_metrics(m:dict):
     for f in m.get('folds', []): print(f"  {f['name']}: accuracy {f['accuracy']:.3f}, balanced {f['balanced_accuracy']:.3f}, n = {f['n']}")
     if m.get('report'): print(m['report'])
 
+# %% ../nbs/14_cli.ipynb #529e5f64
 def cmd_evaluate(args)->int:
     "Evaluate a run, a bundle or the default model on its test part, or on every six-class clip of a labelled folder."
     from voice_emotion.evaluation import evaluate_run, evaluate_bundle, evaluate_folder
@@ -185,14 +202,16 @@ def cmd_predict(args)->int:
             print(f"warm latency per clip (decode + features + model): median {r['warm_latency_ms_median']} ms, p90 {r['warm_latency_ms_p90']} ms")
             print(f"batch: {r['batch_clips']} clips in {r['batch_seconds']} s = {r['batch_clips_per_s']} clips/s on {r['cores']} cores")
         return 0
-    if not args.paths: raise VoiceEmotionError('give one or more audio files or folders')
+    if not args.paths:
+        print('voice-emotion predict: error: give one or more audio files or folders', file=sys.stderr); return 2
+    s = _config(args)
     pred = get_predictor(args.model)
     labels, rows = pred.labels, []
     if args.segment:
         files, errors = find_audio(args.paths)
         for f in files:
             try:
-                tl, overall = predict_timeline(f, args.window, args.hop, args.model, silence_db=args.silence_db)
+                tl, overall = predict_timeline(f, s.window, s.hop, args.model, silence_db=s.silence_db)
                 probs = {l: float(tl[tl.emotion != 'silence'][f'p_{l}'].astype(float).mean()) for l in labels} if overall['emotion'] != 'silence' else {}
                 rows.append(dict(path=f, emotion=overall['emotion'], confidence=overall['confidence'], probabilities=probs,
                                  windows=overall['windows'], silent_windows=overall['silent_windows'],
@@ -200,7 +219,7 @@ def cmd_predict(args)->int:
             except VoiceEmotionError as e: rows.append(dict(path=f, error=e.reason))
         rows += errors
     else:
-        df = predict_files(args.paths, args.model, jobs=args.jobs)
+        df = predict_files(args.paths, args.model, jobs=s.jobs)
         for r in json.loads(df.to_json(orient='records')):
             out = dict(path=r['path'])
             if r.get('error'): out['error'] = r['error']
@@ -224,20 +243,21 @@ def _register_predict(sub):
     p.add_argument('--format', choices=('table', 'json', 'csv'), default='table', help='output format (default: table)')
     p.add_argument('--output', '-o', metavar='FILE', help='write the output to FILE instead of the terminal')
     p.add_argument('--segment', action='store_true', help='long recordings: a timeline of windows, silence marked')
-    p.add_argument('--window', type=float, default=3.0, help='--segment window length in seconds (default: 3)')
-    p.add_argument('--hop', type=float, default=1.5, help='--segment hop in seconds (default: 1.5)')
-    p.add_argument('--silence-db', type=float, default=-60.0, help='--segment: windows quieter than this RMS (dBFS) are silence (default: -60)')
-    p.add_argument('--jobs', '-j', type=int, default=0, help='feature worker processes (default: all cores)')
+    _config_option(p, '--window', field='window', type=float, help='--segment window length in seconds')
+    _config_option(p, '--hop', field='hop', type=float, help='--segment hop in seconds')
+    _config_option(p, '--silence-db', field='silence_db', type=float, help='--segment: windows quieter than this RMS (dBFS) are silence')
+    _config_option(p, '--jobs', '-j', field='jobs', type=int, help='feature worker processes; 0: all cores')
     p.add_argument('--bench', action='store_true', help='benchmark start-up, warm latency and batch throughput')
     p.add_argument('-n', type=int, default=200, help='clips for --bench throughput (default: 200)')
     p.set_defaults(func=cmd_predict)
 
 _LATER_COMMANDS.append(_register_predict)
 
+# %% ../nbs/14_cli.ipynb #efd95668
 def cmd_make_default(args)->int:
     "Retrain the default model shipped with the package (k-fold measurement, final training, model card)."
     from voice_emotion.experiments import make_default_model
-    out = make_default_model(args.data_dir, args.out, Config.recipe(args.model, seed=args.seed), log=sys.stdout, kfold_run=args.kfold_run)
+    out = make_default_model(args.data_dir, args.out, _config(args), log=sys.stdout, kfold_run=args.kfold_run)
     print(f"default model written to {out} (card: {out/'MODEL_CARD.md'})")
     return 0
 
@@ -246,19 +266,21 @@ def _register_make_default(sub):
                        description='Measure the recipe with 5-fold speaker k-fold on RAVDESS, train the final model on all 20 actors, '
                                    'and write the bundle and MODEL_CARD.md into the package (or --out).')
     m.add_argument('--data-dir', required=True, metavar='DIR', help='RAVDESS folder (Actor_01 … Actor_20)')
-    m.add_argument('--model', choices=list(RECIPES), default=DEFAULT_RECIPE, help=f'recipe (default: {DEFAULT_RECIPE})')
-    m.add_argument('--seed', type=int, default=42)
+    _add_recipe_option(m)
+    _config_option(m, '--seed', field='seed', type=int, help='initialisation seed (the folds are seeded by it too)')
     m.add_argument('--out', metavar='DIR', help='bundle folder to write (default: the package default model)')
     m.add_argument('--kfold-run', metavar='DIR', help='reuse this speaker-kfold run of the same recipe and seed (e.g. from compare)')
     m.set_defaults(func=cmd_make_default)
 
 _LATER_COMMANDS.append(_register_make_default)
 
+# %% ../nbs/14_cli.ipynb #d143d85e
 def cmd_compare(args)->int:
     "k-fold scores of several recipes and seeds on the same folds (resumable: finished runs are kept)."
     from voice_emotion.experiments import compare_recipes, comparison_table
-    res = compare_recipes(args.models, args.seeds, args.dataset, args.data_dir, args.out, args.folds, args.epochs, log=sys.stdout)
-    print(comparison_table([r for r in res if r['recipe'] in args.models and r['dataset'] == args.dataset]).to_string(index=False))
+    cfg = _config(args)
+    res = compare_recipes(args.recipes, args.seeds, cfg.dataset, cfg.data_dir, args.out, cfg.folds, args.epochs, log=sys.stdout)
+    print(comparison_table([r for r in res if r['recipe'] in args.recipes and r['dataset'] == cfg.dataset]).to_string(index=False))
     return 0
 
 def _register_compare(sub):
@@ -266,9 +288,11 @@ def _register_compare(sub):
                        description='Train and evaluate each recipe × seed with the speaker-kfold protocol on the same folds; '
                                    'results go to OUT/comparison.json (read by the model notebook).')
     _add_data_options(c)
-    c.add_argument('--models', nargs='+', choices=list(RECIPES), default=list(RECIPES), help='recipes to compare (default: all)')
-    c.add_argument('--seeds', nargs='+', type=int, default=[42, 43, 44], help='seeds (default: 42 43 44)')
-    c.add_argument('--folds', type=int, default=5)
+    c.add_argument('--recipes', nargs='+', choices=list(RECIPES), default=list(RECIPES), help='recipes to compare (default: all)')
+    c.add_argument('--models', action=_RenamedOption, hint='was renamed: compare recipes with --recipes RECIPE ...')
+    seeds = [Config.default('seed') + k for k in range(3)]
+    c.add_argument('--seeds', nargs='+', type=int, default=seeds, help=f'seeds (default: {" ".join(map(str, seeds))})')
+    _config_option(c, '--folds', field='folds', type=int, help='speaker folds')
     c.add_argument('--epochs', type=int, help="epochs (default: each recipe's)")
     c.add_argument('--out', default='reports/model-comparison', metavar='DIR', help='results folder (default: reports/model-comparison)')
     c.set_defaults(func=cmd_compare)
@@ -279,7 +303,10 @@ _LATER_COMMANDS.append(_register_compare)
 def cmd_report(args)->int:
     "Run the stage notebooks with papermill into reports/<RUN>/ and update the report site."
     from voice_emotion.pipeline import run_report
+    from voice_emotion.data import task_files
     cfg = _config(args)
+    if not task_files(cfg.dataset, cfg.data_dir):  # before any notebook runs: by the file names alone
+        raise VoiceEmotionError('no clip of the six emotions found', path=cfg.data_dir)
     print(f"report run '{args.name or f'{cfg.dataset}-{cfg.protocol}'}': {cfg.dataset}, {cfg.protocol} protocol, {cfg.epochs} epochs{' at most' if cfg.early_stopping else ''}", flush=True)
     rec = run_report(cfg, args.name, args.stages, args.reports_dir, args.notebooks)
     return 0 if rec['status'] == 'ok' else 1
@@ -290,11 +317,11 @@ def _register_report(sub):
                        description='Execute the stage notebooks with parameters into reports/<RUN>/ (notebooks, HTML, index) '
                                    'and list the run in reports/index.html. With no options: the bundled sample, offline.')
     _add_data_options(r)
-    r.add_argument('--protocol', choices=PROTOCOLS, default='speaker', help='evaluation protocol (default: speaker)')
+    _config_option(r, '--protocol', field='protocol', choices=PROTOCOLS, help='evaluation protocol')
     r.add_argument('--epochs', type=int, help=EPOCHS_HELP)
-    r.add_argument('--seed', type=int, default=42)
-    r.add_argument('--folds', type=int, default=5, help='folds for speaker-kfold')
-    r.add_argument('--model', choices=list(RECIPES), default=DEFAULT_RECIPE, help=f'recipe (default: {DEFAULT_RECIPE})')
+    _config_option(r, '--seed', field='seed', type=int, help='split and initialisation seed')
+    _config_option(r, '--folds', field='folds', type=int, help='folds for speaker-kfold')
+    _add_recipe_option(r)
     r.add_argument('--name', metavar='RUN', help='run name (default: DATASET-PROTOCOL); re-running a name replaces that run')
     r.add_argument('--stages', nargs='+', choices=list(STAGES), metavar='STAGE', help=f'stages to run (default: all: {" ".join(STAGES)})')
     r.add_argument('--reports-dir', default='reports', metavar='DIR', help='report site folder (default: ./reports)')
@@ -302,6 +329,25 @@ def _register_report(sub):
     r.set_defaults(func=cmd_report)
 
 _LATER_COMMANDS.append(_register_report)
+
+# %% ../nbs/14_cli.ipynb #73c89ac5
+def cmd_docs(args)->int:
+    "Execute every chapter with its default parameters and render the documentation site into reports/docs/."
+    from voice_emotion.pipeline import render_docs
+    r = render_docs(args.reports_dir, args.notebooks)
+    print(f"{'ok' if r['ok'] else 'failed'}: {r['docs']}")
+    return 0 if r['ok'] else 1
+
+def _register_docs(sub):
+    d = sub.add_parser('docs', help='render the documentation site (every chapter, executed) into reports/docs/',
+                       description='Execute every notebook of nbs/ with its default parameters and render the documentation '
+                                   'site (signatures, examples, sidebar) into REPORTS_DIR/docs/, linked from REPORTS_DIR/index.html. '
+                                   'Works offline: no Quarto needed.')
+    d.add_argument('--reports-dir', default='reports', metavar='DIR', help='report site folder (default: ./reports)')
+    d.add_argument('--notebooks', metavar='DIR', help="the notebooks (default: the project's nbs/)")
+    d.set_defaults(func=cmd_docs)
+
+_LATER_COMMANDS.append(_register_docs)
 
 # %% ../nbs/14_cli.ipynb #d526872b
 def build_parser()->argparse.ArgumentParser:
@@ -315,16 +361,16 @@ def build_parser()->argparse.ArgumentParser:
     d = sub.add_parser('data', help='count the clips of a corpus per emotion, speaker and split part',
                        description='Scan a corpus, report unusable files and show the split.')
     _add_data_options(d)
-    d.add_argument('--split', '--protocol', dest='protocol', choices=PROTOCOLS, default='speaker', help='split protocol (default: speaker)')
-    d.add_argument('--seed', type=int, default=42, help='split seed (default: 42)')
-    d.add_argument('--folds', type=int, default=5, help='folds for speaker-kfold (fold 0 is shown)')
+    _config_option(d, '--split', '--protocol', field='protocol', choices=PROTOCOLS, help='split protocol')
+    _config_option(d, '--seed', field='seed', type=int, help='split seed')
+    _config_option(d, '--folds', field='folds', type=int, help='folds for speaker-kfold (fold 0 is shown)')
     d.add_argument('--json', action='store_true', help='print JSON')
     d.set_defaults(func=cmd_data)
 
     f = sub.add_parser('features', help='extract and cache the features of a corpus',
                        description='Extract MFCC, chroma, log-mel and ZCR features of every six-class clip into the cache.')
     _add_data_options(f)
-    f.add_argument('--jobs', '-j', type=int, default=0, help='worker processes (default: all cores; 1: serial)')
+    _config_option(f, '--jobs', '-j', field='jobs', type=int, help='worker processes; 0: all cores; 1: serial')
     f.add_argument('--cache-dir', metavar='DIR', help='cache folder (default: $VOICE_EMOTION_CACHE or the user cache folder)')
     f.add_argument('-n', type=int, metavar='CLIPS', help='only the first CLIPS clips (by path)')
     f.add_argument('--bench', action='store_true', help='benchmark: seed loop vs this extraction, cold and warm')
@@ -334,14 +380,14 @@ def build_parser()->argparse.ArgumentParser:
     t = sub.add_parser('train', help='train the CNN + BiLSTM (one model, or one per fold) into a run folder',
                        description='Train with the seed\'s recipe; scaler, early stopping and LR schedule see training and validation only.')
     _add_data_options(t)
-    t.add_argument('--protocol', choices=PROTOCOLS, default='speaker', help='evaluation protocol (default: speaker)')
+    _config_option(t, '--protocol', field='protocol', choices=PROTOCOLS, help='evaluation protocol')
     t.add_argument('--epochs', type=int, help=EPOCHS_HELP)
-    t.add_argument('--seed', type=int, default=42, help='split and initialisation seed (default: 42)')
-    t.add_argument('--folds', type=int, default=5, help='folds for speaker-kfold (default: 5)')
-    t.add_argument('--test-frac', type=float, default=0.2, help='share of speakers (clips for random) held out for test; 0: none, for a final model')
-    t.add_argument('--valid-frac', type=float, default=0.1, help='share of speakers (clips) for validation (default: 0.1)')
-    t.add_argument('--model', choices=list(RECIPES), default=DEFAULT_RECIPE, help=f'recipe: model and its training settings (default: {DEFAULT_RECIPE})')
-    t.add_argument('--jobs', '-j', type=int, default=0, help='feature worker processes (default: all cores)')
+    _config_option(t, '--seed', field='seed', type=int, help='split and initialisation seed')
+    _config_option(t, '--folds', field='folds', type=int, help='folds for speaker-kfold')
+    _config_option(t, '--test-frac', field='test_frac', type=float, help='share of speakers (clips for random) held out for test; 0: none')
+    _config_option(t, '--valid-frac', field='valid_frac', type=float, help='share of speakers (clips) for validation')
+    _add_recipe_option(t)
+    _config_option(t, '--jobs', '-j', field='jobs', type=int, help='feature worker processes; 0: all cores')
     t.add_argument('--cache-dir', metavar='DIR', help='feature cache folder')
     t.add_argument('--out', required=True, metavar='RUN_DIR', help='run folder to write')
     t.set_defaults(func=cmd_train)
@@ -361,7 +407,9 @@ def main(argv:list[str]|None=None)->int: # arguments (default: sys.argv[1:])
     "Entry point of `voice-emotion`: run a subcommand; user errors print one line, never a traceback."
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, 'segment', False) and not (0 < args.hop <= args.window): parser.error('--segment needs 0 < --hop <= --window')
+    if getattr(args, 'segment', False):
+        window, hop = (getattr(args, k) if getattr(args, k) is not None else Config.default(k) for k in ('window', 'hop'))
+        if not 0 < hop <= window: parser.error('--segment needs 0 < --hop <= --window')
     try: return args.func(args)
     except VoiceEmotionError as e:
         print(f'voice-emotion: error: {e}', file=sys.stderr); return 1

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['EMOTIONS', 'PROTOCOLS', 'DATASETS', 'RECIPES', 'DEFAULT_RECIPE', 'VoiceEmotionError', 'Config', 'n_features',
-           'cache_root', 'import_keras', 'package_dir', 'write_json']
+__all__ = ['EMOTIONS', 'PROTOCOLS', 'DATASETS', 'ARCHITECTURES', 'PAD_MODES', 'RECIPES', 'DEFAULT_RECIPE', 'VoiceEmotionError',
+           'Config', 'n_features', 'cache_root', 'import_keras', 'package_dir', 'write_json']
 
 # %% ../nbs/00_core.ipynb #dfaa7712
 EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
@@ -26,10 +26,12 @@ class VoiceEmotionError(Exception):
 # %% ../nbs/00_core.ipynb #d4aad110
 PROTOCOLS = ('random', 'speaker', 'speaker-kfold')
 DATASETS = ('sample', 'cremad', 'ravdess')
+ARCHITECTURES = ('seed', 'attention')  # the networks `voice_emotion.model` builds
+PAD_MODES = ('seed', 'mask')
 
 @dataclass
 class Config:
-    "Every default of a run: data, protocol, features, model and training."
+    "Every default of a run: data, protocol, features, architecture, training and inference."
     dataset:str = 'sample'        # `sample` (bundled, offline), `cremad` or `ravdess`
     data_dir:str|None = None      # local corpus folder (CREMA-D: downloaded when empty)
     protocol:str = 'speaker'      # `random`, `speaker` or `speaker-kfold`
@@ -46,7 +48,7 @@ class Config:
     n_chroma:int = 12             # chroma bins
     max_len:int = 300             # frames per clip after padding or cutting
     recipe_name:str = 'ensemble'  # the named recipe (see `RECIPES`) these settings started from
-    model:str = 'attention'       # model name (see `voice_emotion.model`); the defaults below are its recipe's
+    architecture:str = 'attention'  # the network (see `ARCHITECTURES`); the defaults below are its recipe's
     conv_filters:tuple = (128, 128)  # Conv1D widths
     kernel_size:int = 5
     lstm_units:tuple = (64,)      # BiLSTM widths (units per direction)
@@ -54,24 +56,42 @@ class Config:
     dropout:float = 0.3
     l2:float = 1e-5               # L2 penalty on the convolutions
     epochs:int = 30               # with early stopping an upper bound; without, the length of the cosine schedule
-    early_stopping:bool = False   # True: hold out validation speakers for early stopping and LR halving; False: train on all non-test speakers, cosine LR
+    early_stopping:bool = False   # True: validation speakers for early stopping and LR halving; False: all non-test speakers train
     batch_size:int = 32
     learning_rate:float = 1e-3    # Nadam
     label_smoothing:float = 0.1
     patience:int = 8              # early stopping patience (validation loss)
     lr_patience:int = 4           # ReduceLROnPlateau patience, factor 0.5
-    pad_mode:str = 'mask'         # `seed`: padding standardised like signal; `mask`: scaler on real frames, padding kept at 0 and masked
+    pad_mode:str = 'mask'         # `seed`: padding standardised like signal; `mask`: scaler on real frames, padding kept at 0
     augment:bool = True           # SpecAugment-style time/feature masks, time shift and noise on training batches
+    max_shift:int = 20            # augmentation: largest time shift, in frames
+    n_masks:int = 2               # augmentation: time masks and feature masks per clip (each)
+    max_time_mask:int = 20        # augmentation: longest time mask, in frames
+    max_feature_mask:int = 12     # augmentation: widest feature mask, in columns
+    noise_std:float = 0.05        # augmentation: Gaussian noise on real frames (in scaled units)
     mixup:float = 0.2             # mixup alpha on training batches (0: off)
     networks:int = 2              # networks trained (seeds seed, seed + 1000, …) and averaged
     stats_member:bool = True      # average the network(s) with a logistic regression on utterance statistics
+    stats_C:tuple = (0.003, 0.01, 0.03, 0.1)  # the grid for that regression's C (chosen by speaker-grouped CV)
+    min_seconds:float = 0.25      # shorter clips carry too little speech to classify
+    window:float = 3.0            # `--segment`: window length, seconds
+    hop:float = 1.5               # `--segment`: hop between windows, seconds
+    silence_db:float = -60.0      # `--segment`: windows quieter than this RMS (dBFS) are silence
     jobs:int = 0                  # feature worker processes; 0 = all cores
     cache_dir:str|None = None     # feature cache; default: per-user cache folder
 
     def __post_init__(self):
-        self.conv_filters, self.lstm_units = tuple(self.conv_filters), tuple(self.lstm_units)
-        if self.dataset not in DATASETS: raise VoiceEmotionError(f'unknown dataset {self.dataset!r}; choose one of {", ".join(DATASETS)}')
-        if self.protocol not in PROTOCOLS: raise VoiceEmotionError(f'unknown protocol {self.protocol!r}; choose one of {", ".join(PROTOCOLS)}')
+        self.conv_filters, self.lstm_units, self.stats_C = tuple(self.conv_filters), tuple(self.lstm_units), tuple(self.stats_C)
+        for name, choices in (('dataset', DATASETS), ('protocol', PROTOCOLS), ('recipe_name', RECIPES),
+                              ('architecture', ARCHITECTURES), ('pad_mode', PAD_MODES)):
+            if getattr(self, name) not in choices:
+                raise VoiceEmotionError(f'unknown {name.replace("_", " ")} {getattr(self, name)!r}; choose one of {", ".join(choices)}')
+        for name, ok, rule in (('folds', self.folds >= 2, 'at least 2'), ('test_frac', 0 <= self.test_frac < 1, 'in [0, 1)'),
+                               ('valid_frac', 0 <= self.valid_frac < 1, 'in [0, 1)'), ('epochs', self.epochs >= 1, 'at least 1'),
+                               ('networks', self.networks >= 1, 'at least 1'), ('max_len', self.max_len >= 1, 'at least 1'),
+                               ('window', 0 < self.hop <= self.window, 'at least hop, which must be > 0'),
+                               ('jobs', self.jobs >= 0, '0 (all cores) or more')):
+            if not ok: raise VoiceEmotionError(f'{name} must be {rule} (got {getattr(self, name)})')
 
     def feature_settings(self)->dict: # the settings that change the numbers of `clip_features`
         "The feature part of the configuration, which keys the cache and is stored in bundles."
@@ -81,24 +101,30 @@ class Config:
 
     @classmethod
     def from_dict(cls, d:dict): # a dict, e.g. read back from `config.json`; unknown keys are ignored
-        "A `Config` from a dict, keeping only the fields this version knows."
+        "A `Config` from a dict, keeping only the fields this version knows (`model`, the architecture's old name, is read)."
         names = {f.name for f in fields(cls)}
+        d = {**({'architecture': d['model']} if 'model' in d and 'architecture' not in d else {}), **d}
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def replace(self, **changes): return dataclasses.replace(self, **changes)
 
     @classmethod
     def recipe(cls, name:str='seed', **overrides): # a name in `RECIPES`; any field to change
-        "The configuration of a named recipe (model and its training settings), with overrides."
-        if name not in RECIPES: raise VoiceEmotionError(f'unknown model {name!r}; choose one of {", ".join(RECIPES)}')
+        "The configuration of a named recipe (architecture and its training settings), with overrides."
+        if name not in RECIPES: raise VoiceEmotionError(f'unknown recipe {name!r}; choose one of {", ".join(RECIPES)}')
         return cls(**{**RECIPES[name], 'recipe_name': name, **overrides})
+
+    @classmethod
+    def default(cls, name:str): # a field's name
+        "A field's default, for command-line options and parameters cells (one source of defaults)."
+        return cls.__dataclass_fields__[name].default
 
 # %% ../nbs/00_core.ipynb #edb16535
 RECIPES = {
-    'seed': dict(model='seed', conv_filters=(64, 128), kernel_size=3, lstm_units=(64, 32), dense_units=64, dropout=0.3, l2=1e-5,
+    'seed': dict(architecture='seed', conv_filters=(64, 128), kernel_size=3, lstm_units=(64, 32), dense_units=64, dropout=0.3, l2=1e-5,
                  learning_rate=5e-4, label_smoothing=0.1, batch_size=32, pad_mode='seed', augment=False, mixup=0.0, patience=5, lr_patience=3,
                  epochs=50, early_stopping=True, networks=1, stats_member=False),
-    'attention': dict(model='attention', conv_filters=(128, 128), kernel_size=5, lstm_units=(64,), dense_units=64, dropout=0.3, l2=1e-5,
+    'attention': dict(architecture='attention', conv_filters=(128, 128), kernel_size=5, lstm_units=(64,), dense_units=64, dropout=0.3, l2=1e-5,
                       learning_rate=1e-3, label_smoothing=0.1, batch_size=32, pad_mode='mask', augment=True, mixup=0.2, patience=8, lr_patience=4,
                       epochs=50, early_stopping=True, networks=1, stats_member=False),
 }
@@ -141,6 +167,7 @@ def package_dir()->Path:
     import voice_emotion
     return Path(voice_emotion.__file__).parent
 
+# %% ../nbs/00_core.ipynb #d8187c9d
 def write_json(path, obj)->Path: # file to write; JSON-able object
     "Write JSON atomically (a temporary file renamed into place)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)

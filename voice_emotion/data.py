@@ -62,6 +62,7 @@ def sample_dir()->Path:
     "The bundled sample: 176 RAVDESS clips of actors 01-04 (CC BY-NC-SA 4.0, see its README)."
     return package_dir()/'sample'
 
+# %% ../nbs/01_data.ipynb #9c22d35b
 def download_cremad()->Path:
     "Download CREMA-D from Kaggle with kagglehub; return its `AudioWAV` folder."
     try:
@@ -73,6 +74,7 @@ def download_cremad()->Path:
                                 'download it elsewhere and pass its folder with --data-dir DIR') from None
     return path/'AudioWAV' if (path/'AudioWAV').is_dir() else path
 
+# %% ../nbs/01_data.ipynb #1ca2fec2
 def corpus_dir(dataset:str, # `sample`, `cremad` or `ravdess`
                data_dir=None)->Path: # local folder; None: bundled sample / Kaggle download
     "The folder to read a corpus from, checked to exist."
@@ -108,11 +110,13 @@ def audio_files(root:Path)->list[Path]: # folder to search recursively
     "Files with an audio extension under `root`, sorted."
     return sorted(p for p in Path(root).rglob('*') if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
 
+# %% ../nbs/01_data.ipynb #79e1a0f5
 def task_files(dataset:str='sample', data_dir=None)->list[str]:
     "Paths of the six-class clips of a corpus by their names alone: no file is opened (what `features` extracts)."
     parse = PARSERS[dataset]
     return [str(p) for p in audio_files(corpus_dir(dataset, data_dir)) if (f := parse(p.name)) and f['emotion'] in EMOTIONS]
 
+# %% ../nbs/01_data.ipynb #1daf28b8
 def scan_corpus(dataset:str='sample', # `sample`, `cremad` or `ravdess`
                 data_dir=None, # corpus folder; None: bundled sample / Kaggle download
                )->tuple[pd.DataFrame, pd.DataFrame]: # (clips, problems with `path` and `reason`)
@@ -189,6 +193,7 @@ def speaker_folds(clips:pd.DataFrame, # metadata table (six-class rows)
     order = _deal(groups, n)
     return {s: i % k for i, s in enumerate(order)}
 
+# %% ../nbs/01_data.ipynb #375a0706
 def fold_split(clips:pd.DataFrame, # metadata table (six-class rows)
                fold:int, k:int=5, seed:int=42, valid_frac:float=0.1)->pd.Series: # train/valid/test per row
     "Fold `fold` of `speaker_folds` is the test part; validation speakers come from the remaining folds."

@@ -33,13 +33,13 @@ def classification_metrics(y_true, y_pred, labels=EMOTIONS)->dict: # true and pr
 # %% ../nbs/09_evaluation.ipynb #f862c4ad
 def bootstrap_ci(correct, # 1 where a clip was classified right
                  n_boot:int=2000, level:float=0.95, seed:int=0)->tuple[float, float]:
-    "Percentile bootstrap interval for accuracy (clips resampled with replacement)."
+    "Percentile bootstrap interval for accuracy (`scipy.stats.bootstrap`: clips resampled with replacement)."
+    from scipy.stats import bootstrap
     correct = np.asarray(correct, float)
     if not len(correct): return (float('nan'), float('nan'))
-    rng = np.random.default_rng(seed)
-    means = correct[rng.integers(0, len(correct), size=(n_boot, len(correct)))].mean(axis=1)
-    a = (1 - level) / 2
-    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+    ci = bootstrap((correct,), np.mean, n_resamples=n_boot, confidence_level=level, method='percentile',
+                   random_state=np.random.default_rng(seed), vectorized=True).confidence_interval
+    return float(ci.low), float(ci.high)
 
 # %% ../nbs/09_evaluation.ipynb #003a2890
 def group_accuracy(preds:pd.DataFrame, column:str)->dict: # predictions with `emotion`, `predicted` and `column`
@@ -47,8 +47,10 @@ def group_accuracy(preds:pd.DataFrame, column:str)->dict: # predictions with `em
     g = preds.assign(correct=preds.emotion == preds.predicted).groupby(column).correct
     return {str(k): dict(accuracy=float(v.mean()), n=int(v.size)) for k, v in g}
 
+# %% ../nbs/09_evaluation.ipynb #ddbd6bc7
 def evaluate_predictions(preds:pd.DataFrame)->dict: # per-clip predictions
     "Every metric of a set of per-clip predictions."
+    if preds.empty: raise VoiceEmotionError('no clip could be scored: every file failed or none is in the six-class task')
     m = classification_metrics(preds.emotion.tolist(), preds.predicted.tolist())
     lo, hi = bootstrap_ci(preds.emotion == preds.predicted)
     m.update(accuracy_ci95=[lo, hi], n_speakers=int(preds.speaker.nunique()),
@@ -84,6 +86,7 @@ def describe_protocol(cfg:Config)->str:
     "The evaluation protocol in words, for reports."
     return PROTOCOL_TEXT[cfg.protocol]
 
+# %% ../nbs/09_evaluation.ipynb #10a21d1a
 def evaluate_bundle(bundle_dir, jobs:int=0, cache_dir=None)->tuple[dict, pd.DataFrame]:
     "Metrics and predictions of a bundle on its own test part (from its saved split)."
     predictor = load_bundle(bundle_dir)
@@ -96,6 +99,7 @@ def evaluate_bundle(bundle_dir, jobs:int=0, cache_dir=None)->tuple[dict, pd.Data
 
 HEADLINE = ('accuracy', 'balanced_accuracy', 'macro_f1', 'macro_precision', 'macro_recall')
 
+# %% ../nbs/09_evaluation.ipynb #38e8df04
 def evaluate_run(run_dir)->dict: # a folder written by `train_run`
     "Evaluate every model of a run on its test part; write predictions.csv and metrics.json; return the metrics."
     run_dir = Path(run_dir)
@@ -107,7 +111,7 @@ def evaluate_run(run_dir)->dict: # a folder written by `train_run`
         preds.to_csv(out/'predictions.csv', index=False)
         write_json(out/'metrics.json', m)
         folds.append(dict(name=name, fold=fold, **m)); all_preds.append(preds.assign(fold=fold))
-    result = dict(protocol=cfg.protocol, protocol_text=describe_protocol(cfg), dataset=cfg.dataset, model=cfg.model, seed=cfg.seed)
+    result = dict(protocol=cfg.protocol, protocol_text=describe_protocol(cfg), dataset=cfg.dataset, recipe=cfg.recipe_name, architecture=cfg.architecture, seed=cfg.seed)
     if cfg.protocol == 'speaker-kfold':
         pooled = pd.concat(all_preds, ignore_index=True)
         pooled.to_csv(run_dir/'predictions.csv', index=False)
@@ -125,6 +129,7 @@ def evaluate_folder(bundle_dir, dataset:str, data_dir=None, jobs:int=0, cache_di
     from voice_emotion.data import scan_corpus
     predictor = load_bundle(bundle_dir)
     clips, _ = scan_corpus(dataset, data_dir)
+    if not clips.in_task.any(): raise VoiceEmotionError('no clip of the six emotions found', path=data_dir)
     preds = predict_table(predictor, clips[clips.in_task], jobs, cache_dir)
     ok = preds[preds.predicted.notna()]
     split = predictor.split()

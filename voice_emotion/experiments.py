@@ -42,6 +42,7 @@ def compare_recipes(recipes:list, # recipe names (see `RECIPES`)
                           f"balanced {m['balanced_accuracy']:.3f}, {done[-1]['train_seconds']:.0f} s", file=log, flush=True)
     return done
 
+# %% ../nbs/11_experiments.ipynb #48063569
 def comparison_table(results:list)->pd.DataFrame: # records from `compare_recipes`
     "Per recipe: accuracy and balanced accuracy, mean ± std over all folds of all seeds, the spread of seed means, and time."
     rows = []
@@ -136,11 +137,13 @@ NumPy {v.get('numpy')}, Python {v.get('python')}. Created {meta.get('created')}.
 
 NOT_THE_MODEL = ('data_dir', 'jobs', 'cache_dir', 'recipe_name', 'split_seed')  # where the data sits, how fast, how it is named
 
+# %% ../nbs/11_experiments.ipynb #5c19e3b4
 def run_differences(saved:Config, wanted:Config)->list:
     "Fields in which a saved run's configuration would give another model than `wanted` (its folds seeded by `split_seed`)."
     differ = [k for k, v in saved.to_dict().items() if k not in NOT_THE_MODEL and v != getattr(wanted, k)]
     return differ + (['split_seed'] if (saved.split_seed or saved.seed) != wanted.seed else [])
 
+# %% ../nbs/11_experiments.ipynb #976e63a4
 def make_default_model(data_dir, # RAVDESS folder (Actor_01 … Actor_20)
                        out=None, # bundle folder to write (default: the package's default model)
                        cfg:Config|None=None, # the recipe (default: `Config()`'s)
@@ -166,7 +169,7 @@ def make_default_model(data_dir, # RAVDESS folder (Actor_01 … Actor_20)
         split.to_csv(bundle/'split.csv', index=False)
         write_json(bundle/'kfold_metrics.json', kfold)
         meta = json.loads((bundle/'bundle.json').read_text())
-        command = f'voice-emotion make-default --data-dir {data_dir} --model {cfg.recipe_name}'
+        command = f'voice-emotion make-default --data-dir {data_dir} --recipe {cfg.recipe_name}'
         (bundle/'MODEL_CARD.md').write_text(model_card(meta, kfold, len(split), command), encoding='utf-8')
         if out.exists(): shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ def _file_error(e:OSError)->str:
     "The reason an audio file could not be opened, in a few words."
     return 'no such file' if isinstance(e, FileNotFoundError) else f'unreadable ({e.strerror or type(e).__name__})'
 
+# %% ../nbs/03_features.ipynb #bc33a522
 def load_audio(path, # audio file
                sr:int=22050, # sample rate to return
                max_samples:int|None=None, # decode only what gives this many samples at `sr`
@@ -93,6 +94,7 @@ def chroma_filters(sr:int=22050, n_fft:int=2048, n_chroma:int=12, tuning:float=0
     wts = np.roll(wts, -3 * (n_chroma // 12), axis=0)
     return np.ascontiguousarray(wts[:, :1 + n_fft // 2], dtype=np.float32)
 
+# %% ../nbs/03_features.ipynb #cbdfdd89
 @functools.lru_cache(maxsize=None)
 def dct_matrix(n_mels:int=128, n_mfcc:int=13)->np.ndarray: # (n_mfcc, n_mels)
     "Orthonormal DCT-II rows, as `scipy.fft.dct(..., norm='ortho')` inside `librosa.feature.mfcc`."
@@ -196,11 +198,13 @@ def mel_power(S:np.ndarray, # power spectrogram (bins, frames)
     for first, last, lo, hi, weights in _mel_blocks(sr, n_fft, n_mels): np.matmul(weights, S[lo:hi], out=out[first:last])
     return out
 
+# %% ../nbs/03_features.ipynb #1d1aed6e
 def power_to_db(S:np.ndarray, amin:float=1e-10, top_db:float=80.0)->np.ndarray:
     "10·log10(S) floored at `amin` and at `top_db` below the peak, as `librosa.power_to_db(S)`."
     db = 10.0 * np.log10(np.maximum(amin, S))
     return np.maximum(db, db.max() - top_db)
 
+# %% ../nbs/03_features.ipynb #a6362819
 def signal_features(y:np.ndarray, # mono samples at `sr`
                     sr:int=22050, n_fft:int=2048, hop_length:int=512, n_mels:int=128, n_mfcc:int=13,
                     n_chroma:int=12, max_len:int=300)->np.ndarray: # (max_len, n_mfcc + n_chroma + n_mels + 1) float32
@@ -220,6 +224,7 @@ def signal_features(y:np.ndarray, # mono samples at `sr`
     for block in (mfcc, chroma, mel_db, zcr): out[:n_frames, col:col + len(block)] = block.T; col += len(block)
     return out
 
+# %% ../nbs/03_features.ipynb #b6017eee
 def real_frames(X:np.ndarray)->np.ndarray: # (..., frames, features), e.g. (clips, frames, features)
     "True for frames that hold signal, False for the all-zero padding after a clip's end (kept at zero by a masking scaler)."
     return np.any(X != 0, axis=-1)
@@ -229,6 +234,7 @@ def feature_kwargs(settings:dict)->dict: # feature settings as `Config.feature_s
     "Settings as `clip_features` keywords: the feature rate travels as `feature_sr` (`sr` is the input's rate)."
     return {('feature_sr' if k == 'sr' else k): v for k, v in settings.items()}
 
+# %% ../nbs/03_features.ipynb #4a05eb43
 def clip_features(path_or_samples, # an audio file, or mono samples (then `sr` is required)
                   sr:int|None=None, # sample rate of `path_or_samples` when it is an array (a file's own rate is read)
                   **settings)->np.ndarray: # (max_len, 154) float32 with the default settings

@@ -8,22 +8,22 @@ import functools, time, os
 from pathlib import Path
 import numpy as np, pandas as pd, soundfile as sf
 from .core import Config, EMOTIONS, VoiceEmotionError, package_dir, write_json
-from .data import AUDIO_EXTENSIONS
+from .data import AUDIO_EXTENSIONS, audio_files
 from .features import clip_features, load_audio, samples_needed, signal_features, feature_kwargs, _resample
 from .store import extract_features
 from .bundle import load_bundle
 
 # %% auto #0
-__all__ = ['MIN_SECONDS', 'too_short', 'default_model_dir', 'get_predictor', 'predict_array', 'predict_file', 'find_audio',
-           'predict_files', 'predict_timeline']
+__all__ = ['too_short', 'default_model_dir', 'get_predictor', 'predict_array', 'predict_file', 'find_audio', 'predict_files',
+           'predict_timeline']
 
 # %% ../nbs/10_inference.ipynb #af972e81
-MIN_SECONDS = 0.25  # shorter clips carry too little speech to classify
-
-def too_short(seconds:float)->str|None: # a clip's duration
+def too_short(seconds:float, # a clip's duration
+              min_seconds:float=Config.default('min_seconds'))->str|None:
     "The reason a clip is too short to classify, or None."
-    return f'too short to classify ({seconds:.2f} s; at least {MIN_SECONDS} s)' if seconds < MIN_SECONDS else None
+    return f'too short to classify ({seconds:.2f} s; at least {min_seconds} s)' if seconds < min_seconds else None
 
+# %% ../nbs/10_inference.ipynb #c0b3856c
 def default_model_dir()->Path:
     "The default model shipped with the package (its model card is `MODEL_CARD.md` there)."
     return package_dir()/'models'/'default'
@@ -32,6 +32,7 @@ def default_model_dir()->Path:
 def _load(path:str):
     return load_bundle(path)
 
+# %% ../nbs/10_inference.ipynb #004691f4
 def get_predictor(model=None): # bundle folder, run folder, `default` or None (the default model)
     "A loaded bundle (cached, so repeated calls cost nothing)."
     if model is None or str(model) == 'default':
@@ -61,6 +62,7 @@ def predict_array(samples:np.ndarray, # mono (or channels × samples) audio
     used = min(n / sr, samples_needed(pred.settings) / pred.settings['sr'])
     return dict(res, duration=n / sr, analysed_seconds=round(used, 2), truncated=n / sr > used + 1e-6)
 
+# %% ../nbs/10_inference.ipynb #2f55d18c
 def predict_file(path, model=None)->dict: # audio file; bundle (None: default model)
     "Emotion, confidence and all probabilities for one audio file; raises `VoiceEmotionError` for a bad file."
     pred = get_predictor(model)
@@ -88,13 +90,14 @@ def find_audio(paths)->tuple[list[str], list[dict]]: # files and folders
     files, errors = [], []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(str(f) for f in p.rglob('*') if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS)
+            found = [str(f) for f in audio_files(p)]
             if not found: errors.append(dict(path=str(p), error=f'no audio files ({", ".join(AUDIO_EXTENSIONS)}) in this folder'))
             files += found
         elif p.exists(): files.append(str(p))
         else: errors.append(dict(path=str(p), error='no such file or folder'))
     return files, errors
 
+# %% ../nbs/10_inference.ipynb #33a13947
 def predict_files(paths, # audio files and/or folders
                   model=None, jobs:int=0, batch_size:int=64)->pd.DataFrame:
     "One row per file: path, emotion, confidence, p_<emotion> for each class, duration, note, error."
@@ -108,7 +111,7 @@ def predict_files(paths, # audio files and/or folders
         if batch.ok[i]:
             try: cov = _coverage(_duration(f), pred.settings)
             except Exception: cov = {}
-            short = too_short(cov.get('duration', MIN_SECONDS))
+            short = too_short(cov['duration']) if cov else None
             if short: row['error'], batch.ok[i] = short, False
             else: row.update(duration=cov.get('duration'), note=cov.get('note'))
         rows.append(row)
@@ -118,7 +121,8 @@ def predict_files(paths, # audio files and/or folders
         for j, i in enumerate(ok):
             res = _result(probs[j], pred.labels)
             rows[i].update(emotion=res['emotion'], confidence=res['confidence'], **{f'p_{l}': p for l, p in res['probabilities'].items()})
-    out = pd.DataFrame(rows + [dict(path=e['path'], error=e['error']) for e in errors])
+    columns = ['path', 'emotion', 'confidence', *[f'p_{l}' for l in pred.labels], 'duration', 'note', 'error']
+    out = pd.DataFrame(rows + [dict(path=e['path'], error=e['error']) for e in errors], columns=columns)  # columns even when no file succeeded
     return out.astype({'confidence': float, **{f'p_{l}': float for l in pred.labels}})
 
 # %% ../nbs/10_inference.ipynb #040b7330
@@ -128,13 +132,13 @@ def _windows(path, window:float, hop:float):
     sr, size, step = info.samplerate, int(round(window * info.samplerate)), int(round(hop * info.samplerate))
     start = 0
     for block in sf.blocks(str(path), blocksize=size, overlap=size - step, dtype='float32', always_2d=True):
-        if len(block) < MIN_SECONDS * sr and start > 0: break
+        if len(block) < Config.default('min_seconds') * sr and start > 0: break
         yield start / sr, (block[:, 0] if block.shape[1] == 1 else block.mean(axis=1)), sr
         start += step
 
 def predict_timeline(path, # audio file of any length
-                     window:float=3.0, hop:float=1.5, # seconds
-                     model=None, silence_db:float=-60.0, batch:int=32)->tuple[pd.DataFrame, dict]:
+                     window:float=Config.default('window'), hop:float=Config.default('hop'), # seconds
+                     model=None, silence_db:float=Config.default('silence_db'), batch:int=32)->tuple[pd.DataFrame, dict]:
     "Per-window emotions of a long recording (start, end, emotion or `silence`, probabilities) and the overall label."
     if hop <= 0 or window <= 0 or hop > window: raise VoiceEmotionError(f'need 0 < hop <= window (got window {window}, hop {hop})')
     pred = get_predictor(model)

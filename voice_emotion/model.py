@@ -5,11 +5,11 @@
 # %% ../nbs/06_model.ipynb #d6f9d271
 from __future__ import annotations
 import numpy as np
-from .core import Config, EMOTIONS, n_features, import_keras
+from .core import ARCHITECTURES, Config, EMOTIONS, n_features, import_keras
 from .features import real_frames
 
 # %% auto #0
-__all__ = ['keras', 'MODELS', 'seed_model', 'FrameMask', 'MaskDownsample', 'MaskedAttentionPooling', 'MaskedMaxPooling',
+__all__ = ['keras', 'BUILDERS', 'seed_model', 'FrameMask', 'MaskDownsample', 'MaskedAttentionPooling', 'MaskedMaxPooling',
            'attention_model', 'StatisticsPooling', 'utterance_statistics', 'statistics_model', 'averaged',
            'build_model', 'compile_model']
 
@@ -48,11 +48,13 @@ class FrameMask(layers.Layer):
     "1 for real frames, 0 for padding (frames whose features are all exactly 0, as `pad_mode='mask'` leaves them)."
     def call(self, x): return ops.cast(ops.any(ops.not_equal(x, 0), axis=-1), x.dtype)
 
+# %% ../nbs/06_model.ipynb #1f195aef
 @keras.saving.register_keras_serializable('voice_emotion')
 class MaskDownsample(layers.Layer):
     "Follow a MaxPooling1D(2) on the frame mask: a pooled frame is real if either of its two frames is."
     def call(self, mask): return ops.squeeze(ops.max_pool(ops.expand_dims(mask, -1), 2, 2, 'valid'), -1)
 
+# %% ../nbs/06_model.ipynb #37c3c95b
 @keras.saving.register_keras_serializable('voice_emotion')
 class MaskedAttentionPooling(layers.Layer):
     "Softmax-weighted mean over time of real frames: inputs (sequence, scores, mask)."
@@ -61,6 +63,7 @@ class MaskedAttentionPooling(layers.Layer):
         w = ops.softmax(ops.squeeze(scores, -1) + (1.0 - mask) * -1e9, axis=1)
         return ops.sum(h * ops.expand_dims(w, -1), axis=1)
 
+# %% ../nbs/06_model.ipynb #23831027
 @keras.saving.register_keras_serializable('voice_emotion')
 class MaskedMaxPooling(layers.Layer):
     "Maximum over time of real frames: inputs (sequence, mask)."
@@ -103,6 +106,7 @@ class StatisticsPooling(layers.Layer):
         delta = ops.sqrt(ops.sum(ops.square(x[:, 1:] - x[:, :-1]) * both, axis=1) / ops.maximum(ops.sum(both, axis=1), 1.0))
         return ops.concatenate([mean, std, delta], axis=-1)
 
+# %% ../nbs/06_model.ipynb #75010f53
 def utterance_statistics(X:np.ndarray)->np.ndarray: # (clips, frames, features), padding all-zero
     "NumPy twin of `StatisticsPooling`: (clips, 3 · features)."
     m = real_frames(X)[..., None].astype(np.float32)
@@ -113,6 +117,7 @@ def utterance_statistics(X:np.ndarray)->np.ndarray: # (clips, frames, features),
     delta = np.sqrt((np.square(np.diff(X, axis=1)) * both).sum(1) / np.maximum(both.sum(1), 1.0))
     return np.concatenate([mean, std, delta], axis=1).astype(np.float32)
 
+# %% ../nbs/06_model.ipynb #1c4e4e91
 def statistics_model(input_shape:tuple, mean:np.ndarray, scale:np.ndarray, # standardisation of the statistics
                      coef:np.ndarray, intercept:np.ndarray): # a fitted multinomial logistic regression: (classes, 3·features), (classes,)
     "Frame mask → `StatisticsPooling` → standardise → softmax(statistics · coef + intercept), as one Keras model."
@@ -124,6 +129,7 @@ def statistics_model(input_shape:tuple, mean:np.ndarray, scale:np.ndarray, # sta
     dense.set_weights([np.asarray(coef, 'float32').T, np.asarray(intercept, 'float32')])
     return keras.Model(inputs, outputs, name='statistics_logreg')
 
+# %% ../nbs/06_model.ipynb #29b0165c
 def averaged(models:list, name:str='ensemble'):
     "One Keras model whose output is the mean of the members' probabilities."
     inputs = keras.Input(shape=models[0].input_shape[1:], name='features')
@@ -131,13 +137,12 @@ def averaged(models:list, name:str='ensemble'):
     return keras.Model(inputs, layers.Average()([m(inputs) for m in members]), name=name)
 
 # %% ../nbs/06_model.ipynb #915401c3
-MODELS = {'seed': seed_model, 'attention': attention_model}
+BUILDERS = {'seed': seed_model, 'attention': attention_model}  # architecture name → the function that builds it
 
 def build_model(cfg:Config, n_classes:int=len(EMOTIONS)):
     "The configured model for the configured features."
-    if cfg.model not in MODELS: raise ValueError(f'unknown model {cfg.model!r}; choose one of {", ".join(MODELS)}')
     s = cfg.feature_settings()
-    return MODELS[cfg.model]((s['max_len'], n_features(s)), n_classes, conv_filters=cfg.conv_filters, kernel_size=cfg.kernel_size,
+    return BUILDERS[cfg.architecture]((s['max_len'], n_features(s)), n_classes, conv_filters=cfg.conv_filters, kernel_size=cfg.kernel_size,
                              lstm_units=cfg.lstm_units, dense_units=cfg.dense_units, dropout=cfg.dropout, l2=cfg.l2)
 
 # %% ../nbs/06_model.ipynb #1d0844ab

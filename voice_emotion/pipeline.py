@@ -4,13 +4,14 @@
 
 # %% ../nbs/13_pipeline.ipynb #6374bc4d
 from __future__ import annotations
-import os, sys, json, time, shutil, html, tempfile
+import os, sys, json, time, shutil, tempfile
 from pathlib import Path
 from .core import Config, VoiceEmotionError, write_json, package_dir
 
 # %% auto #0
-__all__ = ['STAGES', 'REPORT_TEMPLATE', 'HEADLINE', 'notebooks_dir', 'stage_parameters', 'declared_parameters', 'parameters_for',
-           'render_html', 'run_report', 'format_metric', 'run_index_html', 'write_reports_index', 'render_readme']
+__all__ = ['STAGES', 'HEADLINE', 'RUN_PARAMETERS', 'notebooks_dir', 'stage_parameters', 'declared_parameters', 'parameters_for',
+           'templates_dir', 'render_html', 'run_report', 'format_metric', 'run_index_html', 'write_reports_index',
+           'chapters', 'render_docs', 'render_readme']
 
 # %% ../nbs/13_pipeline.ipynb #78a1a3e8
 STAGES = {'data': '01_data.ipynb', 'eda': '02_eda.ipynb', 'features': '03_features.ipynb', 'model': '06_model.ipynb',
@@ -33,11 +34,13 @@ def stage_parameters(cfg:Config, artifacts:Path, reports_dir:Path=Path('reports'
                 recipe=cfg.recipe_name, run_dir=str(artifacts), jobs=cfg.jobs, inference_model=str(bundle),
                 comparison=str(Path(reports_dir).resolve()/'model-comparison'/'comparison.json'))
 
+# %% ../nbs/13_pipeline.ipynb #59c8254a
 def declared_parameters(notebook:Path)->set:
     "Names in a notebook's `parameters` cell."
     import papermill as pm
     return set(pm.inspect_notebook(str(notebook)))
 
+# %% ../nbs/13_pipeline.ipynb #892bf38f
 def parameters_for(notebook:Path, params:dict)->dict:
     "The run's parameters that this notebook declares (the inference stage's `model` is the run's bundle)."
     declared = declared_parameters(notebook)
@@ -46,36 +49,50 @@ def parameters_for(notebook:Path, params:dict)->dict:
     return out
 
 # %% ../nbs/13_pipeline.ipynb #af4728cc
-REPORT_TEMPLATE = '''{%- extends 'lab/index.html.j2' -%}
-{% block input_group -%}
-<details class="ve-code"><summary>code: {{ cell.metadata.get('ve_summary', '') | e }}</summary>
-{{ super() }}
-</details>
-{%- endblock input_group %}
-{% block extra_css %}{{ super() }}<style>details.ve-code > summary { cursor: pointer; color: #666; font-size: 12px; margin: 2px 0 2px 70px; }</style>{% endblock extra_css %}
-'''
+def templates_dir()->Path:
+    "The Jinja templates of the report and docs pages (package data)."
+    return package_dir()/'templates'
 
-def render_html(notebook:Path, out:Path|None=None)->Path: # an executed notebook; HTML file (default: alongside)
+def _page_environment():
+    import jinja2
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir()), autoescape=True)
+    env.filters['metric'] = lambda m, k: format_metric(m, k)
+    return env
+
+# %% ../nbs/13_pipeline.ipynb #e33047c9
+def _fold_labels(nb, docs:bool):
+    "Each code cell's folded label: its first line that is not an nbdev directive; in docs only the library's source is folded."
+    for cell in nb.cells:
+        if cell.cell_type != 'code': continue
+        lines = [l for l in cell.source.splitlines() if l.strip() and not l.startswith('#|')]
+        cell.metadata['ve_summary'] = (lines[0][:90] + (' …' if len(lines) > 1 or len(lines[0]) > 90 else '')) if lines else ''
+        if docs:
+            exported = cell.source.lstrip().startswith(('#| export', '#|export'))
+            cell.metadata.update(ve_fold=exported, ve_label='source')
+
+def render_html(notebook:Path, # an executed notebook
+                out:Path|None=None, # HTML file (default: alongside)
+                chapters:list|None=None)->Path: # docs pages: the sidebar's chapters (dicts with `html`, `title`)
     "Render an executed notebook to a self-contained HTML page (images and audio embedded, code folded)."
     import nbformat, jinja2
     from nbconvert import HTMLExporter
-    exporter = HTMLExporter(extra_loaders=[jinja2.DictLoader({'ve_report.html.j2': REPORT_TEMPLATE})], template_file='ve_report.html.j2')
+    page = 'docs_page.html.j2' if chapters is not None else 'report_page.html.j2'
+    exporter = HTMLExporter(extra_loaders=[jinja2.FileSystemLoader(templates_dir())], template_file=page)
     nb = nbformat.read(notebook, as_version=4)
-    for cell in nb.cells:  # the folded code's label: its first line that is not an nbdev directive
-        if cell.cell_type == 'code':
-            lines = [l for l in cell.source.splitlines() if l.strip() and not l.startswith('#|')]
-            cell.metadata['ve_summary'] = (lines[0][:90] + (' …' if len(lines) > 1 or len(lines[0]) > 90 else '')) if lines else ''
-    body, _ = exporter.from_notebook_node(nb)
+    _fold_labels(nb, docs=chapters is not None)
     out = out or notebook.with_suffix('.html')
+    nb.metadata['title'] = next((c['title'] for c in chapters or [] if c['html'] == out.name), notebook.stem)
+    body, _ = exporter.from_notebook_node(nb, resources=dict(ve_chapters=chapters or [], ve_current=out.name))
     out.write_text(body, encoding='utf-8')
     return out
 
 # %% ../nbs/13_pipeline.ipynb #afda16eb
-def _execute(notebook:Path, out:Path, params:dict, cwd:Path)->tuple[bool, str|None]:
-    "Run one notebook with papermill; (succeeded, error line). The kernel's own stderr goes to `logs/<notebook>.log`."
+def _execute(notebook:Path, out:Path, params:dict, cwd:Path, logs:Path|None=None)->tuple[bool, str|None]:
+    "Run one notebook with papermill; (succeeded, error line). The kernel's stderr goes to `<logs>/<notebook>.log` (logs: cwd/logs)."
     import papermill as pm
-    (cwd/'logs').mkdir(exist_ok=True)
-    log = open(cwd/'logs'/f'{notebook.stem}.log', 'w')
+    logs = logs or cwd/'logs'
+    logs.mkdir(parents=True, exist_ok=True)
+    log = open(logs/f'{notebook.stem}.log', 'w')
     saved = os.dup(2); os.dup2(log.fileno(), 2)  # the kernel process inherits fd 2: keep its chatter out of the terminal
     try:
         pm.execute_notebook(str(notebook), str(out), parameters=params, kernel_name='python3', cwd=str(cwd),
@@ -159,9 +176,7 @@ def _headline(artifacts:Path)->dict|None:
     return out
 
 # %% ../nbs/13_pipeline.ipynb #b95cdf8b
-_CSS = '''<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:left}
-th{background:#f3f3f3}.ok{color:#080}.failed{color:#b00;font-weight:bold}.skipped{color:#888}code{background:#f6f6f6;padding:1px 4px}</style>'''
+RUN_PARAMETERS = ('dataset', 'data_dir', 'protocol', 'seed', 'epochs', 'recipe_name', 'architecture', 'folds', 'max_len')
 
 def format_metric(m:dict|None, k:str)->str: # metrics (e.g. a run's headline); the metric's name
     "A metric as a percentage, with ± its std over folds when there is one; '–' when missing."
@@ -169,49 +184,67 @@ def format_metric(m:dict|None, k:str)->str: # metrics (e.g. a run's headline); t
     s = f'{100 * m[k]:.1f} %'
     return s + (f" ± {100 * m[f'{k}_std']:.1f}" if m.get(f'{k}_std') is not None else '')
 
-def run_index_html(record:dict)->str:
+# %% ../nbs/13_pipeline.ipynb #1471de5b
+def run_index_html(record:dict)->str: # a run's record, as `run.json` holds it
     "The run's page: parameters, versions, stages (status, time, links) and headline metrics."
-    e = html.escape
-    def links(s): return f"<a href='{s['html']}'>report</a> · <a href='{s['notebook']}'>notebook</a>" if s.get('html') else ''
-    rows = ''.join(f"<tr><td>{e(s['stage'])}</td><td class='{s['status']}'>{s['status']}</td><td>{s.get('seconds', '–')}</td>"
-                   f"<td>{links(s)}</td><td>{e(s.get('error') or '')}</td></tr>" for s in record['stages'])
-    cfg = record['config']
-    params = ''.join(f'<tr><th>{e(k)}</th><td><code>{e(str(cfg[k]))}</code></td></tr>' for k in
-                     ('dataset', 'data_dir', 'protocol', 'seed', 'epochs', 'recipe_name', 'model', 'folds', 'max_len'))
-    vers = ', '.join(f'{k} {v}' for k, v in record.get('versions', {}).items())
-    m = record.get('metrics')
-    metrics = ('<p>No evaluation in this run.</p>' if not m else
-               f"<p>{e(m.get('protocol_text') or '')}</p><table><tr><th>test clips</th><th>accuracy</th><th>balanced accuracy</th><th>macro F1</th>"
-               + ('<th>accuracy 95 % CI</th>' if m.get('accuracy_ci95') else '') + '</tr>'
-               f"<tr><td>{m.get('n')}</td><td>{format_metric(m, 'accuracy')}</td><td>{format_metric(m, 'balanced_accuracy')}</td><td>{format_metric(m, 'macro_f1')}</td>"
-               + (f"<td>{100 * m['accuracy_ci95'][0]:.1f}–{100 * m['accuracy_ci95'][1]:.1f} %</td>" if m.get('accuracy_ci95') else '') + '</tr></table>')
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>voice_emotion run {e(record['name'])}</title>{_CSS}</head><body>"
-            f"<p><a href='../index.html'>← all runs</a></p><h1>Run <code>{e(record['name'])}</code></h1>"
-            f"<p>Status: <span class='{record['status']}'>{record['status']}</span> · started {e(record['started'])} · {record.get('seconds')} s</p>"
-            f"<h2>Headline metrics</h2>{metrics}<h2>Stages</h2><table><tr><th>stage</th><th>status</th><th>seconds</th><th>pages</th><th>error</th></tr>{rows}</table>"
-            f"<h2>Parameters</h2><table>{params}</table><h2>Versions</h2><p>{e(vers)}</p></body></html>")
+    return _page_environment().get_template('run.html.j2').render(r=record, parameters=RUN_PARAMETERS)
 
+# %% ../nbs/13_pipeline.ipynb #e8f2b7bd
 def write_reports_index(reports_dir='reports')->Path:
-    "`reports/index.html`: every run (from its `run.json`), newest first, with status and headline metrics."
-    e, reports_dir = html.escape, Path(reports_dir)
+    "`reports/index.html`: every run (from its `run.json`), newest first, with status and headline metrics; the docs linked."
+    reports_dir = Path(reports_dir)
     runs = []
     for f in reports_dir.glob('*/run.json'):
         try: runs.append(json.loads(f.read_text()))
         except json.JSONDecodeError: continue
     runs.sort(key=lambda r: r.get('started', ''), reverse=True)
-    rows = ''.join(f"<tr><td><a href='{e(r['name'])}/index.html'>{e(r['name'])}</a></td><td>{e(r.get('started', ''))}</td>"
-                   f"<td>{e(r['config']['dataset'])}</td><td>{e(r['config']['protocol'])}</td><td class='{r['status']}'>{r['status']}</td>"
-                   f"<td>{(r.get('metrics') or {}).get('n') or '–'}</td><td>{format_metric(r.get('metrics'), 'accuracy')}</td>"
-                   f"<td>{format_metric(r.get('metrics'), 'balanced_accuracy')}</td><td>{format_metric(r.get('metrics'), 'macro_f1')}</td></tr>" for r in runs)
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>voice_emotion reports</title>{_CSS}</head><body>"
-            "<h1>voice_emotion reports</h1><p>Each run executes the stage notebooks with its parameters (papermill) and renders them here. "
-            "Accuracy under the <code>random</code> protocol is speaker-dependent; <code>speaker</code> and <code>speaker-kfold</code> "
-            "test on voices the model never heard.</p>"
-            "<table><tr><th>run</th><th>started</th><th>dataset</th><th>protocol</th><th>status</th><th>test clips</th><th>accuracy</th>"
-            f"<th>balanced accuracy</th><th>macro F1</th></tr>{rows}</table></body></html>")
+    page = _page_environment().get_template('runs_index.html.j2').render(runs=runs, docs=(reports_dir/'docs'/'index.html').exists())
     out = reports_dir/'index.html'
     out.write_text(page, encoding='utf-8')
     return out
+
+# %% ../nbs/13_pipeline.ipynb #5066a220
+def chapters(notebooks=None)->list[dict]: # the notebooks folder (default: the project's `nbs/`)
+    "The documentation's chapters, in order: the index, then every numbered notebook, each with its title, summary and module."
+    import nbformat
+    nbs, out = notebooks_dir(notebooks), []
+    for path in [nbs/'index.ipynb', *sorted(nbs.glob('[0-9][0-9]_*.ipynb'))]:
+        cells = nbformat.read(path, as_version=4).cells
+        text = '\n'.join(c.source for c in cells if c.cell_type == 'markdown')
+        title = next((l[2:].strip() for l in text.splitlines() if l.startswith('# ')), path.stem)
+        summary = next((l[1:].strip() for l in text.splitlines() if l.startswith('> ')), '')
+        module = next((l.split()[-1] for c in cells for l in c.source.splitlines() if l.startswith('#| default_exp')), None)
+        out.append(dict(notebook=path.name, html='home.html' if path.stem == 'index' else f'{path.stem}.html',
+                        title=title, summary=summary, module=f'voice_emotion.{module}' if module else None))
+    return out
+
+# %% ../nbs/13_pipeline.ipynb #dd84094a
+def render_docs(reports_dir='reports', notebooks=None, # where the site goes (docs/ under it); the notebooks folder
+                log=sys.stdout)->dict: # where progress lines go (None: quiet)
+    "Execute every chapter with its default parameters and render the documentation site into `reports_dir/docs/`."
+    import datetime
+    nbs, reports_dir = notebooks_dir(notebooks), Path(reports_dir).resolve()
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix='.docs.', dir=reports_dir))
+    chs = chapters(nbs)
+    for i, ch in enumerate(chs, 1):
+        t = time.perf_counter()
+        ch['ok'], ch['error'] = _execute(nbs/ch['notebook'], work/ch['notebook'], {}, cwd=nbs, logs=work/'logs')
+        ch['seconds'] = round(time.perf_counter() - t, 1)
+        if log: print(f"[{i}/{len(chs)}] {ch['notebook']:22s} {'ok' if ch['ok'] else 'failed'} ({ch['seconds']} s)"
+                      + (f" — {ch['error']}" if ch['error'] else ''), file=log, flush=True)
+    for ch in chs:
+        if (work/ch['notebook']).exists(): render_html(work/ch['notebook'], work/ch['html'], chapters=chs)
+        (work/ch['notebook']).unlink(missing_ok=True)
+    built = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
+    (work/'index.html').write_text(_page_environment().get_template('docs_index.html.j2').render(chapters=chs, built=built),
+                                   encoding='utf-8')
+    shutil.rmtree(work/'logs', ignore_errors=True)
+    docs = reports_dir/'docs'
+    if docs.exists(): shutil.rmtree(docs)
+    os.replace(work, docs)
+    write_reports_index(reports_dir)
+    return dict(docs=str(docs/'index.html'), chapters=chs, ok=all(ch['ok'] for ch in chs))
 
 # %% ../nbs/13_pipeline.ipynb #6dd04bc6
 def render_readme(notebook='nbs/index.ipynb', out='README.md')->Path: # the docs home notebook; the file to write

@@ -56,6 +56,7 @@ def example_clips(clips:pd.DataFrame)->dict: # metadata table
     return {e: (same[same.emotion == e] if (same.emotion == e).any() else t[t.emotion == e]).path.iloc[0]
             for e in EMOTIONS if (t.emotion == e).any()}
 
+# %% ../nbs/02_eda.ipynb #0cef6f21
 def plot_waveform(y:np.ndarray, sr:int, title:str='', ax=None):
     "Amplitude over time (`librosa.display.waveshow`)."
     import librosa.display
@@ -64,6 +65,7 @@ def plot_waveform(y:np.ndarray, sr:int, title:str='', ax=None):
     ax.set_title(f'Waveform — {title}'); ax.set_xlabel('time (s)'); ax.set_ylabel('amplitude')
     return ax
 
+# %% ../nbs/02_eda.ipynb #ab2a8486
 def plot_spectrogram(y:np.ndarray, sr:int, title:str='', ax=None):
     "STFT magnitude in dB over time and frequency, with a colour bar."
     import librosa, librosa.display

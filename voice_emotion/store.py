@@ -26,11 +26,13 @@ def _stamp(path)->str:
     st = os.stat(path)
     return f'{st.st_size}:{st.st_mtime_ns}'
 
+# %% ../nbs/05_store.ipynb #d2ff69f7
 def content_key(path)->tuple: # (size:mtime stamp, key)
     "A file's content key: the first 16 bytes of the SHA-256 of its bytes (the CPU's SHA instructions make it the fastest here)."
     stamp = _stamp(path)  # before reading: if the file changes meanwhile, the next run sees a newer stamp
     return stamp, hashlib.sha256(Path(path).read_bytes()).hexdigest()[:2 * KEY_BYTES]
 
+# %% ../nbs/05_store.ipynb #303f0b1a
 class FeatureCache:
     "Per-clip feature matrices on disk, keyed by file content and feature settings, in append-only pack files."
     def __init__(self, settings:dict, cache_dir=None): # feature settings; cache folder (default `cache_root()`)
@@ -165,6 +167,7 @@ def _warm_up(settings:dict):
     import soundfile, soxr, threadpoolctl
     signal_features(np.random.default_rng(0).standard_normal(settings['sr'] // 2).astype(np.float32), **settings)
 
+# %% ../nbs/05_store.ipynb #dcefb7cd
 def keep_freed_memory():
     "Ask glibc to reuse freed blocks instead of mapping and unmapping each large array (page faults cost 30 %)."
     try:

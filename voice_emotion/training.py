@@ -14,8 +14,8 @@ from .store import extract_features
 from .bundle import Scaler, save_bundle, run_parts, library_versions
 
 # %% auto #0
-__all__ = ['STATS_C', 'fit_scaler', 'class_weights', 'augment_batch', 'training_batches', 'fit_model', 'fit_statistics_member',
-           'train_run', 'ensure_trained']
+__all__ = ['fit_scaler', 'class_weights', 'augment_batch', 'training_batches', 'fit_model', 'fit_statistics_member', 'train_run',
+           'ensure_trained']
 
 # %% ../nbs/08_training.ipynb #afbc9a75
 def fit_scaler(X:np.ndarray, mask_padding:bool=False)->Scaler: # training features (clips, frames, features)
@@ -39,16 +39,21 @@ def class_weights(y:np.ndarray, n_classes:int=len(EMOTIONS))->dict: # integer la
 
 # %% ../nbs/08_training.ipynb #ce721bf0
 def augment_batch(X:np.ndarray, Y:np.ndarray, W:np.ndarray, rng:np.random.Generator, # scaled features, one-hot labels, sample weights
-                  masks:bool=True, mixup:float=0.0)->tuple:
+                  masks:bool=True, mixup:float=0.0, # time/feature masks, shift and noise; mixup alpha (0: off)
+                  max_shift:int=Config.default('max_shift'), n_masks:int=Config.default('n_masks'), # frames; masks of each kind
+                  max_time_mask:int=Config.default('max_time_mask'), max_feature_mask:int=Config.default('max_feature_mask'),
+                  noise_std:float=Config.default('noise_std'))->tuple:
     "A perturbed copy of a training batch (see above)."
     X, n, T, F = X.copy(), len(X), X.shape[1], X.shape[2]
     if masks:
         for i in range(n):
-            X[i] = np.roll(X[i], rng.integers(-20, 21), axis=0)
-            for _ in range(2):
-                t0, w = rng.integers(0, T), rng.integers(0, 21); X[i, t0:t0 + w] = 0
-                f0, w = rng.integers(0, F), rng.integers(0, 13); X[i, :, f0:f0 + w] = 0
-        X += rng.normal(0, 0.05, X.shape).astype(np.float32) * real_frames(X)[..., None]  # padding stays 0
+            X[i] = np.roll(X[i], rng.integers(-max_shift, max_shift + 1), axis=0)
+            for _ in range(n_masks):
+                t0, w = rng.integers(0, T), rng.integers(0, max_time_mask + 1)
+                X[i, t0:t0 + w] = 0
+                f0, w = rng.integers(0, F), rng.integers(0, max_feature_mask + 1)
+                X[i, :, f0:f0 + w] = 0
+        X += rng.normal(0, noise_std, X.shape).astype(np.float32) * real_frames(X)[..., None]  # padding stays 0
     if mixup > 0:
         lam = rng.beta(mixup, mixup, size=n).astype(np.float32)
         j = rng.permutation(n)
@@ -57,6 +62,7 @@ def augment_batch(X:np.ndarray, Y:np.ndarray, W:np.ndarray, rng:np.random.Genera
         W = lam * W + (1 - lam) * W[j]
     return X, Y, W
 
+# %% ../nbs/08_training.ipynb #e50f69e3
 def training_batches(X, Y, W, cfg:Config):
     "A Keras `PyDataset` of shuffled, augmented batches (new perturbations every epoch)."
     keras = _keras()
@@ -68,62 +74,53 @@ def training_batches(X, Y, W, cfg:Config):
         def __len__(self): return int(np.ceil(len(X) / cfg.batch_size))
         def __getitem__(self, i):
             idx = np.sort(self.order[i * cfg.batch_size:(i + 1) * cfg.batch_size])
-            return augment_batch(X[idx], Y[idx], W[idx], self.rng, masks=cfg.augment, mixup=cfg.mixup)
+            return augment_batch(X[idx], Y[idx], W[idx], self.rng, masks=cfg.augment, mixup=cfg.mixup, max_shift=cfg.max_shift,
+                                 n_masks=cfg.n_masks, max_time_mask=cfg.max_time_mask, max_feature_mask=cfg.max_feature_mask,
+                                 noise_std=cfg.noise_std)
         def on_epoch_end(self): self.order = self.rng.permutation(len(X))
     return Batches()
 
 # %% ../nbs/08_training.ipynb #159fe19c
 _keras = import_keras
 
-def _epoch_logger(prefix:str, epochs:int, stream):
-    "A callback that prints one line per epoch and records its duration."
-    keras = _keras()
-    class EpochLog(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None): self.seconds = []
-        def on_epoch_begin(self, epoch, logs=None): self.t = time.perf_counter()
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self.t)
-            if stream is None: return
-            l = logs or {}
-            lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            valid = f"val_loss {l['val_loss']:.3f}  val_acc {l.get('val_accuracy', 0):.3f}  " if 'val_loss' in l else ''
-            print(f"{prefix}epoch {epoch + 1:2d}/{epochs}  loss {l.get('loss', 0):.3f}  acc {l.get('accuracy', 0):.3f}  "
-                  f"{valid}lr {lr:.2g}  {self.seconds[-1]:.1f} s", file=stream, flush=True)
-    return EpochLog()
-
 def fit_model(cfg:Config, X_train:np.ndarray, y_train:np.ndarray, # scaled training features, integer labels
               X_valid:np.ndarray, y_valid:np.ndarray, # scaled validation features, integer labels
               log=sys.stdout, prefix:str='')->tuple: # where to print epoch lines (None: silent)
-    "Build, compile and train the configured model; returns (model, history dict with per-epoch seconds)."
+    "Build, compile and train the configured model, Keras printing a line per epoch; returns (model, history with per-epoch seconds)."
+    import contextlib
     keras = _keras()
     from voice_emotion.model import build_model, compile_model
     keras.utils.set_random_seed(cfg.seed)
     model = compile_model(build_model(cfg), cfg, steps_per_epoch=int(np.ceil(len(X_train) / cfg.batch_size)))
     onehot = lambda y: np.eye(len(EMOTIONS), dtype=np.float32)[y]
-    timer = _epoch_logger(prefix, cfg.epochs, log)
-    callbacks = [timer]
+    seconds = []  # per epoch, for the run's timing figures
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seconds.append(-time.perf_counter()),
+                                                on_epoch_end=lambda epoch, logs: seconds.append(seconds.pop() + time.perf_counter()))]
     if cfg.early_stopping:
         callbacks += [keras.callbacks.EarlyStopping(monitor='val_loss', patience=cfg.patience, restore_best_weights=True),
                       keras.callbacks.ReduceLROnPlateau(monitor='val_loss', factor=0.5, patience=cfg.lr_patience, verbose=0)]
     valid = (X_valid, onehot(y_valid)) if len(X_valid) else None  # without early stopping there may be no validation part
     weights = class_weights(y_train)
-    if cfg.augment or cfg.mixup > 0:
-        W = np.array([weights[int(c)] for c in y_train], np.float32)
-        h = model.fit(training_batches(X_train, onehot(y_train), W, cfg), validation_data=valid,
-                      epochs=cfg.epochs, callbacks=callbacks, verbose=0)
-    else:
-        h = model.fit(X_train, onehot(y_train), validation_data=valid, epochs=cfg.epochs,
-                      batch_size=cfg.batch_size, class_weight=weights, callbacks=callbacks, verbose=0, shuffle=True)
+    if log is not None:
+        print(f"{prefix}{len(X_train)} training clips, {len(X_valid) if valid else 'no'} validation clips, "
+              f"{'at most ' if cfg.early_stopping else ''}{cfg.epochs} epochs", file=log, flush=True)
+    verbose = 2 if log is not None else 0  # Keras's own line per epoch: time, loss, accuracy (and validation's)
+    with contextlib.redirect_stdout(log or sys.stdout):
+        if cfg.augment or cfg.mixup > 0:
+            W = np.array([weights[int(c)] for c in y_train], np.float32)
+            h = model.fit(training_batches(X_train, onehot(y_train), W, cfg), validation_data=valid,
+                          epochs=cfg.epochs, callbacks=callbacks, verbose=verbose)
+        else:
+            h = model.fit(X_train, onehot(y_train), validation_data=valid, epochs=cfg.epochs,
+                          batch_size=cfg.batch_size, class_weight=weights, callbacks=callbacks, verbose=verbose, shuffle=True)
     history = {k: [float(v) for v in vals] for k, vals in h.history.items()}
-    history['seconds'] = timer.seconds
+    history['seconds'] = seconds
     history['best_epoch'] = int(np.argmin(history['val_loss'])) + 1 if cfg.early_stopping else len(history['loss'])
     return model, history
 
 # %% ../nbs/08_training.ipynb #83ab4f19
-STATS_C = (0.003, 0.01, 0.03, 0.1)  # the grid for the statistics model's C
-
 def fit_statistics_member(X:np.ndarray, y:np.ndarray, speakers:np.ndarray, # scaled features, integer labels, speaker of each clip
-                          Cs:tuple=STATS_C)->tuple: # candidate C values
+                          Cs:tuple=Config.default('stats_C'))->tuple: # candidate C values
     "Fit the statistics model, `C` chosen by speaker-grouped cross-validation; returns (Keras model, info)."
     from sklearn.model_selection import GroupKFold
     from voice_emotion.model import utterance_statistics, statistics_model
@@ -181,7 +178,7 @@ def _train_part(cfg:Config, clips:pd.DataFrame, fold, out:Path, log)->dict:
         speakers = fit_rows.speaker.to_numpy()
         X_fit = Xtr if not va.any() else np.concatenate([Xtr, Xva])  # no copy of the training features when nothing is held out
         stats, history['statistics_member'] = fit_statistics_member(X_fit, np.concatenate([y[tr], y[va]]),
-                                                                    np.concatenate([speakers[tr], speakers[va]]))
+                                                                    np.concatenate([speakers[tr], speakers[va]]), cfg.stats_C)
         members.append(stats)
     from voice_emotion.model import averaged
     model = averaged(members) if len(members) > 1 else members[0]
@@ -205,11 +202,12 @@ def train_run(cfg:Config, run_dir, log=sys.stdout)->dict: # configuration; run f
     write_json(run_dir/'config.json', cfg.to_dict())
     clips.to_csv(run_dir/'clips.csv', index=False); problems.to_csv(run_dir/'problems.csv', index=False)
     parts = [dict(name=name, **_train_part(cfg, clips, fold, out, log)) for name, out, fold in run_parts(cfg, run_dir)]
-    summary = dict(protocol=cfg.protocol, dataset=cfg.dataset, model=cfg.model, seed=cfg.seed, parts=parts,
+    summary = dict(protocol=cfg.protocol, dataset=cfg.dataset, recipe=cfg.recipe_name, architecture=cfg.architecture, seed=cfg.seed, parts=parts,
                    total_seconds=round(time.perf_counter() - t, 1), versions=library_versions())
     write_json(run_dir/'training.json', summary)
     return summary
 
+# %% ../nbs/08_training.ipynb #b8875be4
 def ensure_trained(cfg:Config, run_dir, log=sys.stdout)->dict:
     "The run's training summary: read from `run_dir` if it was trained with this configuration, else train it."
     run_dir = Path(run_dir)
