@@ -77,6 +77,7 @@ def test_cli_cache_second_run_only_reads(tmp_path):
     second = json.loads(out)
     assert second['cache_hits'] == 176 and second['computed'] == 0
 
+@pytest.mark.slow
 def test_killed_run_resumes(tmp_path, ravdess):
     cache = tmp_path/'cache'
     cmd = [sys.executable, '-m', 'voice_emotion.cli', 'features', '--dataset', 'ravdess', '--data-dir', str(ravdess), '--jobs', '1', '--cache-dir', str(cache), '--json']
@@ -101,10 +102,17 @@ def test_changed_file_recomputes_only_it(tmp_path, sample_clips):
     again = extract_features(paths, cache_dir=tmp_path/'c', progress=False)
     assert (again.stats['computed'], again.stats['cache_hits']) == (1, 4)
 
-def test_cli_bench_prints_the_comparison():
-    code, out, err = run_cli('features', '--bench', '-n', '8')
+@pytest.mark.slow
+def test_cli_bench_measures_side_by_side():
+    code, out, err = run_cli('features', '--bench', '-n', '8', '--json')
     assert code == 0, err
-    assert '8 clips' in out and 'x the seed command' in out and 'x the seed loop' in out and 'peak memory: seed' in out
+    r = json.loads(out)
+    assert r['clips'] == 8 and r['cold_duplicates_read_back'] == 0
+    assert all(r[k] > 0 for k in ('seed_command_s', 'cold_command_s', 'warm_in_process_s', 'seed_peak_mb', 'project_peak_mb'))
+    assert abs(r['cold_vs_seed_command'] - r['seed_command_s'] / r['cold_command_s']) <= 0.1   # the ratios are of the times printed
+    assert abs(r['warm_vs_seed_loop'] - 8 / r['seed_loop_clips_per_s'] / r['warm_in_process_s']) <= 0.02 * r['warm_vs_seed_loop'] + 0.1
+    code, text, _ = run_cli('features', '--bench', '-n', '8')
+    assert code == 0 and text.splitlines()[0] == f"8 clips, {r['cores']} cores"
 
 def test_features_need_no_scipy_fft_import(sample_clips, tmp_path):
     "Workers start without `import scipy.fft` (0.15 s); the numbers equal those computed through scipy.fft."

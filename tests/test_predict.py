@@ -13,7 +13,7 @@ def test_default_model_is_shipped():
     assert 'speaker-kfold' in card and 'CC BY-NC-SA 4.0' in card and 'voice-emotion' in card
     from voice_emotion.core import DEFAULT_RECIPE
     assert json.loads((d/'bundle.json').read_text())['config'].get('recipe_name') == DEFAULT_RECIPE  # made with today's default recipe
-    assert f'--model {DEFAULT_RECIPE}' in card
+    assert f'--recipe {DEFAULT_RECIPE}' in card
 
 def test_files_and_folders_json(sample_clips):
     folder = sample_clips[0].parent
@@ -80,6 +80,7 @@ def hour_long(tmp_path_factory, sample_clips):
             f.write(block)
     return path
 
+@pytest.mark.slow
 def test_one_hour_timeline_in_bounded_memory(hour_long):
     code = ("import resource, sys, json; from voice_emotion.cli import main; rc = main(['predict', sys.argv[1], '--segment', '--format', 'json', "
             "'--output', sys.argv[2]]); print(json.dumps([rc, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))")
@@ -95,8 +96,42 @@ def test_one_hour_timeline_in_bounded_memory(hour_long):
     assert 12 <= len(voiced) <= 40 and all(w['emotion'] in EMOTIONS for w in voiced)
     assert res['emotion'] in EMOTIONS and res['silent_windows'] == len(tl) - len(voiced)
 
+@pytest.mark.slow
 def test_one_hour_without_segment_says_what_it_used(hour_long):
     code, out, err = run_cli('predict', hour_long, '--format', 'json')
     assert code == 0, err[-1500:]
     [r] = json.loads(out)
     assert 'only the first' in r['note'] and '3600.0 s' in r['note']
+
+@pytest.fixture(scope='module')
+def nothing_readable(tmp_path_factory):
+    "Inputs of which no file can be predicted: a missing path, an empty folder, a folder without audio, only broken files."
+    d = tmp_path_factory.mktemp('none')
+    (d/'empty').mkdir(); (d/'text_only').mkdir(); (d/'text_only'/'notes.txt').write_text('no audio here')
+    (d/'broken').mkdir(); (d/'broken'/'a.wav').write_bytes(b'RIFF\x00\x00\x00\x00WAVEfmt garbage'); (d/'broken'/'b.flac').write_bytes(b'')
+    return {'missing': ([d/'missing.wav'], ['no such file or folder']),
+            'empty folder': ([d/'empty'], ['no audio files (.wav, .flac, .ogg, .mp3) in this folder']),
+            'no audio in folder': ([d/'text_only'], ['no audio files (.wav, .flac, .ogg, .mp3) in this folder']),
+            'only broken files': ([d/'broken'/'a.wav', d/'broken'/'b.flac'], ['not a readable audio file', 'empty file'])}
+
+@pytest.mark.parametrize('fmt', ['table', 'csv', 'json'])
+@pytest.mark.parametrize('case', ['missing', 'empty folder', 'no audio in folder', 'only broken files'])
+def test_no_file_succeeds(nothing_readable, capsys, tmp_path, case, fmt):
+    "Each reason is printed, the exit status is 1, in every format and with --output: never an internal error (issue 17)."
+    from voice_emotion.cli import main
+    paths, reasons = nothing_readable[case]
+    for output in (None, tmp_path/f'out.{fmt}'):
+        code = main(['predict', *map(str, paths), '--format', fmt] + (['--output', str(output)] if output else []))
+        out, err = capsys.readouterr()
+        text = output.read_text() if output else out
+        assert code == 1 and 'internal error' not in err
+        lines = [l for l in err.splitlines() if l.startswith('voice-emotion:')]
+        assert len(lines) == len(reasons) and all(l.startswith(f'voice-emotion: {p}: {r}') for l, p, r in zip(lines, paths, reasons)), lines
+        rows = json.loads(text) if fmt == 'json' else list(csv.DictReader(io.StringIO(text))) if fmt == 'csv' else None
+        if rows is None: assert all(f'error: {r}' in text for r in reasons), text
+        else: assert [r['path'] for r in rows] == list(map(str, paths)) and all(r['error'].startswith(w) for r, w in zip(rows, reasons))
+
+def test_no_file_succeeds_as_a_command(nothing_readable):
+    code, out, err = run_cli('predict', *nothing_readable['missing'][0], *nothing_readable['empty folder'][0])
+    assert code == 1 and 'internal error' not in err; assert_one_line_error(err)
+    assert run_cli('predict')[0] == 2

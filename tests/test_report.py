@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, ROOT
 
+pytestmark = pytest.mark.slow  # a full report run and a full docs build
+
 STAGE_PAGES = ['01_data', '02_eda', '03_features', '06_model', '08_training', '09_evaluation', '10_inference', '11_experiments']
 
 @pytest.fixture(scope='module')
@@ -108,3 +110,42 @@ def test_pages_render_in_a_real_browser(site, tmp_path, page):
         assert widths and all(w > 0 for w in widths), widths  # every plot decoded and drawn
         assert page.endswith('09_evaluation.html') or int(re.search(r'data-audio="(\d+)"', dom).group(1)) >= 6
     else: assert all(w > 0 for w in widths)
+
+@pytest.fixture(scope='module')
+def docs(site):
+    "The documentation site: every chapter executed with its default parameters, next to the report runs."
+    reports, _ = site
+    code, out, err = run_cli('docs', '--reports-dir', reports, timeout=1500)
+    assert code == 0, out[-3000:] + err[-3000:]
+    return reports/'docs', out
+
+def test_docs_site_lists_every_chapter_and_links_resolve(docs):
+    d, out = docs
+    chapters = sorted(p.name for p in (ROOT/'nbs').glob('[0-9][0-9]_*.ipynb'))
+    assert len(re.findall(r'^\[\d+/\d+\] \S+ +ok', out, re.M)) == len(chapters) + 1  # and the index
+    for nb in chapters: assert (d/nb.replace('.ipynb', '.html')).exists(), nb
+    assert 'docs/index.html' in (d.parent/'index.html').read_text()
+    for page in [d/'index.html', d/'08_training.html']:
+        for href in parse(page).links:
+            if href.startswith(('http', '#', 'mailto:')): continue
+            assert (page.parent/href.split('#')[0]).exists(), (page, href)
+    page = (d/'10_inference.html').read_text()
+    assert 'predict_file' in page and '<nav class="ve-sidebar">' in page and 'default_exp' not in page
+
+def test_docs_page_renders_in_a_real_browser(docs, tmp_path):
+    d, _ = docs
+    src = d/'02_eda.html'
+    probe = src.with_name('probe.html')
+    probe.write_text(src.read_text(encoding='utf-8').replace('</body>', CHECK.replace("'load', () =>", "'load', () => {"
+                     "document.body.setAttribute('data-nav', JSON.stringify([...document.querySelectorAll('nav.ve-sidebar a')].map(a => a.href)));"
+                     "}); window.addEventListener('load', () =>") + '</body>'), encoding='utf-8')
+    try:
+        shot = tmp_path/'docs.png'
+        r = _browser(probe.as_uri(), tmp_path, f'--screenshot={shot}')
+        assert shot.exists() and shot.stat().st_size > 10_000, r.stderr[-500:]
+        dom = _browser(probe.as_uri(), tmp_path, '--virtual-time-budget=5000', '--dump-dom').stdout
+    finally: probe.unlink()
+    widths = json.loads(re.search(r'data-img-widths="([^"]*)"', dom).group(1).replace('&quot;', '"'))
+    assert len(widths) >= 5 and all(w > 0 for w in widths), widths   # every plot of the chapter decoded and drawn
+    nav = json.loads(re.search(r'data-nav="([^"]*)"', dom).group(1).replace('&quot;', '"'))
+    assert len(nav) >= 10 and all(Path(u.replace('file://', '')).exists() for u in nav), nav   # the sidebar's links resolve

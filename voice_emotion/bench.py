@@ -4,9 +4,15 @@
 
 # %% ../nbs/15_bench.ipynb #d210ce23
 from __future__ import annotations
-import os, sys, time, json
+
+import json
+import os
+import sys
+import time
 from pathlib import Path
+
 import numpy as np
+
 from .core import Config, n_features
 from .store import extract_features
 
@@ -14,16 +20,19 @@ from .store import extract_features
 __all__ = ['SEED_LOOP', 'seed_features', 'benchmark_features', 'benchmark_inference']
 
 # %% ../nbs/15_bench.ipynb #9ff1e636
-def seed_features(path, max_len:int=300)->np.ndarray:
+def seed_features(path, max_len: int = 300) -> np.ndarray:
     "The seed notebook's feature code, verbatim but for the function wrapper: the reference to compare against."
     import librosa
+
     signal, sr = librosa.load(path, sr=22050)
     signal = signal / (np.max(np.abs(signal)) + 1e-7)
     mfcc = librosa.feature.mfcc(y=signal, sr=sr, n_mfcc=13).T
     chroma = librosa.feature.chroma_stft(y=signal, sr=sr).T
     mel_db = librosa.power_to_db(librosa.feature.melspectrogram(y=signal, sr=sr, n_mels=128)).T
     zcr = librosa.feature.zero_crossing_rate(y=signal).T
-    pad = lambda x: np.pad(x, ((0, max_len - x.shape[0]), (0, 0)), mode='constant') if x.shape[0] < max_len else x[:max_len, :]
+    pad = lambda x: (
+        np.pad(x, ((0, max_len - x.shape[0]), (0, 0)), mode='constant') if x.shape[0] < max_len else x[:max_len, :]
+    )
     return np.concatenate((pad(mfcc), pad(chroma), pad(mel_db), pad(zcr)), axis=1)
 
 # %% ../nbs/15_bench.ipynb #9705b229
@@ -63,68 +72,135 @@ for _, row in tqdm(df.iterrows(), total=len(df), disable=True):
 X = np.array(X)
 import resource
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, len(X), time.perf_counter() - t1)
-'''
+'''  # noqa: E501 (the seed's code, verbatim)
 
-def benchmark_features(dataset:str='sample', data_dir=None, # corpus to take the clips from
-                       n:int|None=None, # clips (the first n six-class clips); None: all
-                       jobs:int=0)->dict: # worker processes for the project's extraction
+
+def benchmark_features(
+    dataset: str = 'sample',
+    data_dir=None,  # corpus to take the clips from
+    n: int | None = None,  # clips (the first n six-class clips); None: all
+    jobs: int = 0,
+) -> dict:  # worker processes for the project's extraction
     "Seed loop vs project extraction (cold, whole commands) vs project extraction (warm, in-process)."
-    import subprocess, tempfile, shutil
+    import shutil
+    import subprocess
+    import tempfile
+
     from voice_emotion.data import task_files
+
     s = Config().feature_settings()
     paths = task_files(dataset, data_dir)[:n]  # the clips `voice-emotion features` extracts, in its order
     tmp = Path(tempfile.mkdtemp(prefix='ve-bench-'))
-    (tmp/'clips.txt').write_text('\n'.join(paths))
+    (tmp / 'clips.txt').write_text('\n'.join(paths))
+
     def timed(cmd):
         t = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
-        if out.returncode: raise RuntimeError(f'{cmd[:3]} failed: {out.stderr[-500:]}')
+        if out.returncode:
+            raise RuntimeError(f'{cmd[:3]} failed: {out.stderr[-500:]}')
         return time.perf_counter() - t, out.stdout
+
     try:
-        seed_s, out = timed([sys.executable, '-c', SEED_LOOP, str(tmp/'clips.txt')])
+        seed_s, out = timed([sys.executable, '-c', SEED_LOOP, str(tmp / 'clips.txt')])
         seed_mb, _, seed_loop_s = out.split()[-3:]
-        cmd = [sys.executable, '-m', 'voice_emotion.cli', 'features', '--dataset', dataset, '--cache-dir', str(tmp/'cache'),
-               '--jobs', str(jobs), '--json'] + (['--data-dir', str(data_dir)] if data_dir else []) + (['-n', str(n)] if n else [])
+        cmd = (
+            [
+                sys.executable,
+                '-m',
+                'voice_emotion.cli',
+                'features',
+                '--dataset',
+                dataset,
+                '--cache-dir',
+                str(tmp / 'cache'),
+                '--jobs',
+                str(jobs),
+                '--json',
+            ]
+            + (['--data-dir', str(data_dir)] if data_dir else [])
+            + (['-n', str(n)] if n else [])
+        )
         cold_s, out = timed(cmd)
         cold = json.loads(out)
-        assert cold['computed'] + cold['cache_hits'] == len(paths)  # hits: files with the same bytes as one computed earlier in the run
+        assert cold['computed'] + cold['cache_hits'] == len(
+            paths
+        )  # hits: files with the same bytes as one computed earlier in the run
         t = time.perf_counter()
-        warm = extract_features(paths, cache_dir=tmp/'cache', progress=False)
+        warm = extract_features(paths, cache_dir=tmp / 'cache', progress=False)
         warm_s = time.perf_counter() - t
         assert warm.stats['cache_hits'] == len(paths) and warm.ok.all()
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     k, seed_loop_s = len(paths), float(seed_loop_s)
-    return dict(clips=k, cores=os.cpu_count(), seed_peak_mb=int(seed_mb), project_peak_mb=cold['peak_rss_mb'],
-                project_worker_peak_mb=cold['worker_peak_rss_mb'], project_jobs=cold['jobs'],
-                project_peak_mb_bound=cold['peak_rss_mb'] + cold['jobs'] * cold['worker_peak_rss_mb'], features_array_mb=round(k * s['max_len'] * n_features(s) * 4 / 2**20),
-                seed_command_s=round(seed_s, 2), seed_command_clips_per_s=round(k / seed_s, 1),
-                seed_loop_clips_per_s=round(k / seed_loop_s, 1),
-                cold_command_s=round(cold_s, 2), cold_duplicates_read_back=cold["cache_hits"], cold_command_clips_per_s=round(k / cold_s, 1),
-                warm_in_process_s=round(warm_s, 3), warm_clips_per_s=round(k / warm_s, 1),
-                cold_vs_seed_command=round(seed_s / cold_s, 1), warm_vs_seed_loop=round(seed_loop_s / warm_s, 1))
+    return dict(
+        clips=k,
+        cores=os.cpu_count(),
+        seed_peak_mb=int(seed_mb),
+        project_peak_mb=cold['peak_rss_mb'],
+        project_worker_peak_mb=cold['worker_peak_rss_mb'],
+        project_jobs=cold['jobs'],
+        project_peak_mb_bound=cold['peak_rss_mb'] + cold['jobs'] * cold['worker_peak_rss_mb'],
+        features_array_mb=round(k * s['max_len'] * n_features(s) * 4 / 2**20),
+        seed_command_s=round(seed_s, 2),
+        seed_command_clips_per_s=round(k / seed_s, 1),
+        seed_loop_clips_per_s=round(k / seed_loop_s, 1),
+        cold_command_s=round(cold_s, 2),
+        cold_duplicates_read_back=cold["cache_hits"],
+        cold_command_clips_per_s=round(k / cold_s, 1),
+        warm_in_process_s=round(warm_s, 3),
+        warm_clips_per_s=round(k / warm_s, 1),
+        cold_vs_seed_command=round(seed_s / cold_s, 1),
+        warm_vs_seed_loop=round(seed_loop_s / warm_s, 1),
+    )
 
 # %% ../nbs/15_bench.ipynb #2dcedd01
-def benchmark_inference(model=None, n:int=200, repeats:int=50)->dict:
+def benchmark_inference(model=None, n: int = 200, repeats: int = 50) -> dict:
     "Command start-up, warm single-clip latency and batch throughput, measured side by side on this machine."
-    import subprocess, sys, shutil, tempfile
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
     from voice_emotion.data import sample_dir
-    from voice_emotion.inference import get_predictor, predict_file, predict_files, _duration
-    pred = get_predictor(model)
+    from voice_emotion.inference import _duration, get_predictor, predict_file, predict_files
+
+    get_predictor(model)  # loaded once, before anything is timed
     clips = sorted(str(p) for p in sample_dir().rglob('*.flac'))
     three = min(clips, key=lambda p: abs(_duration(p) - 3.0))
-    cmd = [sys.executable, '-m', 'voice_emotion.cli', 'predict', three, '--format', 'json'] + (['--model', str(model)] if model else [])
-    t = time.perf_counter(); out = subprocess.run(cmd, capture_output=True, text=True); startup = time.perf_counter() - t
-    if out.returncode: raise RuntimeError(out.stderr[-400:])
-    t = time.perf_counter(); subprocess.run([sys.executable, '-m', 'voice_emotion.cli', '--help'], capture_output=True); bare = time.perf_counter() - t
+    cmd = [sys.executable, '-m', 'voice_emotion.cli', 'predict', three, '--format', 'json'] + (
+        ['--model', str(model)] if model else []
+    )
+    t = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    startup = time.perf_counter() - t
+    if out.returncode:
+        raise RuntimeError(out.stderr[-400:])
+    t = time.perf_counter()
+    subprocess.run([sys.executable, '-m', 'voice_emotion.cli', '--help'], capture_output=True)
+    bare = time.perf_counter() - t
     predict_file(three, model)
     lat = []
     for _ in range(repeats):
-        t = time.perf_counter(); predict_file(three, model); lat.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        predict_file(three, model)
+        lat.append(time.perf_counter() - t)
     tmp = Path(tempfile.mkdtemp(prefix='ve-bench-'))
-    files = [shutil.copy(clips[i % len(clips)], tmp/f'{i:04d}.flac') for i in range(n)]
-    t = time.perf_counter(); df = predict_files([tmp], model); batch_s = time.perf_counter() - t
+    for i in range(n):
+        shutil.copy(clips[i % len(clips)], tmp / f'{i:04d}.flac')
+    t = time.perf_counter()
+    df = predict_files([tmp], model)
+    batch_s = time.perf_counter() - t
     shutil.rmtree(tmp, ignore_errors=True)
     assert df.error.isna().all()
-    return dict(clip=Path(three).name, clip_seconds=round(_duration(three), 2), command_one_clip_s=round(startup, 2), command_help_s=round(bare, 2),
-                warm_latency_ms_median=round(1000 * float(np.median(lat)), 1), warm_latency_ms_p90=round(1000 * float(np.quantile(lat, 0.9)), 1),
-                batch_clips=n, batch_seconds=round(batch_s, 2), batch_clips_per_s=round(n / batch_s, 1), cores=os.cpu_count())
+    return dict(
+        clip=Path(three).name,
+        clip_seconds=round(_duration(three), 2),
+        command_one_clip_s=round(startup, 2),
+        command_help_s=round(bare, 2),
+        warm_latency_ms_median=round(1000 * float(np.median(lat)), 1),
+        warm_latency_ms_p90=round(1000 * float(np.quantile(lat, 0.9)), 1),
+        batch_clips=n,
+        batch_seconds=round(batch_s, 2),
+        batch_clips_per_s=round(n / batch_s, 1),
+        cores=os.cpu_count(),
+    )

@@ -4,11 +4,17 @@
 
 # %% ../nbs/07_bundle.ipynb #27b95025
 from __future__ import annotations
-import json, time, platform
+
+import json
+import platform
+import time
 from dataclasses import dataclass
 from pathlib import Path
-import numpy as np, pandas as pd
-from .core import Config, EMOTIONS, VoiceEmotionError, write_json, import_keras
+
+import numpy as np
+import pandas as pd
+
+from .core import EMOTIONS, Config, VoiceEmotionError, import_keras, write_json
 from .features import FEATURE_VERSION, real_frames
 
 # %% auto #0
@@ -18,95 +24,149 @@ __all__ = ['BUNDLE_FORMAT', 'BUNDLE_FILES', 'Scaler', 'library_versions', 'save_
 @dataclass
 class Scaler:
     "Per-feature standardisation fitted on training frames; `mask_padding` keeps padded frames at exactly 0."
-    mean:np.ndarray
-    scale:np.ndarray
-    mask_padding:bool = False
 
-    def transform(self, X:np.ndarray, inplace:bool=False)->np.ndarray: # (clips, frames, features)
+    mean: np.ndarray
+    scale: np.ndarray
+    mask_padding: bool = False
+
+    def transform(self, X: np.ndarray, inplace: bool = False) -> np.ndarray:  # (clips, frames, features)
         "(X - mean) / scale, float32; with `mask_padding`, all-zero (padded) frames stay 0."
         X = X if inplace else X.copy()
         pad = ~real_frames(X) if self.mask_padding else None
-        X -= self.mean.astype(np.float32); X /= self.scale.astype(np.float32)
-        if pad is not None: X[pad] = 0
+        X -= self.mean.astype(np.float32)
+        X /= self.scale.astype(np.float32)
+        if pad is not None:
+            X[pad] = 0
         return X
 
 # %% ../nbs/07_bundle.ipynb #76246f3a
 BUNDLE_FORMAT = 1
 BUNDLE_FILES = ('bundle.json', 'model.keras', 'scaler.npz')
 
-def library_versions()->dict:
+
+def library_versions() -> dict:
     "Versions of the libraries that shape a model's numbers."
     import importlib.metadata as md
+
     out = {'python': platform.python_version()}
-    for name in ('voice_emotion', 'keras', 'tensorflow', 'jax', 'torch', 'numpy', 'scipy', 'soundfile', 'soxr', 'librosa', 'scikit-learn'):
-        try: out[name] = md.version(name)
-        except md.PackageNotFoundError: pass
+    for name in (
+        'voice_emotion',
+        'keras',
+        'tensorflow',
+        'jax',
+        'torch',
+        'numpy',
+        'scipy',
+        'soundfile',
+        'soxr',
+        'librosa',
+        'scikit-learn',
+    ):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
     out['keras_backend'] = import_keras().backend.backend()
     return out
 
 # %% ../nbs/07_bundle.ipynb #4dd5f370
-def save_bundle(path, model, scaler:Scaler, cfg:Config, split:pd.DataFrame, history:dict, extra:dict|None=None)->Path:
+def save_bundle(
+    path, model, scaler: Scaler, cfg: Config, split: pd.DataFrame, history: dict, extra: dict | None = None
+) -> Path:
     "Write a bundle folder: model, scaler, labels, feature settings, config, split, history, versions."
-    path = Path(path); path.mkdir(parents=True, exist_ok=True)
-    model.save(path/'model.keras')
-    np.savez(path/'scaler.npz', mean=scaler.mean, scale=scaler.scale, mask_padding=scaler.mask_padding)
-    split.to_csv(path/'split.csv', index=False)
-    write_json(path/'history.json', history)
-    write_json(path/'bundle.json', dict(format=BUNDLE_FORMAT, labels=list(EMOTIONS), feature_settings=cfg.feature_settings(),
-               feature_version=FEATURE_VERSION, architecture=cfg.architecture, recipe=cfg.recipe_name, config=cfg.to_dict(), versions=library_versions(),
-               created=time.strftime('%Y-%m-%dT%H:%M:%S%z'), **(extra or {})))
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save(path / 'model.keras')
+    np.savez(path / 'scaler.npz', mean=scaler.mean, scale=scaler.scale, mask_padding=scaler.mask_padding)
+    split.to_csv(path / 'split.csv', index=False)
+    write_json(path / 'history.json', history)
+    write_json(
+        path / 'bundle.json',
+        dict(
+            format=BUNDLE_FORMAT,
+            labels=list(EMOTIONS),
+            feature_settings=cfg.feature_settings(),
+            feature_version=FEATURE_VERSION,
+            architecture=cfg.architecture,
+            recipe=cfg.recipe_name,
+            config=cfg.to_dict(),
+            versions=library_versions(),
+            created=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+            **(extra or {}),
+        ),
+    )
     return path
 
 # %% ../nbs/07_bundle.ipynb #dca7bf07
 class Predictor:
     "A loaded bundle: features in, probabilities out."
-    def __init__(self, path:Path, meta:dict, model, scaler:Scaler):
+
+    def __init__(self, path: Path, meta: dict, model, scaler: Scaler):
         self.path, self.meta, self.model, self.scaler = path, meta, model, scaler
         self.labels, self.settings = meta['labels'], meta['feature_settings']
 
-    def predict_features(self, X:np.ndarray, batch_size:int=64)->np.ndarray: # (clips, frames, features), unscaled
+    def predict_features(
+        self, X: np.ndarray, batch_size: int = 64
+    ) -> np.ndarray:  # (clips, frames, features), unscaled
         "Class probabilities (clips, classes) for unscaled feature matrices."
         X = self.scaler.transform(np.asarray(X, np.float32))
-        if len(X) <= batch_size: return self._forward(X)
-        return np.concatenate([self._forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
+        if len(X) <= batch_size:
+            return self._forward(X)
+        return np.concatenate([self._forward(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
 
-    def _forward(self, X:np.ndarray)->np.ndarray:
-        "One batch through the compiled predict function: 6 ms for one clip, where eager `model(x)` takes 300 and `predict` 60."
+    def _forward(self, X: np.ndarray) -> np.ndarray:
+        "One batch through the compiled predict function: 6 ms a clip (eager `model(x)`: 300, `predict`: 60)."
         return np.asarray(self.model.predict_on_batch(X))
 
-    def split(self)->pd.DataFrame: return pd.read_csv(self.path/'split.csv')
-    def history(self)->dict: return json.loads((self.path/'history.json').read_text())
+    def split(self) -> pd.DataFrame:
+        return pd.read_csv(self.path / 'split.csv')
+
+    def history(self) -> dict:
+        return json.loads((self.path / 'history.json').read_text())
+
     def __repr__(self):
         arch = self.meta.get('architecture', self.meta.get('model'))  # `model` in bundles saved before the rename
         return f"Predictor({self.path}, architecture={arch}, labels={self.labels})"
 
 # %% ../nbs/07_bundle.ipynb #d7bdf294
-def load_bundle(path)->Predictor: # a bundle folder
+def load_bundle(path) -> Predictor:  # a bundle folder
     "Load a bundle, refusing one that is incomplete, incompatible, or made with other feature settings."
     path = Path(path)
-    if not path.is_dir(): raise VoiceEmotionError('no such bundle folder', path=path)
-    missing = [f for f in BUNDLE_FILES if not (path/f).exists()]
-    if missing: raise VoiceEmotionError(f'incomplete bundle: missing {", ".join(missing)}', path=path)
-    try: meta = json.loads((path/'bundle.json').read_text())
-    except json.JSONDecodeError as e: raise VoiceEmotionError(f'bundle.json is not valid JSON ({e})', path=path) from None
+    if not path.is_dir():
+        raise VoiceEmotionError('no such bundle folder', path=path)
+    missing = [f for f in BUNDLE_FILES if not (path / f).exists()]
+    if missing:
+        raise VoiceEmotionError(f'incomplete bundle: missing {", ".join(missing)}', path=path)
+    try:
+        meta = json.loads((path / 'bundle.json').read_text())
+    except json.JSONDecodeError as e:
+        raise VoiceEmotionError(f'bundle.json is not valid JSON ({e})', path=path) from None
     if meta.get('format') != BUNDLE_FORMAT:
-        raise VoiceEmotionError(f"bundle format {meta.get('format')} is not supported (this version reads format {BUNDLE_FORMAT})", path=path)
+        raise VoiceEmotionError(
+            f"bundle format {meta.get('format')} is not supported (this version reads format {BUNDLE_FORMAT})",
+            path=path,
+        )
     keras = import_keras()
     saved = meta.get('versions', {}).get('keras', '0')
     if saved.split('.')[0] != keras.__version__.split('.')[0]:
         raise VoiceEmotionError(f'bundle saved with Keras {saved}, this is Keras {keras.__version__}', path=path)
     ours = {**Config().feature_settings(), **{k: meta['feature_settings'].get(k) for k in ('max_len',)}}
     if meta.get('feature_settings') != ours or meta.get('feature_version') != FEATURE_VERSION:
-        raise VoiceEmotionError(f"bundle expects features {meta.get('feature_settings')} (version {meta.get('feature_version')}); "
-                                f'this code computes {ours} (version {FEATURE_VERSION})', path=path)
-    s = np.load(path/'scaler.npz')
-    import voice_emotion.model  # registers the custom layers the saved model may use
+        raise VoiceEmotionError(
+            f"bundle expects features {meta.get('feature_settings')} (version {meta.get('feature_version')}); "
+            f'this code computes {ours} (version {FEATURE_VERSION})',
+            path=path,
+        )
+    s = np.load(path / 'scaler.npz')
+    import voice_emotion.model  # noqa: F401 (registers the custom layers the saved model may use)
+
     scaler = Scaler(s['mean'], s['scale'], bool(s['mask_padding']) if 'mask_padding' in s else False)
-    return Predictor(path, meta, keras.saving.load_model(path/'model.keras', compile=False), scaler)
+    return Predictor(path, meta, keras.saving.load_model(path / 'model.keras', compile=False), scaler)
 
 # %% ../nbs/07_bundle.ipynb #c1893217
-def run_parts(cfg:Config, run_dir)->list[tuple[str, Path, int|None]]:
+def run_parts(cfg: Config, run_dir) -> list[tuple[str, Path, int | None]]:
     "(name, folder, fold) of each model a run trains: one, or one per fold."
     run_dir = Path(run_dir)
-    if cfg.protocol == 'speaker-kfold': return [(f'fold {k}', run_dir/f'fold_{k}', k) for k in range(cfg.folds)]
+    if cfg.protocol == 'speaker-kfold':
+        return [(f'fold {k}', run_dir / f'fold_{k}', k) for k in range(cfg.folds)]
     return [('model', run_dir, None)]

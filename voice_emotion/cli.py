@@ -4,9 +4,14 @@
 
 # %% ../nbs/14_cli.ipynb #5fd30454
 from __future__ import annotations
-import sys, os, json, argparse
+
+import argparse
+import json
+import os
+import sys
 from pathlib import Path
-from .core import Config, VoiceEmotionError, DATASETS, PROTOCOLS, RECIPES, DEFAULT_RECIPE
+
+from .core import DATASETS, DEFAULT_RECIPE, PROTOCOLS, RECIPES, Config, VoiceEmotionError
 
 # %% auto #0
 __all__ = ['EPOCHS_HELP', 'cmd_data', 'cmd_features', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_make_default',
@@ -15,195 +20,325 @@ __all__ = ['EPOCHS_HELP', 'cmd_data', 'cmd_features', 'cmd_train', 'cmd_evaluate
 # %% ../nbs/14_cli.ipynb #69193561
 _LATER_COMMANDS = []  # subcommands defined further down register here
 
-def _config_option(p:argparse.ArgumentParser, *flags, field:str, help:str, **kw):
+
+def _config_option(p: argparse.ArgumentParser, *flags, field: str, help: str, **kw):
     "An option for a `Config` field: its default is `Config`'s (or the recipe's), shown in the help, never typed here."
     p.add_argument(*flags, dest=field, default=None, help=f'{help} (default: {Config.default(field)})', **kw)
 
-def _add_data_options(p:argparse.ArgumentParser):
+
+def _add_data_options(p: argparse.ArgumentParser):
     _config_option(p, '--dataset', field='dataset', choices=DATASETS, help='corpus; `sample` is bundled and offline')
     p.add_argument('--data-dir', metavar='DIR', help='corpus folder (CREMA-D: downloaded with kagglehub when omitted)')
 
+
 class _RenamedOption(argparse.Action):
     "An option's old spelling: one line naming the new one, exit status 2 (a usage error), never a traceback."
-    def __init__(self, option_strings, dest, hint:str='', **kw):
+
+    def __init__(self, option_strings, dest, hint: str = '', **kw):
         self.hint = hint
         super().__init__(option_strings, dest, nargs='*', help=argparse.SUPPRESS, **kw)
+
     def __call__(self, parser, namespace, values, option_string=None):
         print(f'{parser.prog}: error: {option_string} {self.hint}', file=sys.stderr)
         sys.exit(2)
 
-def _add_recipe_option(p:argparse.ArgumentParser):
-    p.add_argument('--recipe', choices=list(RECIPES), default=DEFAULT_RECIPE,
-                   help=f'how the model is made: architecture and training settings (default: {DEFAULT_RECIPE})')
-    p.add_argument('--model', action=_RenamedOption, hint='names a trained bundle (predict, evaluate); choose how to train with --recipe RECIPE')
 
-def _config(args, **extra)->Config:
+def _add_recipe_option(p: argparse.ArgumentParser):
+    p.add_argument(
+        '--recipe',
+        choices=list(RECIPES),
+        default=DEFAULT_RECIPE,
+        help=f'how the model is made: architecture and training settings (default: {DEFAULT_RECIPE})',
+    )
+    p.add_argument(
+        '--model',
+        action=_RenamedOption,
+        hint='names a trained bundle (predict, evaluate); choose how to train with --recipe RECIPE',
+    )
+
+
+def _config(args, **extra) -> Config:
     "A Config from the parsed options that name its fields, over the recipe that `--recipe` names."
     known = Config().to_dict()
     given = {k: v for k, v in vars(args).items() if k in known and v is not None}
     return Config.recipe(getattr(args, 'recipe', None) or DEFAULT_RECIPE, **{**given, **extra})
 
-def _print_json(obj): print(json.dumps(obj, indent=2, default=str))
 
-EPOCHS_HELP = "training epochs (default: the recipe's: " + ', '.join(
-    f"{name} {r['epochs']}{' at most, early-stopped' if r['early_stopping'] else ''}" for name, r in RECIPES.items()) + ')'
+def _print_json(obj):
+    print(json.dumps(obj, indent=2, default=str))
+
+
+EPOCHS_HELP = (
+    "training epochs (default: the recipe's: "
+    + ', '.join(
+        f"{name} {r['epochs']}{' at most, early-stopped' if r['early_stopping'] else ''}" for name, r in RECIPES.items()
+    )
+    + ')'
+)
 
 # %% ../nbs/14_cli.ipynb #2a369015
-def cmd_data(args)->int:
+def cmd_data(args) -> int:
     "Counts per emotion, speaker and split part, and the files left out with their reasons."
-    from voice_emotion.data import scan_corpus, assign_split, corpus_summary, check_split
+    from voice_emotion.data import assign_split, check_split, corpus_summary, scan_corpus
+
     cfg = _config(args)
     clips, problems = scan_corpus(cfg.dataset, cfg.data_dir)
     table = assign_split(clips, cfg)
     check_split(table, by_speaker=cfg.protocol != 'random')
     s = corpus_summary(clips, problems, table)
     s.update(dataset=cfg.dataset, protocol=cfg.protocol, seed=cfg.seed)
-    if args.json: _print_json(s); return 0
-    print(f"{cfg.dataset}: {s['n_clips']} clips of {s['n_speakers']} speakers, {s['n_task_clips']} in the six-class task")
+    if args.json:
+        _print_json(s)
+        return 0
+    print(
+        f"{cfg.dataset}: {s['n_clips']} clips of {s['n_speakers']} speakers, {s['n_task_clips']} in the six-class task"
+    )
     print('per emotion:  ' + ', '.join(f'{k} {v}' for k, v in s['per_emotion'].items()))
     print('per speaker:  ' + ', '.join(f'{k} {v}' for k, v in s['per_speaker'].items()))
     print(f'split ({cfg.protocol}, seed {cfg.seed}):')
     for part in ('train', 'valid', 'test'):
-        if part in s['per_split']: print(f"  {part:5s} {s['per_split'][part]:5d} clips, speakers: {', '.join(s['speakers_per_split'][part])}")
+        if part in s['per_split']:
+            print(f"  {part:5s} {s['per_split'][part]:5d} clips, speakers: {', '.join(s['speakers_per_split'][part])}")
     if s['problems']:
         print('left out: ' + ', '.join(f'{k} {v}' for k, v in s['problems'].items()))
-        for f in s['problem_files']: print(f"  {f['path']}: {f['reason']}")
+        for f in s['problem_files']:
+            print(f"  {f['path']}: {f['reason']}")
     return 0
 
 # %% ../nbs/14_cli.ipynb #0c428e7d
-def cmd_features(args)->int:
+def cmd_features(args) -> int:
     "Extract and cache the features of a corpus (or benchmark the extraction with --bench)."
-    if args.cache_dir: os.environ['VOICE_EMOTION_CACHE'] = str(Path(args.cache_dir).expanduser().resolve())
+    if args.cache_dir:
+        os.environ['VOICE_EMOTION_CACHE'] = str(Path(args.cache_dir).expanduser().resolve())
     if args.bench:
         from voice_emotion.bench import benchmark_features
+
         r = benchmark_features(args.dataset, args.data_dir, args.n, args.jobs or 0)
-        if args.json: _print_json(r); return 0
+        if args.json:
+            _print_json(r)
+            return 0
         print(f"{r['clips']} clips, {r['cores']} cores")
-        print(f"seed loop, whole command   {r['seed_command_s']:8.2f} s {r['seed_command_clips_per_s']:9.1f} clips/s  (its loop alone: {r['seed_loop_clips_per_s']} clips/s)")
-        print(f"project, cold, whole cmd   {r['cold_command_s']:8.2f} s {r['cold_command_clips_per_s']:9.1f} clips/s  = {r['cold_vs_seed_command']}x the seed command")
-        print(f"project, warm, in-process  {r['warm_in_process_s']:8.3f} s {r['warm_clips_per_s']:9.1f} clips/s  = {r['warm_vs_seed_loop']}x the seed loop")
-        print(f"peak memory: seed {r['seed_peak_mb']} MB; project command at most {r['project_peak_mb_bound']} MB (main process {r['project_peak_mb']} MB "
-              f"+ {r['project_jobs']} workers of at most {r['project_worker_peak_mb']} MB: it fills the cache, it holds no feature array); "
-              f"loading all the features (warm) fills one {r['features_array_mb']} MB float32 array")
+        print(
+            f"seed loop, whole command   {r['seed_command_s']:8.2f} s {r['seed_command_clips_per_s']:9.1f} clips/s  "
+            f"(its loop alone: {r['seed_loop_clips_per_s']} clips/s)"
+        )
+        print(
+            f"project, cold, whole cmd   {r['cold_command_s']:8.2f} s {r['cold_command_clips_per_s']:9.1f} clips/s  "
+            f"= {r['cold_vs_seed_command']}x the seed command"
+        )
+        print(
+            f"project, warm, in-process  {r['warm_in_process_s']:8.3f} s {r['warm_clips_per_s']:9.1f} clips/s  "
+            f"= {r['warm_vs_seed_loop']}x the seed loop"
+        )
+        print(
+            f"peak memory: seed {r['seed_peak_mb']} MB; project command at most {r['project_peak_mb_bound']} MB "
+            f"(main process {r['project_peak_mb']} MB "
+            f"+ {r['project_jobs']} workers of at most {r['project_worker_peak_mb']} MB: "
+            'it fills the cache, it holds no feature array); '
+            f"loading all the features (warm) fills one {r['features_array_mb']} MB float32 array"
+        )
         return 0
     from voice_emotion.data import task_files
     from voice_emotion.store import extract_features, keep_freed_memory
+
     keep_freed_memory()
     cfg = _config(args)
-    paths = task_files(cfg.dataset, cfg.data_dir)[:args.n]  # files are checked as they are decoded
-    if not paths: raise VoiceEmotionError('no clip of the six emotions found', path=cfg.data_dir)
-    batch = extract_features(paths, cfg.feature_settings(), cfg.jobs, None, progress=not args.json and sys.stderr.isatty(), keep=False)
+    paths = task_files(cfg.dataset, cfg.data_dir)[: args.n]  # files are checked as they are decoded
+    if not paths:
+        raise VoiceEmotionError('no clip of the six emotions found', path=cfg.data_dir)
+    batch = extract_features(
+        paths, cfg.feature_settings(), cfg.jobs, None, progress=not args.json and sys.stderr.isatty(), keep=False
+    )
     import resource
+
     peak = lambda who: resource.getrusage(who).ru_maxrss // 1024  # MB (Linux reports kB)
-    out = {**batch.stats, 'peak_rss_mb': peak(resource.RUSAGE_SELF), 'worker_peak_rss_mb': peak(resource.RUSAGE_CHILDREN),
-           'failed_files': batch.failures}
-    if args.json: _print_json(out)
+    out = {
+        **batch.stats,
+        'peak_rss_mb': peak(resource.RUSAGE_SELF),
+        'worker_peak_rss_mb': peak(resource.RUSAGE_CHILDREN),
+        'failed_files': batch.failures,
+    }
+    if args.json:
+        _print_json(out)
     else:
         st = batch.stats
-        print(f"{st['clips']} clips in {st['seconds']} s ({st['clips_per_s']} clips/s, {st['jobs']} processes): "
-              f"{st['computed']} computed, {st['cache_hits']} from the cache, {st['failures']} failed")
-        for f in batch.failures: print(f"  {f['path']}: {f['reason']}")
+        print(
+            f"{st['clips']} clips in {st['seconds']} s ({st['clips_per_s']} clips/s, {st['jobs']} processes): "
+            f"{st['computed']} computed, {st['cache_hits']} from the cache, {st['failures']} failed"
+        )
+        for f in batch.failures:
+            print(f"  {f['path']}: {f['reason']}")
     return 1 if batch.failures else 0
 
 # %% ../nbs/14_cli.ipynb #421ef5da
-def cmd_train(args)->int:
+def cmd_train(args) -> int:
     "Train the model(s) of a run into --out, one progress line per epoch."
     from voice_emotion.training import train_run
+
     cfg = _config(args)
-    print(f'training {cfg.recipe_name} ({cfg.architecture} network) on {cfg.dataset} ({cfg.protocol} protocol, seed {cfg.seed}, {cfg.epochs} epochs{" at most" if cfg.early_stopping else ""}) into {args.out}', flush=True)
-    s = train_run(cfg, args.out)
+    print(
+        f'training {cfg.recipe_name} ({cfg.architecture} network) on {cfg.dataset} '
+        f'({cfg.protocol} protocol, seed {cfg.seed}, {cfg.epochs} epochs{" at most" if cfg.early_stopping else ""}) '
+        f'into {args.out}',
+        flush=True,
+    )
+    s = train_run(cfg, args.out, log=sys.stdout)
     for p in s['parts']:
-        print(f"{p['name']}: {p['n_train']} training / {p['n_valid']} validation clips, {p['epochs_run']} epochs "
-              f"(best {p['best_epoch']}), {p['train_seconds']} s ({p['seconds_per_epoch']} s/epoch)")
+        print(
+            f"{p['name']}: {p['n_train']} training / {p['n_valid']} validation clips, {p['epochs_run']} epochs "
+            f"(best {p['best_epoch']}), {p['train_seconds']} s ({p['seconds_per_epoch']} s/epoch)"
+        )
     print(f"total {s['total_seconds']} s; evaluate with: voice-emotion evaluate {args.out}")
     return 0
 
-def _resolve_model(target:str)->Path:
+
+def _resolve_model(target: str) -> Path:
     from voice_emotion.inference import default_model_dir
+
     if target == 'default':
-        if not (default_model_dir()/'bundle.json').exists(): raise VoiceEmotionError('no default model is installed with this package')
+        if not (default_model_dir() / 'bundle.json').exists():
+            raise VoiceEmotionError('no default model is installed with this package')
         return default_model_dir()
     p = Path(target).expanduser()
-    if not p.exists(): raise VoiceEmotionError('no such run folder or bundle', path=p)
+    if not p.exists():
+        raise VoiceEmotionError('no such run folder or bundle', path=p)
     return p
 
-def _show_metrics(m:dict):
+
+def _show_metrics(m: dict):
     line = f"accuracy {m['accuracy']:.3f}"
-    if 'accuracy_std' in m: line += f" ± {m['accuracy_std']:.3f}"
-    if 'accuracy_ci95' in m: line += f" (95 % CI {m['accuracy_ci95'][0]:.3f}–{m['accuracy_ci95'][1]:.3f})"
+    if 'accuracy_std' in m:
+        line += f" ± {m['accuracy_std']:.3f}"
+    if 'accuracy_ci95' in m:
+        line += f" (95 % CI {m['accuracy_ci95'][0]:.3f}–{m['accuracy_ci95'][1]:.3f})"
     line += f", balanced accuracy {m['balanced_accuracy']:.3f}"
-    if 'balanced_accuracy_std' in m: line += f" ± {m['balanced_accuracy_std']:.3f}"
+    if 'balanced_accuracy_std' in m:
+        line += f" ± {m['balanced_accuracy_std']:.3f}"
     print(line + f", macro F1 {m['macro_f1']:.3f}, n = {m['n']}")
-    for f in m.get('folds', []): print(f"  {f['name']}: accuracy {f['accuracy']:.3f}, balanced {f['balanced_accuracy']:.3f}, n = {f['n']}")
-    if m.get('report'): print(m['report'])
+    for f in m.get('folds', []):
+        print(f"  {f['name']}: accuracy {f['accuracy']:.3f}, balanced {f['balanced_accuracy']:.3f}, n = {f['n']}")
+    if m.get('report'):
+        print(m['report'])
 
 # %% ../nbs/14_cli.ipynb #529e5f64
-def cmd_evaluate(args)->int:
+def cmd_evaluate(args) -> int:
     "Evaluate a run, a bundle or the default model on its test part, or on every six-class clip of a labelled folder."
-    from voice_emotion.evaluation import evaluate_run, evaluate_bundle, evaluate_folder
+    from voice_emotion.evaluation import evaluate_bundle, evaluate_folder, evaluate_run
+
     target = _resolve_model(args.target)
-    bundle = target/'bundle' if (target/'bundle'/'bundle.json').exists() else target
-    if args.dataset: m, _ = evaluate_folder(bundle if (bundle/'bundle.json').exists() else target, args.dataset, args.data_dir)
-    elif (target/'config.json').exists() and (target/'training.json').exists(): m = evaluate_run(target)
-    elif (target/'bundle.json').exists(): m, _ = evaluate_bundle(target)
-    else: raise VoiceEmotionError('neither a run folder (config.json, training.json) nor a bundle (bundle.json)', path=target)
+    bundle = target / 'bundle' if (target / 'bundle' / 'bundle.json').exists() else target
+    if args.dataset:
+        m, _ = evaluate_folder(bundle if (bundle / 'bundle.json').exists() else target, args.dataset, args.data_dir)
+    elif (target / 'config.json').exists() and (target / 'training.json').exists():
+        m = evaluate_run(target)
+    elif (target / 'bundle.json').exists():
+        m, _ = evaluate_bundle(target)
+    else:
+        raise VoiceEmotionError(
+            'neither a run folder (config.json, training.json) nor a bundle (bundle.json)', path=target
+        )
     if m.get('speakers_seen_in_training'):
-        print(f"voice-emotion: note: {len(m['speakers_seen_in_training'])} of the {m['n_speakers']} speakers were in this model's "
-              'training data, so this is not a test on unseen speakers', file=sys.stderr)
+        print(
+            f"voice-emotion: note: {len(m['speakers_seen_in_training'])} of the {m['n_speakers']} speakers were in "
+            "this model's "
+            'training data, so this is not a test on unseen speakers',
+            file=sys.stderr,
+        )
     if args.json:
-        if 'pooled' in m: m['per_class'], m['confusion'] = m['pooled']['per_class'], m['pooled']['confusion']
+        if 'pooled' in m:
+            m['per_class'], m['confusion'] = m['pooled']['per_class'], m['pooled']['confusion']
         _print_json(m)
     else:
-        if m.get('protocol_text'): print(m['protocol_text'])
+        if m.get('protocol_text'):
+            print(m['protocol_text'])
         _show_metrics(m if 'pooled' not in m else {**m, 'report': m['pooled']['report']})
     return 0
 
 # %% ../nbs/14_cli.ipynb #071cc45f
-def _format_predictions(rows:list[dict], labels:list, fmt:str)->str:
+def _format_predictions(rows: list[dict], labels: list, fmt: str) -> str:
     "Predictions as a terminal table, JSON (a list of objects) or CSV (one row per file or window)."
-    import io, csv
-    if fmt == 'json': return json.dumps(rows, indent=2, default=str)
+    import csv
+    import io
+
+    if fmt == 'json':
+        return json.dumps(rows, indent=2, default=str)
     flat = []
     for r in rows:
         base = {k: v for k, v in r.items() if k not in ('probabilities', 'timeline')}
         probs = {f'p_{l}': (r.get('probabilities') or {}).get(l) for l in labels}
         if r.get('timeline'):
-            for w in r['timeline']: flat.append({**base, 'start': w['start'], 'end': w['end'], 'window_emotion': w['emotion'],
-                                                  'window_confidence': w['confidence'], **{f'p_{l}': w.get(f'p_{l}') for l in labels}})
-        else: flat.append({**base, **probs})
+            for w in r['timeline']:
+                flat.append(
+                    {
+                        **base,
+                        'start': w['start'],
+                        'end': w['end'],
+                        'window_emotion': w['emotion'],
+                        'window_confidence': w['confidence'],
+                        **{f'p_{l}': w.get(f'p_{l}') for l in labels},
+                    }
+                )
+        else:
+            flat.append({**base, **probs})
     if fmt == 'csv':
         cols = list(dict.fromkeys(k for f in flat for k in f))
-        buf = io.StringIO(); w = csv.DictWriter(buf, cols); w.writeheader(); w.writerows(flat); return buf.getvalue()
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, cols)
+        w.writeheader()
+        w.writerows(flat)
+        return buf.getvalue()
     lines = []
     head = f"{'file':40s} {'emotion':8s} {'conf':>5s}  " + ' '.join(f'{l[:7]:>7s}' for l in labels)
-    lines.append(head); lines.append('-' * len(head))
+    lines.append(head)
+    lines.append('-' * len(head))
     for r in rows:
         name = r['path'] if len(r['path']) <= 40 else '…' + r['path'][-39:]
-        if r.get('error'): lines.append(f"{name:40s} error: {r['error']}"); continue
+        if r.get('error'):
+            lines.append(f"{name:40s} error: {r['error']}")
+            continue
         p = r.get('probabilities') or {}
         conf = f"{r['confidence']:.2f}" if r.get('confidence') is not None else '  -'
-        lines.append(f"{name:40s} {r['emotion']:8s} {conf:>5s}  " + ' '.join(f"{p.get(l, float('nan')):7.2f}" for l in labels))
-        if r.get('note'): lines.append(f"{'':40s} note: {r['note']}")
+        lines.append(
+            f"{name:40s} {r['emotion']:8s} {conf:>5s}  " + ' '.join(f"{p.get(l, float('nan')):7.2f}" for l in labels)
+        )
+        if r.get('note'):
+            lines.append(f"{'':40s} note: {r['note']}")
         for w in r.get('timeline') or []:
             c = f"{w['confidence']:.2f}" if w.get('confidence') is not None else '  -'
-            lines.append(f"{'':6s}{w['start']:8.1f}–{w['end']:7.1f} s  {w['emotion']:8s} {c:>5s}  " +
-                         ' '.join(f"{w[f'p_{l}']:7.2f}" if w.get(f'p_{l}') is not None else f"{'':7s}" for l in labels))
+            lines.append(
+                f"{'':6s}{w['start']:8.1f}–{w['end']:7.1f} s  {w['emotion']:8s} {c:>5s}  "
+                + ' '.join(f"{w[f'p_{l}']:7.2f}" if w.get(f'p_{l}') is not None else f"{'':7s}" for l in labels)
+            )
     return '\n'.join(lines) + '\n'
 
-def cmd_predict(args)->int:
+
+def cmd_predict(args) -> int:
     "Predict the emotion of files and folders; with --segment a timeline per file. Exit 1 if any file failed."
-    from voice_emotion.inference import get_predictor, predict_files, predict_timeline, find_audio
+    from voice_emotion.inference import find_audio, get_predictor, predict_files, predict_timeline
+
     if args.bench:
         from voice_emotion.bench import benchmark_inference
+
         r = benchmark_inference(args.model, n=max(args.n, 1))
-        if args.format == 'json': _print_json(r)
+        if args.format == 'json':
+            _print_json(r)
         else:
-            print(f"command start-up with one {r['clip_seconds']} s clip: {r['command_one_clip_s']} s (bare --help: {r['command_help_s']} s)")
-            print(f"warm latency per clip (decode + features + model): median {r['warm_latency_ms_median']} ms, p90 {r['warm_latency_ms_p90']} ms")
-            print(f"batch: {r['batch_clips']} clips in {r['batch_seconds']} s = {r['batch_clips_per_s']} clips/s on {r['cores']} cores")
+            print(
+                f"command start-up with one {r['clip_seconds']} s clip: {r['command_one_clip_s']} s "
+                f"(bare --help: {r['command_help_s']} s)"
+            )
+            print(
+                f"warm latency per clip (decode + features + model): median {r['warm_latency_ms_median']} ms, "
+                f"p90 {r['warm_latency_ms_p90']} ms"
+            )
+            print(
+                f"batch: {r['batch_clips']} clips in {r['batch_seconds']} s = {r['batch_clips_per_s']} clips/s "
+                f"on {r['cores']} cores"
+            )
         return 0
     if not args.paths:
-        print('voice-emotion predict: error: give one or more audio files or folders', file=sys.stderr); return 2
+        print('voice-emotion predict: error: give one or more audio files or folders', file=sys.stderr)
+        return 2
     s = _config(args)
     pred = get_predictor(args.model)
     labels, rows = pred.labels, []
@@ -212,154 +347,252 @@ def cmd_predict(args)->int:
         for f in files:
             try:
                 tl, overall = predict_timeline(f, s.window, s.hop, args.model, silence_db=s.silence_db)
-                probs = {l: float(tl[tl.emotion != 'silence'][f'p_{l}'].astype(float).mean()) for l in labels} if overall['emotion'] != 'silence' else {}
-                rows.append(dict(path=f, emotion=overall['emotion'], confidence=overall['confidence'], probabilities=probs,
-                                 windows=overall['windows'], silent_windows=overall['silent_windows'],
-                                 timeline=json.loads(tl.to_json(orient='records'))))
-            except VoiceEmotionError as e: rows.append(dict(path=f, error=e.reason))
+                probs = (
+                    {l: float(tl[tl.emotion != 'silence'][f'p_{l}'].astype(float).mean()) for l in labels}
+                    if overall['emotion'] != 'silence'
+                    else {}
+                )
+                rows.append(
+                    dict(
+                        path=f,
+                        emotion=overall['emotion'],
+                        confidence=overall['confidence'],
+                        probabilities=probs,
+                        windows=overall['windows'],
+                        silent_windows=overall['silent_windows'],
+                        timeline=json.loads(tl.to_json(orient='records')),
+                    )
+                )
+            except VoiceEmotionError as e:
+                rows.append(dict(path=f, error=e.reason))
         rows += errors
     else:
         df = predict_files(args.paths, args.model, jobs=s.jobs)
         for r in json.loads(df.to_json(orient='records')):
             out = dict(path=r['path'])
-            if r.get('error'): out['error'] = r['error']
+            if r.get('error'):
+                out['error'] = r['error']
             else:
-                out.update(emotion=r['emotion'], confidence=r['confidence'], probabilities={l: r[f'p_{l}'] for l in labels})
-                if r.get('note'): out['note'] = r['note']
+                out.update(
+                    emotion=r['emotion'], confidence=r['confidence'], probabilities={l: r[f'p_{l}'] for l in labels}
+                )
+                if r.get('note'):
+                    out['note'] = r['note']
             rows.append(out)
     text = _format_predictions(rows, labels, args.format)
-    if args.output: Path(args.output).write_text(text)
-    else: sys.stdout.write(text)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
     failed = [r for r in rows if r.get('error')]
-    for r in failed: print(f"voice-emotion: {r['path']}: {r['error']}", file=sys.stderr)
+    for r in failed:
+        print(f"voice-emotion: {r['path']}: {r['error']}", file=sys.stderr)
     return 1 if failed else 0
 
+
 def _register_predict(sub):
-    p = sub.add_parser('predict', help='predict the emotion of audio files or folders',
-                       description='Predict the emotion of WAV, FLAC, OGG or MP3 files (folders are searched recursively). '
-                                   'Exit status: 0 all files succeeded, 1 some failed, 2 usage error.')
+    p = sub.add_parser(
+        'predict',
+        help='predict the emotion of audio files or folders',
+        description='Predict the emotion of WAV, FLAC, OGG or MP3 files (folders are searched recursively). '
+        'Exit status: 0 all files succeeded, 1 some failed, 2 usage error.',
+    )
     p.add_argument('paths', nargs='*', metavar='PATH', help='audio files or folders')
-    p.add_argument('--model', metavar='BUNDLE', help='bundle or run folder (default: the model shipped with the package; "default" names it)')
+    p.add_argument(
+        '--model',
+        metavar='BUNDLE',
+        help='bundle or run folder (default: the model shipped with the package; "default" names it)',
+    )
     p.add_argument('--format', choices=('table', 'json', 'csv'), default='table', help='output format (default: table)')
     p.add_argument('--output', '-o', metavar='FILE', help='write the output to FILE instead of the terminal')
     p.add_argument('--segment', action='store_true', help='long recordings: a timeline of windows, silence marked')
     _config_option(p, '--window', field='window', type=float, help='--segment window length in seconds')
     _config_option(p, '--hop', field='hop', type=float, help='--segment hop in seconds')
-    _config_option(p, '--silence-db', field='silence_db', type=float, help='--segment: windows quieter than this RMS (dBFS) are silence')
+    _config_option(
+        p,
+        '--silence-db',
+        field='silence_db',
+        type=float,
+        help='--segment: windows quieter than this RMS (dBFS) are silence',
+    )
     _config_option(p, '--jobs', '-j', field='jobs', type=int, help='feature worker processes; 0: all cores')
     p.add_argument('--bench', action='store_true', help='benchmark start-up, warm latency and batch throughput')
     p.add_argument('-n', type=int, default=200, help='clips for --bench throughput (default: 200)')
     p.set_defaults(func=cmd_predict)
 
+
 _LATER_COMMANDS.append(_register_predict)
 
 # %% ../nbs/14_cli.ipynb #efd95668
-def cmd_make_default(args)->int:
+def cmd_make_default(args) -> int:
     "Retrain the default model shipped with the package (k-fold measurement, final training, model card)."
     from voice_emotion.experiments import make_default_model
+
     out = make_default_model(args.data_dir, args.out, _config(args), log=sys.stdout, kfold_run=args.kfold_run)
-    print(f"default model written to {out} (card: {out/'MODEL_CARD.md'})")
+    print(f"default model written to {out} (card: {out / 'MODEL_CARD.md'})")
     return 0
 
+
 def _register_make_default(sub):
-    m = sub.add_parser('make-default', help='retrain the default model and its model card (maintainers)',
-                       description='Measure the recipe with 5-fold speaker k-fold on RAVDESS, train the final model on all 20 actors, '
-                                   'and write the bundle and MODEL_CARD.md into the package (or --out).')
+    m = sub.add_parser(
+        'make-default',
+        help='retrain the default model and its model card (maintainers)',
+        description='Measure the recipe with 5-fold speaker k-fold on RAVDESS, train the final model on all 20 actors, '
+        'and write the bundle and MODEL_CARD.md into the package (or --out).',
+    )
     m.add_argument('--data-dir', required=True, metavar='DIR', help='RAVDESS folder (Actor_01 … Actor_20)')
+    _config_option(m, '--folds', field='folds', type=int, help='speaker folds of the measurement')
+    m.add_argument('--epochs', type=int, help=EPOCHS_HELP)
     _add_recipe_option(m)
     _config_option(m, '--seed', field='seed', type=int, help='initialisation seed (the folds are seeded by it too)')
     m.add_argument('--out', metavar='DIR', help='bundle folder to write (default: the package default model)')
-    m.add_argument('--kfold-run', metavar='DIR', help='reuse this speaker-kfold run of the same recipe and seed (e.g. from compare)')
+    m.add_argument(
+        '--kfold-run',
+        metavar='DIR',
+        help='reuse this speaker-kfold run of the same recipe and seed (e.g. from compare)',
+    )
     m.set_defaults(func=cmd_make_default)
+
 
 _LATER_COMMANDS.append(_register_make_default)
 
 # %% ../nbs/14_cli.ipynb #d143d85e
-def cmd_compare(args)->int:
+def cmd_compare(args) -> int:
     "k-fold scores of several recipes and seeds on the same folds (resumable: finished runs are kept)."
     from voice_emotion.experiments import compare_recipes, comparison_table
+
     cfg = _config(args)
-    res = compare_recipes(args.recipes, args.seeds, cfg.dataset, cfg.data_dir, args.out, cfg.folds, args.epochs, log=sys.stdout)
-    print(comparison_table([r for r in res if r['recipe'] in args.recipes and r['dataset'] == cfg.dataset]).to_string(index=False))
+    res = compare_recipes(
+        args.recipes, args.seeds, cfg.dataset, cfg.data_dir, args.out, cfg.folds, args.epochs, log=sys.stdout
+    )
+    print(
+        comparison_table([r for r in res if r['recipe'] in args.recipes and r['dataset'] == cfg.dataset]).to_string(
+            index=False
+        )
+    )
     return 0
 
+
 def _register_compare(sub):
-    c = sub.add_parser('compare', help='compare recipes under speaker-kfold, several seeds, same folds',
-                       description='Train and evaluate each recipe × seed with the speaker-kfold protocol on the same folds; '
-                                   'results go to OUT/comparison.json (read by the model notebook).')
+    c = sub.add_parser(
+        'compare',
+        help='compare recipes under speaker-kfold, several seeds, same folds',
+        description='Train and evaluate each recipe × seed with the speaker-kfold protocol on the same folds; '
+        'results go to OUT/comparison.json (read by the model notebook).',
+    )
     _add_data_options(c)
-    c.add_argument('--recipes', nargs='+', choices=list(RECIPES), default=list(RECIPES), help='recipes to compare (default: all)')
+    c.add_argument(
+        '--recipes', nargs='+', choices=list(RECIPES), default=list(RECIPES), help='recipes to compare (default: all)'
+    )
     c.add_argument('--models', action=_RenamedOption, hint='was renamed: compare recipes with --recipes RECIPE ...')
     seeds = [Config.default('seed') + k for k in range(3)]
     c.add_argument('--seeds', nargs='+', type=int, default=seeds, help=f'seeds (default: {" ".join(map(str, seeds))})')
     _config_option(c, '--folds', field='folds', type=int, help='speaker folds')
     c.add_argument('--epochs', type=int, help="epochs (default: each recipe's)")
-    c.add_argument('--out', default='reports/model-comparison', metavar='DIR', help='results folder (default: reports/model-comparison)')
+    c.add_argument(
+        '--out',
+        default='reports/model-comparison',
+        metavar='DIR',
+        help='results folder (default: reports/model-comparison)',
+    )
     c.set_defaults(func=cmd_compare)
+
 
 _LATER_COMMANDS.append(_register_compare)
 
 # %% ../nbs/14_cli.ipynb #24e495ad
-def cmd_report(args)->int:
+def cmd_report(args) -> int:
     "Run the stage notebooks with papermill into reports/<RUN>/ and update the report site."
-    from voice_emotion.pipeline import run_report
     from voice_emotion.data import task_files
+    from voice_emotion.pipeline import run_report
+
     cfg = _config(args)
     if not task_files(cfg.dataset, cfg.data_dir):  # before any notebook runs: by the file names alone
         raise VoiceEmotionError('no clip of the six emotions found', path=cfg.data_dir)
-    print(f"report run '{args.name or f'{cfg.dataset}-{cfg.protocol}'}': {cfg.dataset}, {cfg.protocol} protocol, {cfg.epochs} epochs{' at most' if cfg.early_stopping else ''}", flush=True)
-    rec = run_report(cfg, args.name, args.stages, args.reports_dir, args.notebooks)
+    print(
+        f"report run '{args.name or f'{cfg.dataset}-{cfg.protocol}'}': {cfg.dataset}, {cfg.protocol} protocol, "
+        f"{cfg.epochs} epochs{' at most' if cfg.early_stopping else ''}",
+        flush=True,
+    )
+    rec = run_report(cfg, args.name, args.stages, args.reports_dir, args.notebooks, log=sys.stdout)
     return 0 if rec['status'] == 'ok' else 1
+
 
 def _register_report(sub):
     from voice_emotion.pipeline import STAGES
-    r = sub.add_parser('report', help='run the stage notebooks with papermill and render the report site',
-                       description='Execute the stage notebooks with parameters into reports/<RUN>/ (notebooks, HTML, index) '
-                                   'and list the run in reports/index.html. With no options: the bundled sample, offline.')
+
+    r = sub.add_parser(
+        'report',
+        help='run the stage notebooks with papermill and render the report site',
+        description='Execute the stage notebooks with parameters into reports/<RUN>/ (notebooks, HTML, index) '
+        'and list the run in reports/index.html. With no options: the bundled sample, offline.',
+    )
     _add_data_options(r)
     _config_option(r, '--protocol', field='protocol', choices=PROTOCOLS, help='evaluation protocol')
     r.add_argument('--epochs', type=int, help=EPOCHS_HELP)
     _config_option(r, '--seed', field='seed', type=int, help='split and initialisation seed')
     _config_option(r, '--folds', field='folds', type=int, help='folds for speaker-kfold')
     _add_recipe_option(r)
-    r.add_argument('--name', metavar='RUN', help='run name (default: DATASET-PROTOCOL); re-running a name replaces that run')
-    r.add_argument('--stages', nargs='+', choices=list(STAGES), metavar='STAGE', help=f'stages to run (default: all: {" ".join(STAGES)})')
+    r.add_argument(
+        '--name', metavar='RUN', help='run name (default: DATASET-PROTOCOL); re-running a name replaces that run'
+    )
+    r.add_argument(
+        '--stages',
+        nargs='+',
+        choices=list(STAGES),
+        metavar='STAGE',
+        help=f'stages to run (default: all: {" ".join(STAGES)})',
+    )
     r.add_argument('--reports-dir', default='reports', metavar='DIR', help='report site folder (default: ./reports)')
     r.add_argument('--notebooks', metavar='DIR', help="stage notebooks (default: the project's nbs/)")
     r.set_defaults(func=cmd_report)
 
+
 _LATER_COMMANDS.append(_register_report)
 
 # %% ../nbs/14_cli.ipynb #73c89ac5
-def cmd_docs(args)->int:
+def cmd_docs(args) -> int:
     "Execute every chapter with its default parameters and render the documentation site into reports/docs/."
     from voice_emotion.pipeline import render_docs
-    r = render_docs(args.reports_dir, args.notebooks)
+
+    r = render_docs(args.reports_dir, args.notebooks, log=sys.stdout)
     print(f"{'ok' if r['ok'] else 'failed'}: {r['docs']}")
     return 0 if r['ok'] else 1
 
+
 def _register_docs(sub):
-    d = sub.add_parser('docs', help='render the documentation site (every chapter, executed) into reports/docs/',
-                       description='Execute every notebook of nbs/ with its default parameters and render the documentation '
-                                   'site (signatures, examples, sidebar) into REPORTS_DIR/docs/, linked from REPORTS_DIR/index.html. '
-                                   'Works offline: no Quarto needed.')
+    d = sub.add_parser(
+        'docs',
+        help='render the documentation site (every chapter, executed) into reports/docs/',
+        description='Execute every notebook of nbs/ with its default parameters and render the documentation '
+        'site (signatures, examples, sidebar) into REPORTS_DIR/docs/, linked from REPORTS_DIR/index.html. '
+        'Works offline: no Quarto needed.',
+    )
     d.add_argument('--reports-dir', default='reports', metavar='DIR', help='report site folder (default: ./reports)')
     d.add_argument('--notebooks', metavar='DIR', help="the notebooks (default: the project's nbs/)")
     d.set_defaults(func=cmd_docs)
 
+
 _LATER_COMMANDS.append(_register_docs)
 
 # %% ../nbs/14_cli.ipynb #d526872b
-def build_parser()->argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     "The `voice-emotion` argument parser, one subparser per stage."
-    p = argparse.ArgumentParser(prog='voice-emotion', description='Speech emotion recognition (angry, disgust, fear, happy, neutral, sad) '
-                                'with a CNN + BiLSTM over MFCC, chroma, log-mel and ZCR features.')
+    p = argparse.ArgumentParser(
+        prog='voice-emotion',
+        description='Speech emotion recognition (angry, disgust, fear, happy, neutral, sad) '
+        'with a CNN + BiLSTM over MFCC, chroma, log-mel and ZCR features.',
+    )
     from voice_emotion import __version__
+
     p.add_argument('--version', action='version', version=f'voice_emotion {__version__}')
     sub = p.add_subparsers(dest='command', metavar='COMMAND', required=True)
 
-    d = sub.add_parser('data', help='count the clips of a corpus per emotion, speaker and split part',
-                       description='Scan a corpus, report unusable files and show the split.')
+    d = sub.add_parser(
+        'data',
+        help='count the clips of a corpus per emotion, speaker and split part',
+        description='Scan a corpus, report unusable files and show the split.',
+    )
     _add_data_options(d)
     _config_option(d, '--split', '--protocol', field='protocol', choices=PROTOCOLS, help='split protocol')
     _config_option(d, '--seed', field='seed', type=int, help='split seed')
@@ -367,24 +600,38 @@ def build_parser()->argparse.ArgumentParser:
     d.add_argument('--json', action='store_true', help='print JSON')
     d.set_defaults(func=cmd_data)
 
-    f = sub.add_parser('features', help='extract and cache the features of a corpus',
-                       description='Extract MFCC, chroma, log-mel and ZCR features of every six-class clip into the cache.')
+    f = sub.add_parser(
+        'features',
+        help='extract and cache the features of a corpus',
+        description='Extract MFCC, chroma, log-mel and ZCR features of every six-class clip into the cache.',
+    )
     _add_data_options(f)
     _config_option(f, '--jobs', '-j', field='jobs', type=int, help='worker processes; 0: all cores; 1: serial')
-    f.add_argument('--cache-dir', metavar='DIR', help='cache folder (default: $VOICE_EMOTION_CACHE or the user cache folder)')
+    f.add_argument(
+        '--cache-dir', metavar='DIR', help='cache folder (default: $VOICE_EMOTION_CACHE or the user cache folder)'
+    )
     f.add_argument('-n', type=int, metavar='CLIPS', help='only the first CLIPS clips (by path)')
     f.add_argument('--bench', action='store_true', help='benchmark: seed loop vs this extraction, cold and warm')
     f.add_argument('--json', action='store_true', help='print JSON')
     f.set_defaults(func=cmd_features)
 
-    t = sub.add_parser('train', help='train the CNN + BiLSTM (one model, or one per fold) into a run folder',
-                       description='Train with the seed\'s recipe; scaler, early stopping and LR schedule see training and validation only.')
+    t = sub.add_parser(
+        'train',
+        help='train the CNN + BiLSTM (one model, or one per fold) into a run folder',
+        description='Train a recipe; the scaler, early stopping and LR schedule see training and validation only.',
+    )
     _add_data_options(t)
     _config_option(t, '--protocol', field='protocol', choices=PROTOCOLS, help='evaluation protocol')
     t.add_argument('--epochs', type=int, help=EPOCHS_HELP)
     _config_option(t, '--seed', field='seed', type=int, help='split and initialisation seed')
     _config_option(t, '--folds', field='folds', type=int, help='folds for speaker-kfold')
-    _config_option(t, '--test-frac', field='test_frac', type=float, help='share of speakers (clips for random) held out for test; 0: none')
+    _config_option(
+        t,
+        '--test-frac',
+        field='test_frac',
+        type=float,
+        help='share of speakers (clips for random) held out for test; 0: none',
+    )
     _config_option(t, '--valid-frac', field='valid_frac', type=float, help='share of speakers (clips) for validation')
     _add_recipe_option(t)
     _config_option(t, '--jobs', '-j', field='jobs', type=int, help='feature worker processes; 0: all cores')
@@ -392,35 +639,53 @@ def build_parser()->argparse.ArgumentParser:
     t.add_argument('--out', required=True, metavar='RUN_DIR', help='run folder to write')
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser('evaluate', help='metrics of a run, a bundle or the default model',
-                       description='Evaluate on the test part saved with the run/bundle, or on every six-class clip of --dataset/--data-dir.')
+    e = sub.add_parser(
+        'evaluate',
+        help='metrics of a run, a bundle or the default model',
+        description='Evaluate on the test part saved with the run or bundle, or on every six-class clip of --dataset.',
+    )
     e.add_argument('target', metavar='RUN_DIR|BUNDLE|default')
-    e.add_argument('--dataset', choices=DATASETS, help='evaluate on this labelled corpus instead of the saved test part')
+    e.add_argument(
+        '--dataset', choices=DATASETS, help='evaluate on this labelled corpus instead of the saved test part'
+    )
     e.add_argument('--data-dir', metavar='DIR', help='folder of that corpus')
     e.add_argument('--json', action='store_true', help='print JSON')
     e.set_defaults(func=cmd_evaluate)
-    for register in _LATER_COMMANDS: register(sub)
+    for register in _LATER_COMMANDS:
+        register(sub)
     return p
 
 # %% ../nbs/14_cli.ipynb #6a39c1d5
-def main(argv:list[str]|None=None)->int: # arguments (default: sys.argv[1:])
+def main(argv: list[str] | None = None) -> int:  # arguments (default: sys.argv[1:])
     "Entry point of `voice-emotion`: run a subcommand; user errors print one line, never a traceback."
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, 'segment', False):
-        window, hop = (getattr(args, k) if getattr(args, k) is not None else Config.default(k) for k in ('window', 'hop'))
-        if not 0 < hop <= window: parser.error('--segment needs 0 < --hop <= --window')
-    try: return args.func(args)
+        window, hop = (
+            getattr(args, k) if getattr(args, k) is not None else Config.default(k) for k in ('window', 'hop')
+        )
+        if not 0 < hop <= window:
+            parser.error('--segment needs 0 < --hop <= --window')
+    try:
+        return args.func(args)
     except VoiceEmotionError as e:
-        print(f'voice-emotion: error: {e}', file=sys.stderr); return 1
+        print(f'voice-emotion: error: {e}', file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print('voice-emotion: interrupted', file=sys.stderr); return 130
+        print('voice-emotion: interrupted', file=sys.stderr)
+        return 130
     except BrokenPipeError:  # the reader went away (`| head`): nothing left to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno()); return 0
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:  # a bug, not the user's input: still one line, the traceback on request
-        if os.environ.get('VOICE_EMOTION_DEBUG'): raise
-        print(f'voice-emotion: internal error: {type(e).__name__}: {e} (set VOICE_EMOTION_DEBUG=1 for the traceback)', file=sys.stderr)
+        if os.environ.get('VOICE_EMOTION_DEBUG'):
+            raise
+        print(
+            f'voice-emotion: internal error: {type(e).__name__}: {e} (set VOICE_EMOTION_DEBUG=1 for the traceback)',
+            file=sys.stderr,
+        )
         return 3
 
 # %% ../nbs/14_cli.ipynb #5bf8bea4
-if __name__ == '__main__' and 'IPython' not in sys.modules: sys.exit(main())  # `python -m voice_emotion.cli`
+if __name__ == '__main__' and 'IPython' not in sys.modules:
+    sys.exit(main())  # `python -m voice_emotion.cli`

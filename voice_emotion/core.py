@@ -4,13 +4,16 @@
 
 # %% ../nbs/00_core.ipynb #81f31dfb
 from __future__ import annotations
-import os, json, dataclasses
-from dataclasses import dataclass, field, asdict, fields
+
+import dataclasses
+import json
+import os
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['EMOTIONS', 'PROTOCOLS', 'DATASETS', 'ARCHITECTURES', 'PAD_MODES', 'RECIPES', 'DEFAULT_RECIPE', 'VoiceEmotionError',
-           'Config', 'n_features', 'cache_root', 'import_keras', 'package_dir', 'write_json']
+           'Config', 'n_features', 'cache_root', 'import_keras', 'package_dir', 'templates_dir', 'write_json']
 
 # %% ../nbs/00_core.ipynb #dfaa7712
 EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
@@ -18,8 +21,12 @@ EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
 # %% ../nbs/00_core.ipynb #2ff091f3
 class VoiceEmotionError(Exception):
     "An error in the user's input, shown as one line: `path: reason`."
-    def __init__(self, message:str, # what went wrong and how to fix it
-                 path=None): # the file or folder at fault, if any
+
+    def __init__(
+        self,
+        message: str,  # what went wrong and how to fix it
+        path=None,
+    ):  # the file or folder at fault, if any
         self.path, self.reason = (str(path) if path is not None else None), message
         super().__init__(f'{path}: {message}' if path is not None else message)
 
@@ -29,104 +36,164 @@ DATASETS = ('sample', 'cremad', 'ravdess')
 ARCHITECTURES = ('seed', 'attention')  # the networks `voice_emotion.model` builds
 PAD_MODES = ('seed', 'mask')
 
+
 @dataclass
 class Config:
     "Every default of a run: data, protocol, features, architecture, training and inference."
-    dataset:str = 'sample'        # `sample` (bundled, offline), `cremad` or `ravdess`
-    data_dir:str|None = None      # local corpus folder (CREMA-D: downloaded when empty)
-    protocol:str = 'speaker'      # `random`, `speaker` or `speaker-kfold`
-    seed:int = 42                 # seeds the split and the weight initialisation
-    split_seed:int|None = None    # seeds the split alone when set (same folds, other initialisations)
-    test_frac:float = 0.2         # share of clips (`random`) or speakers (`speaker`) held out for test
-    valid_frac:float = 0.1        # share of clips or speakers for validation (early stopping, LR schedule)
-    folds:int = 5                 # number of folds for `speaker-kfold`
-    sr:int = 22050                # feature sample rate (the seed's)
-    n_fft:int = 2048              # STFT window
-    hop_length:int = 512          # STFT hop
-    n_mels:int = 128              # log-mel bands
-    n_mfcc:int = 13               # MFCCs
-    n_chroma:int = 12             # chroma bins
-    max_len:int = 300             # frames per clip after padding or cutting
-    recipe_name:str = 'ensemble'  # the named recipe (see `RECIPES`) these settings started from
-    architecture:str = 'attention'  # the network (see `ARCHITECTURES`); the defaults below are its recipe's
-    conv_filters:tuple = (128, 128)  # Conv1D widths
-    kernel_size:int = 5
-    lstm_units:tuple = (64,)      # BiLSTM widths (units per direction)
-    dense_units:int = 64
-    dropout:float = 0.3
-    l2:float = 1e-5               # L2 penalty on the convolutions
-    epochs:int = 30               # with early stopping an upper bound; without, the length of the cosine schedule
-    early_stopping:bool = False   # True: validation speakers for early stopping and LR halving; False: all non-test speakers train
-    batch_size:int = 32
-    learning_rate:float = 1e-3    # Nadam
-    label_smoothing:float = 0.1
-    patience:int = 8              # early stopping patience (validation loss)
-    lr_patience:int = 4           # ReduceLROnPlateau patience, factor 0.5
-    pad_mode:str = 'mask'         # `seed`: padding standardised like signal; `mask`: scaler on real frames, padding kept at 0
-    augment:bool = True           # SpecAugment-style time/feature masks, time shift and noise on training batches
-    max_shift:int = 20            # augmentation: largest time shift, in frames
-    n_masks:int = 2               # augmentation: time masks and feature masks per clip (each)
-    max_time_mask:int = 20        # augmentation: longest time mask, in frames
-    max_feature_mask:int = 12     # augmentation: widest feature mask, in columns
-    noise_std:float = 0.05        # augmentation: Gaussian noise on real frames (in scaled units)
-    mixup:float = 0.2             # mixup alpha on training batches (0: off)
-    networks:int = 2              # networks trained (seeds seed, seed + 1000, …) and averaged
-    stats_member:bool = True      # average the network(s) with a logistic regression on utterance statistics
-    stats_C:tuple = (0.003, 0.01, 0.03, 0.1)  # the grid for that regression's C (chosen by speaker-grouped CV)
-    min_seconds:float = 0.25      # shorter clips carry too little speech to classify
-    window:float = 3.0            # `--segment`: window length, seconds
-    hop:float = 1.5               # `--segment`: hop between windows, seconds
-    silence_db:float = -60.0      # `--segment`: windows quieter than this RMS (dBFS) are silence
-    jobs:int = 0                  # feature worker processes; 0 = all cores
-    cache_dir:str|None = None     # feature cache; default: per-user cache folder
+
+    dataset: str = 'sample'  # `sample` (bundled, offline), `cremad` or `ravdess`
+    data_dir: str | None = None  # local corpus folder (CREMA-D: downloaded when empty)
+    protocol: str = 'speaker'  # `random`, `speaker` or `speaker-kfold`
+    seed: int = 42  # seeds the split and the weight initialisation
+    split_seed: int | None = None  # seeds the split alone when set (same folds, other initialisations)
+    test_frac: float = 0.2  # share of clips (`random`) or speakers (`speaker`) held out for test
+    valid_frac: float = 0.1  # share of clips or speakers for validation (early stopping, LR schedule)
+    folds: int = 5  # number of folds for `speaker-kfold`
+    sr: int = 22050  # feature sample rate (the seed's)
+    n_fft: int = 2048  # STFT window
+    hop_length: int = 512  # STFT hop
+    n_mels: int = 128  # log-mel bands
+    n_mfcc: int = 13  # MFCCs
+    n_chroma: int = 12  # chroma bins
+    max_len: int = 300  # frames per clip after padding or cutting
+    recipe_name: str = 'ensemble'  # the named recipe (see `RECIPES`) these settings started from
+    architecture: str = 'attention'  # the network (see `ARCHITECTURES`); the defaults below are its recipe's
+    conv_filters: tuple = (128, 128)  # Conv1D widths
+    kernel_size: int = 5
+    lstm_units: tuple = (64,)  # BiLSTM widths (units per direction)
+    dense_units: int = 64
+    dropout: float = 0.3
+    l2: float = 1e-5  # L2 penalty on the convolutions
+    epochs: int = 30  # with early stopping an upper bound; without, the length of the cosine schedule
+    early_stopping: bool = (
+        False  # True: validation speakers for early stopping and LR halving; False: all non-test speakers train
+    )
+    batch_size: int = 32
+    learning_rate: float = 1e-3  # Nadam
+    label_smoothing: float = 0.1
+    patience: int = 8  # early stopping patience (validation loss)
+    lr_patience: int = 4  # ReduceLROnPlateau patience, factor 0.5
+    pad_mode: str = 'mask'  # `seed`: padding standardised like signal; `mask`: scaler on real frames, padding kept at 0
+    augment: bool = True  # SpecAugment-style time/feature masks, time shift and noise on training batches
+    max_shift: int = 20  # augmentation: largest time shift, in frames
+    n_masks: int = 2  # augmentation: time masks and feature masks per clip (each)
+    max_time_mask: int = 20  # augmentation: longest time mask, in frames
+    max_feature_mask: int = 12  # augmentation: widest feature mask, in columns
+    noise_std: float = 0.05  # augmentation: Gaussian noise on real frames (in scaled units)
+    mixup: float = 0.2  # mixup alpha on training batches (0: off)
+    networks: int = 2  # networks trained (seeds seed, seed + 1000, …) and averaged
+    stats_member: bool = True  # average the network(s) with a logistic regression on utterance statistics
+    stats_C: tuple = (0.003, 0.01, 0.03, 0.1)  # the grid for that regression's C (chosen by speaker-grouped CV)
+    min_seconds: float = 0.25  # shorter clips carry too little speech to classify
+    window: float = 3.0  # `--segment`: window length, seconds
+    hop: float = 1.5  # `--segment`: hop between windows, seconds
+    silence_db: float = -60.0  # `--segment`: windows quieter than this RMS (dBFS) are silence
+    jobs: int = 0  # feature worker processes; 0 = all cores
+    cache_dir: str | None = None  # feature cache; default: per-user cache folder
 
     def __post_init__(self):
-        self.conv_filters, self.lstm_units, self.stats_C = tuple(self.conv_filters), tuple(self.lstm_units), tuple(self.stats_C)
-        for name, choices in (('dataset', DATASETS), ('protocol', PROTOCOLS), ('recipe_name', RECIPES),
-                              ('architecture', ARCHITECTURES), ('pad_mode', PAD_MODES)):
+        self.conv_filters, self.lstm_units, self.stats_C = (
+            tuple(self.conv_filters),
+            tuple(self.lstm_units),
+            tuple(self.stats_C),
+        )
+        for name, choices in (
+            ('dataset', DATASETS),
+            ('protocol', PROTOCOLS),
+            ('recipe_name', RECIPES),
+            ('architecture', ARCHITECTURES),
+            ('pad_mode', PAD_MODES),
+        ):
             if getattr(self, name) not in choices:
-                raise VoiceEmotionError(f'unknown {name.replace("_", " ")} {getattr(self, name)!r}; choose one of {", ".join(choices)}')
-        for name, ok, rule in (('folds', self.folds >= 2, 'at least 2'), ('test_frac', 0 <= self.test_frac < 1, 'in [0, 1)'),
-                               ('valid_frac', 0 <= self.valid_frac < 1, 'in [0, 1)'), ('epochs', self.epochs >= 1, 'at least 1'),
-                               ('networks', self.networks >= 1, 'at least 1'), ('max_len', self.max_len >= 1, 'at least 1'),
-                               ('window', 0 < self.hop <= self.window, 'at least hop, which must be > 0'),
-                               ('jobs', self.jobs >= 0, '0 (all cores) or more')):
-            if not ok: raise VoiceEmotionError(f'{name} must be {rule} (got {getattr(self, name)})')
+                raise VoiceEmotionError(
+                    f'unknown {name.replace("_", " ")} {getattr(self, name)!r}; choose one of {", ".join(choices)}'
+                )
+        for name, ok, rule in (
+            ('folds', self.folds >= 2, 'at least 2'),
+            ('test_frac', 0 <= self.test_frac < 1, 'in [0, 1)'),
+            ('valid_frac', 0 <= self.valid_frac < 1, 'in [0, 1)'),
+            ('epochs', self.epochs >= 1, 'at least 1'),
+            ('networks', self.networks >= 1, 'at least 1'),
+            ('max_len', self.max_len >= 1, 'at least 1'),
+            ('window', 0 < self.hop <= self.window, 'at least hop, which must be > 0'),
+            ('jobs', self.jobs >= 0, '0 (all cores) or more'),
+        ):
+            if not ok:
+                raise VoiceEmotionError(f'{name} must be {rule} (got {getattr(self, name)})')
 
-    def feature_settings(self)->dict: # the settings that change the numbers of `clip_features`
+    def feature_settings(self) -> dict:  # the settings that change the numbers of `clip_features`
         "The feature part of the configuration, which keys the cache and is stored in bundles."
         return {k: getattr(self, k) for k in ('sr', 'n_fft', 'hop_length', 'n_mels', 'n_mfcc', 'n_chroma', 'max_len')}
 
-    def to_dict(self)->dict: return asdict(self)
+    def to_dict(self) -> dict:
+        return asdict(self)
 
     @classmethod
-    def from_dict(cls, d:dict): # a dict, e.g. read back from `config.json`; unknown keys are ignored
-        "A `Config` from a dict, keeping only the fields this version knows (`model`, the architecture's old name, is read)."
+    def from_dict(cls, d: dict):  # a dict, e.g. read back from `config.json`; unknown keys are ignored
+        "A `Config` from a dict, keeping the fields this version knows (reads `model`, the architecture's old name)."
         names = {f.name for f in fields(cls)}
         d = {**({'architecture': d['model']} if 'model' in d and 'architecture' not in d else {}), **d}
         return cls(**{k: v for k, v in d.items() if k in names})
 
-    def replace(self, **changes): return dataclasses.replace(self, **changes)
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
 
     @classmethod
-    def recipe(cls, name:str='seed', **overrides): # a name in `RECIPES`; any field to change
+    def recipe(cls, name: str = 'seed', **overrides):  # a name in `RECIPES`; any field to change
         "The configuration of a named recipe (architecture and its training settings), with overrides."
-        if name not in RECIPES: raise VoiceEmotionError(f'unknown recipe {name!r}; choose one of {", ".join(RECIPES)}')
+        if name not in RECIPES:
+            raise VoiceEmotionError(f'unknown recipe {name!r}; choose one of {", ".join(RECIPES)}')
         return cls(**{**RECIPES[name], 'recipe_name': name, **overrides})
 
     @classmethod
-    def default(cls, name:str): # a field's name
+    def default(cls, name: str):  # a field's name
         "A field's default, for command-line options and parameters cells (one source of defaults)."
         return cls.__dataclass_fields__[name].default
 
 # %% ../nbs/00_core.ipynb #edb16535
 RECIPES = {
-    'seed': dict(architecture='seed', conv_filters=(64, 128), kernel_size=3, lstm_units=(64, 32), dense_units=64, dropout=0.3, l2=1e-5,
-                 learning_rate=5e-4, label_smoothing=0.1, batch_size=32, pad_mode='seed', augment=False, mixup=0.0, patience=5, lr_patience=3,
-                 epochs=50, early_stopping=True, networks=1, stats_member=False),
-    'attention': dict(architecture='attention', conv_filters=(128, 128), kernel_size=5, lstm_units=(64,), dense_units=64, dropout=0.3, l2=1e-5,
-                      learning_rate=1e-3, label_smoothing=0.1, batch_size=32, pad_mode='mask', augment=True, mixup=0.2, patience=8, lr_patience=4,
-                      epochs=50, early_stopping=True, networks=1, stats_member=False),
+    'seed': dict(
+        architecture='seed',
+        conv_filters=(64, 128),
+        kernel_size=3,
+        lstm_units=(64, 32),
+        dense_units=64,
+        dropout=0.3,
+        l2=1e-5,
+        learning_rate=5e-4,
+        label_smoothing=0.1,
+        batch_size=32,
+        pad_mode='seed',
+        augment=False,
+        mixup=0.0,
+        patience=5,
+        lr_patience=3,
+        epochs=50,
+        early_stopping=True,
+        networks=1,
+        stats_member=False,
+    ),
+    'attention': dict(
+        architecture='attention',
+        conv_filters=(128, 128),
+        kernel_size=5,
+        lstm_units=(64,),
+        dense_units=64,
+        dropout=0.3,
+        l2=1e-5,
+        learning_rate=1e-3,
+        label_smoothing=0.1,
+        batch_size=32,
+        pad_mode='mask',
+        augment=True,
+        mixup=0.2,
+        patience=8,
+        lr_patience=4,
+        epochs=50,
+        early_stopping=True,
+        networks=1,
+        stats_member=False,
+    ),
 }
 RECIPES['attention-stats'] = {**RECIPES['attention'], 'epochs': 30, 'early_stopping': False, 'stats_member': True}
 RECIPES['ensemble'] = {**RECIPES['attention-stats'], 'networks': 2}
@@ -134,52 +201,78 @@ RECIPES['ensemble'] = {**RECIPES['attention-stats'], 'networks': 2}
 DEFAULT_RECIPE = 'ensemble'  # what `Config()` holds: the recipe of the default model
 
 # %% ../nbs/00_core.ipynb #31cf9d43
-def n_features(settings:dict)->int: # feature settings, as `Config.feature_settings()`
+def n_features(settings: dict) -> int:  # feature settings, as `Config.feature_settings()`
     "Columns of a clip's feature matrix: MFCC + chroma + log-mel + ZCR."
     return settings['n_mfcc'] + settings['n_chroma'] + settings['n_mels'] + 1
 
 # %% ../nbs/00_core.ipynb #a66a8246
-def cache_root(cache_dir=None)->Path: # explicit folder; else $VOICE_EMOTION_CACHE; else the user cache folder
+def cache_root(cache_dir=None) -> Path:  # explicit folder; else $VOICE_EMOTION_CACHE; else the user cache folder
     "The folder that holds cached features and notebook runs."
-    if cache_dir: return Path(cache_dir).expanduser()
-    if os.environ.get('VOICE_EMOTION_CACHE'): return Path(os.environ['VOICE_EMOTION_CACHE']).expanduser()
+    if cache_dir:
+        return Path(cache_dir).expanduser()
+    if os.environ.get('VOICE_EMOTION_CACHE'):
+        return Path(os.environ['VOICE_EMOTION_CACHE']).expanduser()
     import platformdirs
+
     return Path(platformdirs.user_cache_dir('voice_emotion'))
 
 # %% ../nbs/00_core.ipynb #ca420ea4
 def import_keras():
     "Import Keras (and its backend) with TensorFlow's C++ start-up log lines kept off the terminal and reports."
     import sys
-    if 'keras' in sys.modules: return sys.modules['keras']
+
+    if 'keras' in sys.modules:
+        return sys.modules['keras']
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-    try: saved = os.dup(2); devnull = os.open(os.devnull, os.O_WRONLY); os.dup2(devnull, 2); os.close(devnull)
-    except OSError: saved = None  # no file descriptor 2: nothing to hide
+    try:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        saved = None  # no file descriptor 2: nothing to hide
     try:
         import keras
+
         keras.ops.zeros(1)  # device discovery happens on the first op: its "no GPU" lines are noise too
     finally:
-        if saved is not None: os.dup2(saved, 2); os.close(saved)
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
     return keras
 
 # %% ../nbs/00_core.ipynb #7b3c288d
-def package_dir()->Path:
+def package_dir() -> Path:
     "The installed package folder (bundled sample and default model live there)."
     import voice_emotion
+
     return Path(voice_emotion.__file__).parent
 
+# %% ../nbs/00_core.ipynb #b34c18b5
+def templates_dir() -> Path:
+    "The Jinja templates of the report, docs and model-card pages (package data)."
+    return package_dir() / 'templates'
+
 # %% ../nbs/00_core.ipynb #d8187c9d
-def write_json(path, obj)->Path: # file to write; JSON-able object
+def write_json(path, obj) -> Path:  # file to write; JSON-able object
     "Write JSON atomically (a temporary file renamed into place)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
     tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
     os.replace(tmp, path)
     return path
 
+
 def _json_default(o):
     import numpy as np
-    if isinstance(o, np.integer): return int(o)
-    if isinstance(o, np.floating): return float(o)
-    if isinstance(o, np.ndarray): return o.tolist()
-    if isinstance(o, Path): return str(o)
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
     raise TypeError(f'not JSON serialisable: {type(o)}')

@@ -4,10 +4,19 @@
 
 # %% ../nbs/01_data.ipynb #0bf0a248
 from __future__ import annotations
-import os, re, hashlib
+
+import hashlib
+import re
 from pathlib import Path
-import numpy as np  # pandas is imported where a table is built: `voice-emotion features` starts without it
+from typing import TYPE_CHECKING
+
+import numpy as np
+import soundfile as sf
+
 from .core import EMOTIONS, Config, VoiceEmotionError, package_dir
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: `voice-emotion features` starts without it
+    import pandas as pd
 
 # %% auto #0
 __all__ = ['CREMAD_EMOTIONS', 'CREMAD_INTENSITIES', 'CREMAD_SENTENCES', 'CREMAD_FEMALE', 'RAVDESS_EMOTIONS',
@@ -20,106 +29,222 @@ __all__ = ['CREMAD_EMOTIONS', 'CREMAD_INTENSITIES', 'CREMAD_SENTENCES', 'CREMAD_
 CREMAD_EMOTIONS = {'ANG': 'angry', 'DIS': 'disgust', 'FEA': 'fear', 'HAP': 'happy', 'NEU': 'neutral', 'SAD': 'sad'}
 CREMAD_INTENSITIES = {'LO': 'low', 'MD': 'medium', 'HI': 'high', 'XX': 'unspecified'}
 CREMAD_SENTENCES = {
-    'IEO': "It's eleven o'clock", 'TIE': 'That is exactly what happened', 'IOM': "I'm on my way to the meeting",
-    'IWW': 'I wonder what this is about', 'TAI': 'The airplane is almost full', 'MTI': 'Maybe tomorrow it will be cold',
-    'IWL': 'I would like a new alarm clock', 'ITH': 'I think I have a doctor\'s appointment',
-    'DFA': "Don't forget a jacket", 'ITS': 'I think I\'ve seen this before',
-    'TSI': 'The surface is slick', 'WSI': "We'll stop in a couple of minutes"}
+    'IEO': "It's eleven o'clock",
+    'TIE': 'That is exactly what happened',
+    'IOM': "I'm on my way to the meeting",
+    'IWW': 'I wonder what this is about',
+    'TAI': 'The airplane is almost full',
+    'MTI': 'Maybe tomorrow it will be cold',
+    'IWL': 'I would like a new alarm clock',
+    'ITH': 'I think I have a doctor\'s appointment',
+    'DFA': "Don't forget a jacket",
+    'ITS': 'I think I\'ve seen this before',
+    'TSI': 'The surface is slick',
+    'WSI': "We'll stop in a couple of minutes",
+}
 # CREMA-D's demographics file lists the sex of each actor; these are its female actors.
-CREMAD_FEMALE = {1002, 1003, 1004, 1006, 1007, 1008, 1009, 1010, 1012, 1013, 1018, 1020, 1021, 1024, 1025,
-                 1028, 1029, 1030, 1037, 1043, 1046, 1047, 1049, 1052, 1053, 1054, 1055, 1056, 1058, 1060,
-                 1061, 1063, 1072, 1073, 1074, 1075, 1076, 1078, 1079, 1082, 1084, 1089, 1091}
+CREMAD_FEMALE = {
+    1002,
+    1003,
+    1004,
+    1006,
+    1007,
+    1008,
+    1009,
+    1010,
+    1012,
+    1013,
+    1018,
+    1020,
+    1021,
+    1024,
+    1025,
+    1028,
+    1029,
+    1030,
+    1037,
+    1043,
+    1046,
+    1047,
+    1049,
+    1052,
+    1053,
+    1054,
+    1055,
+    1056,
+    1058,
+    1060,
+    1061,
+    1063,
+    1072,
+    1073,
+    1074,
+    1075,
+    1076,
+    1078,
+    1079,
+    1082,
+    1084,
+    1089,
+    1091,
+}
 
-def parse_cremad_name(name:str)->dict|None: # a file name such as `1001_DFA_ANG_XX.wav`
+
+def parse_cremad_name(name: str) -> dict | None:  # a file name such as `1001_DFA_ANG_XX.wav`
     "Fields of a CREMA-D file name, or None when the name is not CREMA-D's."
     m = re.fullmatch(r'(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})', Path(name).stem)
-    if not m: return None
+    if not m:
+        return None
     actor, sentence, emo, inten = m.groups()
-    if emo not in CREMAD_EMOTIONS or inten not in CREMAD_INTENSITIES or sentence not in CREMAD_SENTENCES: return None
-    return dict(speaker=f'cremad_{actor}', sex='female' if int(actor) in CREMAD_FEMALE else 'male',
-                sentence=sentence, emotion=CREMAD_EMOTIONS[emo], intensity=CREMAD_INTENSITIES[inten])
+    if emo not in CREMAD_EMOTIONS or inten not in CREMAD_INTENSITIES or sentence not in CREMAD_SENTENCES:
+        return None
+    return dict(
+        speaker=f'cremad_{actor}',
+        sex='female' if int(actor) in CREMAD_FEMALE else 'male',
+        sentence=sentence,
+        emotion=CREMAD_EMOTIONS[emo],
+        intensity=CREMAD_INTENSITIES[inten],
+    )
 
 # %% ../nbs/01_data.ipynb #ccf09137
-RAVDESS_EMOTIONS = {'01': 'neutral', '02': 'calm', '03': 'happy', '04': 'sad', '05': 'angry',
-                    '06': 'fear', '07': 'disgust', '08': 'surprised'}
+RAVDESS_EMOTIONS = {
+    '01': 'neutral',
+    '02': 'calm',
+    '03': 'happy',
+    '04': 'sad',
+    '05': 'angry',
+    '06': 'fear',
+    '07': 'disgust',
+    '08': 'surprised',
+}
 RAVDESS_INTENSITIES = {'01': 'normal', '02': 'strong'}
 RAVDESS_STATEMENTS = {'01': 'Kids are talking by the door', '02': 'Dogs are sitting by the door'}
 
-def parse_ravdess_name(name:str)->dict|None: # a file name such as `03-01-05-01-02-01-12.flac`
+
+def parse_ravdess_name(name: str) -> dict | None:  # a file name such as `03-01-05-01-02-01-12.flac`
     "Fields of a RAVDESS speech file name, or None when the name is not RAVDESS's."
     m = re.fullmatch(r'(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)', Path(name).stem)
-    if not m: return None
+    if not m:
+        return None
     modality, channel, emo, inten, stmt, rep, actor = m.groups()
-    if channel != '01' or emo not in RAVDESS_EMOTIONS or inten not in RAVDESS_INTENSITIES or stmt not in RAVDESS_STATEMENTS: return None
-    return dict(speaker=f'ravdess_{actor}', sex='male' if int(actor) % 2 else 'female', sentence=stmt,
-                emotion=RAVDESS_EMOTIONS[emo], intensity=RAVDESS_INTENSITIES[inten], repetition=int(rep))
+    if (
+        channel != '01'
+        or emo not in RAVDESS_EMOTIONS
+        or inten not in RAVDESS_INTENSITIES
+        or stmt not in RAVDESS_STATEMENTS
+    ):
+        return None
+    return dict(
+        speaker=f'ravdess_{actor}',
+        sex='male' if int(actor) % 2 else 'female',
+        sentence=stmt,
+        emotion=RAVDESS_EMOTIONS[emo],
+        intensity=RAVDESS_INTENSITIES[inten],
+        repetition=int(rep),
+    )
 
 # %% ../nbs/01_data.ipynb #1d3cc771
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3')
 PARSERS = {'cremad': parse_cremad_name, 'ravdess': parse_ravdess_name, 'sample': parse_ravdess_name}
 
-def sample_dir()->Path:
+
+def sample_dir() -> Path:
     "The bundled sample: 176 RAVDESS clips of actors 01-04 (CC BY-NC-SA 4.0, see its README)."
-    return package_dir()/'sample'
+    return package_dir() / 'sample'
 
 # %% ../nbs/01_data.ipynb #9c22d35b
-def download_cremad()->Path:
+def download_cremad() -> Path:
     "Download CREMA-D from Kaggle with kagglehub; return its `AudioWAV` folder."
     try:
         import kagglehub
+
         path = Path(kagglehub.dataset_download('ejlok1/cremad'))
     except Exception as e:
         reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise VoiceEmotionError(f'could not download CREMA-D from Kaggle ({reason}); '
-                                'download it elsewhere and pass its folder with --data-dir DIR') from None
-    return path/'AudioWAV' if (path/'AudioWAV').is_dir() else path
+        raise VoiceEmotionError(
+            f'could not download CREMA-D from Kaggle ({reason}); '
+            'download it elsewhere and pass its folder with --data-dir DIR'
+        ) from None
+    return path / 'AudioWAV' if (path / 'AudioWAV').is_dir() else path
 
 # %% ../nbs/01_data.ipynb #1ca2fec2
-def corpus_dir(dataset:str, # `sample`, `cremad` or `ravdess`
-               data_dir=None)->Path: # local folder; None: bundled sample / Kaggle download
+def corpus_dir(
+    dataset: str,  # `sample`, `cremad` or `ravdess`
+    data_dir=None,
+) -> Path:  # local folder; None: bundled sample / Kaggle download
     "The folder to read a corpus from, checked to exist."
-    if dataset == 'sample' and data_dir is None: return sample_dir()
-    if dataset == 'cremad' and data_dir is None: return download_cremad()
-    if data_dir is None: raise VoiceEmotionError(f'the {dataset} corpus needs --data-dir DIR (the folder of its Actor_XX folders)')
+    if dataset == 'sample' and data_dir is None:
+        return sample_dir()
+    if dataset == 'cremad' and data_dir is None:
+        return download_cremad()
+    if data_dir is None:
+        raise VoiceEmotionError(f'the {dataset} corpus needs --data-dir DIR (the folder of its Actor_XX folders)')
     d = Path(data_dir).expanduser()
-    if not d.is_dir(): raise VoiceEmotionError('no such folder', path=d)
-    if dataset == 'cremad' and (d/'AudioWAV').is_dir(): d = d/'AudioWAV'
+    if not d.is_dir():
+        raise VoiceEmotionError('no such folder', path=d)
+    if dataset == 'cremad' and (d / 'AudioWAV').is_dir():
+        d = d / 'AudioWAV'
     return d
 
 # %% ../nbs/01_data.ipynb #17bc6d48
-COLUMNS = ['path', 'corpus', 'speaker', 'sex', 'sentence', 'emotion', 'intensity', 'duration', 'sample_rate', 'channels', 'in_task']
+COLUMNS = [
+    'path',
+    'corpus',
+    'speaker',
+    'sex',
+    'sentence',
+    'emotion',
+    'intensity',
+    'duration',
+    'sample_rate',
+    'channels',
+    'in_task',
+]
 
-def _content_hash(path:Path)->str:
+
+def _content_hash(path: Path) -> str:
     return hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
 
-def _clip_row(path:Path, parse)->tuple[dict|None, str|None]:
+
+def _clip_row(path: Path, parse) -> tuple[dict | None, str | None]:
     "One table row for an audio file, or the reason it can't be used."
     fields = parse(path.name)
-    if fields is None: return None, 'unrecognised name'
-    if path.stat().st_size == 0: return None, 'empty file'
-    try: info = sf.info(str(path))
-    except Exception as e: return None, f'unreadable audio ({str(e).splitlines()[0][:120]})'
-    if info.frames == 0 or info.samplerate == 0: return None, 'zero-length audio'
-    return dict(path=str(path), **fields, duration=info.frames / info.samplerate,
-                sample_rate=info.samplerate, channels=info.channels), None
+    if fields is None:
+        return None, 'unrecognised name'
+    if path.stat().st_size == 0:
+        return None, 'empty file'
+    try:
+        info = sf.info(str(path))
+    except Exception as e:
+        return None, f'unreadable audio ({str(e).splitlines()[0][:120]})'
+    if info.frames == 0 or info.samplerate == 0:
+        return None, 'zero-length audio'
+    return dict(
+        path=str(path),
+        **fields,
+        duration=info.frames / info.samplerate,
+        sample_rate=info.samplerate,
+        channels=info.channels,
+    ), None
 
 # %% ../nbs/01_data.ipynb #808572bf
-import soundfile as sf
-
-def audio_files(root:Path)->list[Path]: # folder to search recursively
+def audio_files(root: Path) -> list[Path]:  # folder to search recursively
     "Files with an audio extension under `root`, sorted."
     return sorted(p for p in Path(root).rglob('*') if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
 
 # %% ../nbs/01_data.ipynb #79e1a0f5
-def task_files(dataset:str='sample', data_dir=None)->list[str]:
+def task_files(dataset: str = 'sample', data_dir=None) -> list[str]:
     "Paths of the six-class clips of a corpus by their names alone: no file is opened (what `features` extracts)."
     parse = PARSERS[dataset]
-    return [str(p) for p in audio_files(corpus_dir(dataset, data_dir)) if (f := parse(p.name)) and f['emotion'] in EMOTIONS]
+    return [
+        str(p) for p in audio_files(corpus_dir(dataset, data_dir)) if (f := parse(p.name)) and f['emotion'] in EMOTIONS
+    ]
 
 # %% ../nbs/01_data.ipynb #1daf28b8
-def scan_corpus(dataset:str='sample', # `sample`, `cremad` or `ravdess`
-                data_dir=None, # corpus folder; None: bundled sample / Kaggle download
-               )->tuple[pd.DataFrame, pd.DataFrame]: # (clips, problems with `path` and `reason`)
+def scan_corpus(
+    dataset: str = 'sample',  # `sample`, `cremad` or `ravdess`
+    data_dir=None,  # corpus folder; None: bundled sample / Kaggle download
+) -> tuple[pd.DataFrame, pd.DataFrame]:  # (clips, problems with `path` and `reason`)
     "Every usable clip of a corpus as one metadata table, and every unusable file with its reason."
     root, parse = corpus_dir(dataset, data_dir), PARSERS[dataset]
     rows, problems, seen = [], [], {}
@@ -127,56 +252,78 @@ def scan_corpus(dataset:str='sample', # `sample`, `cremad` or `ravdess`
         row, reason = _clip_row(path, parse)
         if row is not None:
             digest = _content_hash(path)
-            if digest in seen: row, reason = None, f'duplicate of {seen[digest]}'
-            else: seen[digest] = path.name
-        if row is None: problems.append(dict(path=str(path), reason=reason))
-        else: rows.append(row)
+            if digest in seen:
+                row, reason = None, f'duplicate of {seen[digest]}'
+            else:
+                seen[digest] = path.name
+        if row is None:
+            problems.append(dict(path=str(path), reason=reason))
+        else:
+            rows.append(row)
     import pandas as pd
+
     clips = pd.DataFrame(rows, columns=COLUMNS + (['repetition'] if dataset != 'cremad' else []))
     clips['corpus'] = 'cremad' if dataset == 'cremad' else 'ravdess'
     clips['in_task'] = clips.emotion.isin(EMOTIONS)
-    if not len(rows) and not problems: raise VoiceEmotionError(f'no audio files ({", ".join(AUDIO_EXTENSIONS)}) found', path=root)
+    if not len(rows) and not problems:
+        raise VoiceEmotionError(f'no audio files ({", ".join(AUDIO_EXTENSIONS)}) found', path=root)
     return clips.reset_index(drop=True), pd.DataFrame(problems, columns=['path', 'reason'])
 
 # %% ../nbs/01_data.ipynb #45160311
-def problem_counts(problems:pd.DataFrame)->dict: # problems table from `scan_corpus`
+def problem_counts(problems: pd.DataFrame) -> dict:  # problems table from `scan_corpus`
     "How many files were left out, per reason (duplicates counted together)."
     return problems.reason.str.replace(r' \(.*| of .*', '', regex=True).value_counts().to_dict()
 
 # %% ../nbs/01_data.ipynb #b9cdace2
-def random_split(clips:pd.DataFrame, # metadata table (six-class rows)
-                 seed:int=42, test_frac:float=0.2, valid_frac:float=0.1)->pd.Series: # train/valid/test per row
+def random_split(
+    clips: pd.DataFrame,  # metadata table (six-class rows)
+    seed: int = 42,
+    test_frac: float = 0.2,
+    valid_frac: float = 0.1,
+) -> pd.Series:  # train/valid/test per row
     "The seed's stratified split by clip, with a validation part taken from training."
     from sklearn.model_selection import train_test_split
+
     idx = clips.index.to_numpy()
     rest, test = train_test_split(idx, test_size=test_frac, random_state=seed, stratify=clips.emotion)
-    train, valid = train_test_split(rest, test_size=valid_frac / (1 - test_frac), random_state=seed, stratify=clips.emotion[rest])
+    train, valid = train_test_split(
+        rest, test_size=valid_frac / (1 - test_frac), random_state=seed, stratify=clips.emotion[rest]
+    )
     import pandas as pd
+
     split = pd.Series('train', index=clips.index, name='split')
     split[test], split[valid] = 'test', 'valid'
     return split
 
 # %% ../nbs/01_data.ipynb #1d109c7d
-def _speakers_by_sex(clips:pd.DataFrame, seed:int)->list[list[str]]:
+def _speakers_by_sex(clips: pd.DataFrame, seed: int) -> list[list[str]]:
     "Speakers shuffled within each sex (one list per sex), deterministic for a seed."
     rng = np.random.default_rng(seed)
     groups = clips.groupby('sex').speaker.unique()
     return [list(rng.permutation(sorted(groups[s]))) for s in sorted(groups.index)]
 
-def _deal(groups:list[list[str]], n:int)->list[str]:
+
+def _deal(groups: list[list[str]], n: int) -> list[str]:
     "Take `n` speakers alternating between the groups (balances the sexes); removes them from `groups`."
     taken, i = [], 0
     while len(taken) < n and any(groups):
         g = groups[i % len(groups)]
-        if g: taken.append(g.pop(0))
+        if g:
+            taken.append(g.pop(0))
         i += 1
     return taken
 
-def speaker_split(clips:pd.DataFrame, # metadata table (six-class rows)
-                  seed:int=42, test_frac:float=0.2, valid_frac:float=0.1)->pd.Series: # train/valid/test per row
-    "Split by speaker: no speaker in two parts, sexes balanced in each part (`test_frac=0`: no test part, for a final model)."
+
+def speaker_split(
+    clips: pd.DataFrame,  # metadata table (six-class rows)
+    seed: int = 42,
+    test_frac: float = 0.2,
+    valid_frac: float = 0.1,
+) -> pd.Series:  # train/valid/test per row
+    "Split by speaker: no speaker in two parts, sexes balanced in each (`test_frac=0`: no test part, final models)."
     n = clips.speaker.nunique()
-    if n < 3: raise VoiceEmotionError(f'a speaker split needs at least 3 speakers, this corpus has {n}')
+    if n < 3:
+        raise VoiceEmotionError(f'a speaker split needs at least 3 speakers, this corpus has {n}')
     n_test, n_valid = (max(1, round(n * test_frac)) if test_frac > 0 else 0), max(1, round(n * valid_frac))
     groups = _speakers_by_sex(clips, seed)
     test, valid = _deal(groups, n_test), _deal(groups, n_valid)
@@ -184,18 +331,27 @@ def speaker_split(clips:pd.DataFrame, # metadata table (six-class rows)
     return clips.speaker.map(part).fillna('train').rename('split')
 
 # %% ../nbs/01_data.ipynb #51747b9f
-def speaker_folds(clips:pd.DataFrame, # metadata table (six-class rows)
-                  k:int=5, seed:int=42)->dict: # speaker -> fold number
+def speaker_folds(
+    clips: pd.DataFrame,  # metadata table (six-class rows)
+    k: int = 5,
+    seed: int = 42,
+) -> dict:  # speaker -> fold number
     "Deal the speakers into `k` folds, alternating sexes, deterministic for a seed."
     n = clips.speaker.nunique()
-    if n < k: raise VoiceEmotionError(f'{k} folds need at least {k} speakers, this corpus has {n}')
+    if n < k:
+        raise VoiceEmotionError(f'{k} folds need at least {k} speakers, this corpus has {n}')
     groups = _speakers_by_sex(clips, seed)
     order = _deal(groups, n)
     return {s: i % k for i, s in enumerate(order)}
 
 # %% ../nbs/01_data.ipynb #375a0706
-def fold_split(clips:pd.DataFrame, # metadata table (six-class rows)
-               fold:int, k:int=5, seed:int=42, valid_frac:float=0.1)->pd.Series: # train/valid/test per row
+def fold_split(
+    clips: pd.DataFrame,  # metadata table (six-class rows)
+    fold: int,
+    k: int = 5,
+    seed: int = 42,
+    valid_frac: float = 0.1,
+) -> pd.Series:  # train/valid/test per row
     "Fold `fold` of `speaker_folds` is the test part; validation speakers come from the remaining folds."
     folds = speaker_folds(clips, k, seed)
     rest = clips[clips.speaker.map(folds) != fold]
@@ -205,20 +361,27 @@ def fold_split(clips:pd.DataFrame, # metadata table (six-class rows)
     return clips.speaker.map(part).rename('split')
 
 # %% ../nbs/01_data.ipynb #29f617ff
-def assign_split(clips:pd.DataFrame, # table from `scan_corpus`
-                 cfg:Config, # protocol, seed and fractions
-                 fold:int|None=None)->pd.DataFrame: # for `speaker-kfold`: which fold is the test part
+def assign_split(
+    clips: pd.DataFrame,  # table from `scan_corpus`
+    cfg: Config,  # protocol, seed and fractions
+    fold: int | None = None,
+) -> pd.DataFrame:  # for `speaker-kfold`: which fold is the test part
     "The six-class clips with a `split` column (train / valid / test) for the configured protocol."
     task = clips[clips.in_task].reset_index(drop=True)
     seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
-    if cfg.protocol == 'random': split = random_split(task, seed, cfg.test_frac, cfg.valid_frac)
-    elif cfg.protocol == 'speaker': split = speaker_split(task, seed, cfg.test_frac, cfg.valid_frac)
-    else: split = fold_split(task, 0 if fold is None else fold, cfg.folds, seed, cfg.valid_frac)
+    if cfg.protocol == 'random':
+        split = random_split(task, seed, cfg.test_frac, cfg.valid_frac)
+    elif cfg.protocol == 'speaker':
+        split = speaker_split(task, seed, cfg.test_frac, cfg.valid_frac)
+    else:
+        split = fold_split(task, 0 if fold is None else fold, cfg.folds, seed, cfg.valid_frac)
     return task.assign(split=split)
 
 # %% ../nbs/01_data.ipynb #2f908c02
-def check_split(table:pd.DataFrame, # six-class table with `split`
-                by_speaker:bool=True)->None:
+def check_split(
+    table: pd.DataFrame,  # six-class table with `split`
+    by_speaker: bool = True,
+) -> None:
     "Assert each clip is in exactly one part and (by speaker) no speaker is in two parts."
     assert table.split.isin(['train', 'valid', 'test']).all(), 'a clip is in no part'
     assert not table.path.duplicated().any(), 'a clip is in two parts'
@@ -227,20 +390,26 @@ def check_split(table:pd.DataFrame, # six-class table with `split`
         assert (parts == 1).all(), f'speakers in two parts: {list(parts[parts > 1].index)}'
 
 # %% ../nbs/01_data.ipynb #f638ccb5
-def corpus_summary(clips:pd.DataFrame, problems:pd.DataFrame, table:pd.DataFrame)->dict:
+def corpus_summary(clips: pd.DataFrame, problems: pd.DataFrame, table: pd.DataFrame) -> dict:
     "Counts per emotion, speaker and split part, and problem counts."
-    return dict(n_files=len(clips) + len(problems), n_clips=len(clips), n_speakers=int(clips.speaker.nunique()),
-                n_task_clips=len(table),
-                per_emotion=clips.emotion.value_counts().sort_index().to_dict(),
-                per_speaker=clips.speaker.value_counts().sort_index().to_dict(),
-                per_sex=clips.groupby('sex').speaker.nunique().to_dict(),
-                per_split=table.split.value_counts().to_dict(),
-                speakers_per_split={k: sorted(v) for k, v in table.groupby('split').speaker.unique().items()},
-                problems=problem_counts(problems), problem_files=problems.to_dict('records'))
+    return dict(
+        n_files=len(clips) + len(problems),
+        n_clips=len(clips),
+        n_speakers=int(clips.speaker.nunique()),
+        n_task_clips=len(table),
+        per_emotion=clips.emotion.value_counts().sort_index().to_dict(),
+        per_speaker=clips.speaker.value_counts().sort_index().to_dict(),
+        per_sex=clips.groupby('sex').speaker.nunique().to_dict(),
+        per_split=table.split.value_counts().to_dict(),
+        speakers_per_split={k: sorted(v) for k, v in table.groupby('split').speaker.unique().items()},
+        problems=problem_counts(problems),
+        problem_files=problems.to_dict('records'),
+    )
 
 # %% ../nbs/01_data.ipynb #71c09459
-def load_table(cfg:Config, fold:int|None=None)->pd.DataFrame: # configuration; fold for `speaker-kfold`
+def load_table(cfg: Config, fold: int | None = None) -> pd.DataFrame:  # configuration; fold for `speaker-kfold`
     "Scan the configured corpus and split its six-class clips by the configured protocol."
     clips, _ = scan_corpus(cfg.dataset, cfg.data_dir)
-    if not clips.in_task.any(): raise VoiceEmotionError('no clip of the six emotions found', path=cfg.data_dir)
+    if not clips.in_task.any():
+        raise VoiceEmotionError('no clip of the six emotions found', path=cfg.data_dir)
     return assign_split(clips, cfg, fold)

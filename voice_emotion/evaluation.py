@@ -4,135 +4,205 @@
 
 # %% ../nbs/09_evaluation.ipynb #fe9247f5
 from __future__ import annotations
-import json, time
+
+import json
 from pathlib import Path
-import numpy as np, pandas as pd
-from .core import Config, EMOTIONS, VoiceEmotionError, write_json, package_dir
-from .store import extract_features
+
+import numpy as np
+import pandas as pd
+
 from .bundle import load_bundle, run_parts
+from .core import EMOTIONS, Config, VoiceEmotionError, write_json
+from .store import extract_features
 
 # %% auto #0
 __all__ = ['PROTOCOL_TEXT', 'HEADLINE', 'classification_metrics', 'bootstrap_ci', 'group_accuracy', 'evaluate_predictions',
            'predict_table', 'describe_protocol', 'evaluate_bundle', 'evaluate_run', 'evaluate_folder']
 
 # %% ../nbs/09_evaluation.ipynb #7473b66c
-def classification_metrics(y_true, y_pred, labels=EMOTIONS)->dict: # true and predicted label names
+def classification_metrics(y_true, y_pred, labels=EMOTIONS) -> dict:  # true and predicted label names
     "Accuracy, balanced accuracy, macro precision/recall/F1, per-class scores and the confusion matrix."
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, precision_recall_fscore_support, confusion_matrix, classification_report
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        classification_report,
+        confusion_matrix,
+        precision_recall_fscore_support,
+    )
+
     labels = list(labels)
     present = [l for l in labels if l in set(y_true)]
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     mp, mr, mf, _ = precision_recall_fscore_support(y_true, y_pred, labels=present, average='macro', zero_division=0)
-    return dict(n=len(y_true), accuracy=float(accuracy_score(y_true, y_pred)),
-                balanced_accuracy=float(balanced_accuracy_score(y_true, y_pred)) if len(y_true) else float('nan'),
-                macro_precision=float(mp), macro_recall=float(mr), macro_f1=float(mf),
-                per_class={l: dict(precision=float(p[i]), recall=float(r[i]), f1=float(f[i]), support=int(s[i])) for i, l in enumerate(labels)},
-                labels=labels, confusion=confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-                report=classification_report(y_true, y_pred, labels=present, zero_division=0, digits=3))
+    return dict(
+        n=len(y_true),
+        accuracy=float(accuracy_score(y_true, y_pred)),
+        balanced_accuracy=float(balanced_accuracy_score(y_true, y_pred)) if len(y_true) else float('nan'),
+        macro_precision=float(mp),
+        macro_recall=float(mr),
+        macro_f1=float(mf),
+        per_class={
+            l: dict(precision=float(p[i]), recall=float(r[i]), f1=float(f[i]), support=int(s[i]))
+            for i, l in enumerate(labels)
+        },
+        labels=labels,
+        confusion=confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        report=classification_report(y_true, y_pred, labels=present, zero_division=0, digits=3),
+    )
 
 # %% ../nbs/09_evaluation.ipynb #f862c4ad
-def bootstrap_ci(correct, # 1 where a clip was classified right
-                 n_boot:int=2000, level:float=0.95, seed:int=0)->tuple[float, float]:
+def bootstrap_ci(
+    correct,  # 1 where a clip was classified right
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
     "Percentile bootstrap interval for accuracy (`scipy.stats.bootstrap`: clips resampled with replacement)."
     from scipy.stats import bootstrap
+
     correct = np.asarray(correct, float)
-    if not len(correct): return (float('nan'), float('nan'))
-    ci = bootstrap((correct,), np.mean, n_resamples=n_boot, confidence_level=level, method='percentile',
-                   random_state=np.random.default_rng(seed), vectorized=True).confidence_interval
+    if not len(correct):
+        return (float('nan'), float('nan'))
+    ci = bootstrap(
+        (correct,),
+        np.mean,
+        n_resamples=n_boot,
+        confidence_level=level,
+        method='percentile',
+        random_state=np.random.default_rng(seed),
+        vectorized=True,
+    ).confidence_interval
     return float(ci.low), float(ci.high)
 
 # %% ../nbs/09_evaluation.ipynb #003a2890
-def group_accuracy(preds:pd.DataFrame, column:str)->dict: # predictions with `emotion`, `predicted` and `column`
+def group_accuracy(preds: pd.DataFrame, column: str) -> dict:  # predictions with `emotion`, `predicted` and `column`
     "Accuracy and clip count per value of a column (speaker, sex, intensity, ...)."
     g = preds.assign(correct=preds.emotion == preds.predicted).groupby(column).correct
     return {str(k): dict(accuracy=float(v.mean()), n=int(v.size)) for k, v in g}
 
 # %% ../nbs/09_evaluation.ipynb #ddbd6bc7
-def evaluate_predictions(preds:pd.DataFrame)->dict: # per-clip predictions
+def evaluate_predictions(preds: pd.DataFrame) -> dict:  # per-clip predictions
     "Every metric of a set of per-clip predictions."
-    if preds.empty: raise VoiceEmotionError('no clip could be scored: every file failed or none is in the six-class task')
+    if preds.empty:
+        raise VoiceEmotionError('no clip could be scored: every file failed or none is in the six-class task')
     m = classification_metrics(preds.emotion.tolist(), preds.predicted.tolist())
     lo, hi = bootstrap_ci(preds.emotion == preds.predicted)
-    m.update(accuracy_ci95=[lo, hi], n_speakers=int(preds.speaker.nunique()),
-             per_speaker=group_accuracy(preds, 'speaker'), per_sex=group_accuracy(preds, 'sex'),
-             per_intensity=group_accuracy(preds, 'intensity'))
+    m.update(
+        accuracy_ci95=[lo, hi],
+        n_speakers=int(preds.speaker.nunique()),
+        per_speaker=group_accuracy(preds, 'speaker'),
+        per_sex=group_accuracy(preds, 'sex'),
+        per_intensity=group_accuracy(preds, 'intensity'),
+    )
     return m
 
 # %% ../nbs/09_evaluation.ipynb #36cd96e8
-def predict_table(predictor, table:pd.DataFrame, jobs:int=0, cache_dir=None)->pd.DataFrame: # a loaded bundle; clips
-    "Per-clip predictions: path, speaker, sex, intensity, true emotion, predicted emotion, confidence and every probability."
+def predict_table(
+    predictor, table: pd.DataFrame, jobs: int = 0, cache_dir=None
+) -> pd.DataFrame:  # a loaded bundle; clips
+    "Per-clip predictions: path, speaker, sex, intensity, true and predicted emotion, confidence and every probability."
     batch = extract_features(table.path, predictor.settings, jobs, cache_dir, progress=False)
     probs = np.full((len(table), len(predictor.labels)), np.nan, np.float32)
-    if batch.ok.any(): probs[batch.ok] = predictor.predict_features(batch.X[batch.ok])
+    if batch.ok.any():
+        probs[batch.ok] = predictor.predict_features(batch.X[batch.ok])
     keep = [c for c in ('path', 'speaker', 'sex', 'intensity', 'emotion') if c in table]
     out = table[keep].reset_index(drop=True).copy()
     best = np.nan_to_num(probs, nan=-1).argmax(axis=1)
     out['predicted'] = np.where(batch.ok, np.array(predictor.labels)[best], None)
     out['confidence'] = probs.max(axis=1, initial=0, where=~np.isnan(probs))
-    for i, l in enumerate(predictor.labels): out[f'p_{l}'] = probs[:, i]
+    for i, l in enumerate(predictor.labels):
+        out[f'p_{l}'] = probs[:, i]
     out['error'] = [None] * len(out)
-    for f in batch.failures: out.loc[out.path == f['path'], 'error'] = f['reason']
+    for f in batch.failures:
+        out.loc[out.path == f['path'], 'error'] = f['reason']
     return out
 
 # %% ../nbs/09_evaluation.ipynb #add2e1d7
 PROTOCOL_TEXT = {
-    'random': 'Random split by clip (the seed\'s protocol): the same speakers appear in training and test, so this accuracy '
-              'is speaker-dependent and overstates what a new voice gets.',
+    'random': 'Random split by clip (the seed\'s protocol): the same speakers appear in training and test, '
+    'so this accuracy is speaker-dependent and overstates what a new voice gets.',
     'speaker': 'Speaker-independent split: the test speakers were never heard in training or validation.',
     'speaker-kfold': 'Speaker-independent k-fold: each fold\'s test speakers were never heard by that fold\'s model; '
-                     'figures are the mean ± standard deviation over folds.'}
+    'figures are the mean ± standard deviation over folds.',
+}
 
-def describe_protocol(cfg:Config)->str:
+
+def describe_protocol(cfg: Config) -> str:
     "The evaluation protocol in words, for reports."
     return PROTOCOL_TEXT[cfg.protocol]
 
 # %% ../nbs/09_evaluation.ipynb #10a21d1a
-def evaluate_bundle(bundle_dir, jobs:int=0, cache_dir=None)->tuple[dict, pd.DataFrame]:
+def evaluate_bundle(bundle_dir, jobs: int = 0, cache_dir=None) -> tuple[dict, pd.DataFrame]:
     "Metrics and predictions of a bundle on its own test part (from its saved split)."
     predictor = load_bundle(bundle_dir)
     split = predictor.split()
     test = split[split.split == 'test']
-    if test.empty: raise VoiceEmotionError('this bundle has no test part (trained on every speaker)', path=bundle_dir)
+    if test.empty:
+        raise VoiceEmotionError('this bundle has no test part (trained on every speaker)', path=bundle_dir)
     preds = predict_table(predictor, test, jobs, cache_dir)
     ok = preds[preds.predicted.notna()]
     return dict(evaluate_predictions(ok), failed=int(preds.predicted.isna().sum())), preds
 
+
 HEADLINE = ('accuracy', 'balanced_accuracy', 'macro_f1', 'macro_precision', 'macro_recall')
 
 # %% ../nbs/09_evaluation.ipynb #38e8df04
-def evaluate_run(run_dir)->dict: # a folder written by `train_run`
+def evaluate_run(run_dir) -> dict:  # a folder written by `train_run`
     "Evaluate every model of a run on its test part; write predictions.csv and metrics.json; return the metrics."
     run_dir = Path(run_dir)
-    try: cfg = Config.from_dict(json.loads((run_dir/'config.json').read_text()))
-    except OSError: raise VoiceEmotionError('not a training run folder (no config.json)', path=run_dir) from None
+    try:
+        cfg = Config.from_dict(json.loads((run_dir / 'config.json').read_text()))
+    except OSError:
+        raise VoiceEmotionError('not a training run folder (no config.json)', path=run_dir) from None
     folds, all_preds = [], []
     for name, out, fold in run_parts(cfg, run_dir):
-        m, preds = evaluate_bundle(out/'bundle', cfg.jobs, cfg.cache_dir)
-        preds.to_csv(out/'predictions.csv', index=False)
-        write_json(out/'metrics.json', m)
-        folds.append(dict(name=name, fold=fold, **m)); all_preds.append(preds.assign(fold=fold))
-    result = dict(protocol=cfg.protocol, protocol_text=describe_protocol(cfg), dataset=cfg.dataset, recipe=cfg.recipe_name, architecture=cfg.architecture, seed=cfg.seed)
+        m, preds = evaluate_bundle(out / 'bundle', cfg.jobs, cfg.cache_dir)
+        preds.to_csv(out / 'predictions.csv', index=False)
+        write_json(out / 'metrics.json', m)
+        folds.append(dict(name=name, fold=fold, **m))
+        all_preds.append(preds.assign(fold=fold))
+    result = dict(
+        protocol=cfg.protocol,
+        protocol_text=describe_protocol(cfg),
+        dataset=cfg.dataset,
+        recipe=cfg.recipe_name,
+        architecture=cfg.architecture,
+        seed=cfg.seed,
+    )
     if cfg.protocol == 'speaker-kfold':
         pooled = pd.concat(all_preds, ignore_index=True)
-        pooled.to_csv(run_dir/'predictions.csv', index=False)
+        pooled.to_csv(run_dir / 'predictions.csv', index=False)
         result.update({k: float(np.mean([f[k] for f in folds])) for k in HEADLINE})
         result.update({f'{k}_std': float(np.std([f[k] for f in folds])) for k in HEADLINE})
-        result.update(n=int(sum(f['n'] for f in folds)), folds=[{k: f[k] for k in ('name', 'n', 'n_speakers', *HEADLINE)} for f in folds],
-                      pooled=evaluate_predictions(pooled[pooled.predicted.notna()]))
-    else: result.update(folds[0])
-    write_json(run_dir/'metrics.json', result)
+        result.update(
+            n=int(sum(f['n'] for f in folds)),
+            folds=[{k: f[k] for k in ('name', 'n', 'n_speakers', *HEADLINE)} for f in folds],
+            pooled=evaluate_predictions(pooled[pooled.predicted.notna()]),
+        )
+    else:
+        result.update(folds[0])
+    write_json(run_dir / 'metrics.json', result)
     return result
 
 # %% ../nbs/09_evaluation.ipynb #5a3ab155
-def evaluate_folder(bundle_dir, dataset:str, data_dir=None, jobs:int=0, cache_dir=None)->tuple[dict, pd.DataFrame]:
+def evaluate_folder(
+    bundle_dir, dataset: str, data_dir=None, jobs: int = 0, cache_dir=None
+) -> tuple[dict, pd.DataFrame]:
     "Metrics of a bundle on every six-class clip of another labelled corpus (cross-corpus or held-out speakers)."
     from voice_emotion.data import scan_corpus
+
     predictor = load_bundle(bundle_dir)
     clips, _ = scan_corpus(dataset, data_dir)
-    if not clips.in_task.any(): raise VoiceEmotionError('no clip of the six emotions found', path=data_dir)
+    if not clips.in_task.any():
+        raise VoiceEmotionError('no clip of the six emotions found', path=data_dir)
     preds = predict_table(predictor, clips[clips.in_task], jobs, cache_dir)
     ok = preds[preds.predicted.notna()]
     split = predictor.split()
     trained_on = set(split[split.get('used', pd.Series('fit', index=split.index)) == 'fit'].speaker)
     seen = sorted(set(ok.speaker) & trained_on)  # same corpus naming: these voices were heard in training
-    return dict(evaluate_predictions(ok), failed=int(preds.predicted.isna().sum()), dataset=dataset, speakers_seen_in_training=seen), preds
+    return dict(
+        evaluate_predictions(ok),
+        failed=int(preds.predicted.isna().sum()),
+        dataset=dataset,
+        speakers_seen_in_training=seen,
+    ), preds

@@ -4,151 +4,202 @@
 
 # %% ../nbs/11_experiments.ipynb #ed5ee947
 from __future__ import annotations
-import json, os, shutil, tempfile
+
+import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
-import numpy as np, pandas as pd
-from .core import Config, VoiceEmotionError, write_json
+
+import numpy as np
+import pandas as pd
+
+from .core import Config, VoiceEmotionError, templates_dir, write_json
+from .evaluation import HEADLINE, evaluate_run
+from .inference import default_model_dir, forget_loaded_models
 from .training import train_run
-from .evaluation import evaluate_run, HEADLINE
-from .inference import default_model_dir, get_predictor
 
 # %% auto #0
-__all__ = ['MODEL_WORDS', 'AUGMENT_WORDS', 'STATS_WORDS', 'NOT_THE_MODEL', 'compare_recipes', 'comparison_table', 'model_card',
+__all__ = ['ARCHITECTURE_WORDS', 'NOT_THE_MODEL', 'compare_recipes', 'comparison_table', 'model_card', 'write_model_card',
            'run_differences', 'make_default_model']
 
 # %% ../nbs/11_experiments.ipynb #67a88c99
-def compare_recipes(recipes:list, # recipe names (see `RECIPES`)
-                    seeds:list, # initialisation and augmentation seeds (the folds stay the same)
-                    dataset:str, data_dir=None, out='reports/model-comparison', folds:int=5, epochs:int|None=None, log=None)->list:
+def compare_recipes(
+    recipes: list,  # recipe names (see `RECIPES`)
+    seeds: list,  # initialisation and augmentation seeds (the folds stay the same)
+    dataset: str,
+    data_dir=None,
+    out='reports/model-comparison',
+    folds: int = 5,
+    epochs: int | None = None,
+    log=None,
+) -> list:
     "k-fold scores and training times of each recipe × seed, appended to `out/comparison.json` as each finishes."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    results_file = out/'comparison.json'
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_file = out / 'comparison.json'
     done = json.loads(results_file.read_text()) if results_file.exists() else []
     for recipe in recipes:
         for seed in seeds:
-            if any(r['recipe'] == recipe and r['seed'] == seed and r['dataset'] == dataset for r in done): continue
-            cfg = Config.recipe(recipe, dataset=dataset, data_dir=data_dir, protocol='speaker-kfold', folds=folds, seed=seed,
-                                split_seed=42, **({'epochs': epochs} if epochs else {}))  # the same folds for every recipe and seed
-            run = out/f'{recipe}-seed{seed}'
+            if any(r['recipe'] == recipe and r['seed'] == seed and r['dataset'] == dataset for r in done):
+                continue
+            cfg = Config.recipe(
+                recipe,
+                dataset=dataset,
+                data_dir=data_dir,
+                protocol='speaker-kfold',
+                folds=folds,
+                seed=seed,
+                split_seed=42,
+                **({'epochs': epochs} if epochs else {}),
+            )  # the same folds for every recipe and seed
+            run = out / f'{recipe}-seed{seed}'
             summary = train_run(cfg, run, log=log)
             m = evaluate_run(run)
-            done.append(dict(recipe=recipe, seed=seed, dataset=dataset, folds=[{k: f[k] for k in ('name', 'n', *HEADLINE)} for f in m['folds']],
-                             **{k: m[k] for k in HEADLINE}, **{f'{k}_std': m[f'{k}_std'] for k in HEADLINE},
-                             train_seconds=sum(p['train_seconds'] for p in summary['parts']),
-                             seconds_per_epoch=float(np.mean([p['seconds_per_epoch'] for p in summary['parts']])),
-                             epochs_run=[p['epochs_run'] for p in summary['parts']], config=cfg.to_dict()))
+            done.append(
+                dict(
+                    recipe=recipe,
+                    seed=seed,
+                    dataset=dataset,
+                    folds=[{k: f[k] for k in ('name', 'n', *HEADLINE)} for f in m['folds']],
+                    **{k: m[k] for k in HEADLINE},
+                    **{f'{k}_std': m[f'{k}_std'] for k in HEADLINE},
+                    train_seconds=sum(p['train_seconds'] for p in summary['parts']),
+                    seconds_per_epoch=float(np.mean([p['seconds_per_epoch'] for p in summary['parts']])),
+                    epochs_run=[p['epochs_run'] for p in summary['parts']],
+                    config=cfg.to_dict(),
+                )
+            )
             write_json(results_file, done)
-            if log: print(f"{recipe} seed {seed}: accuracy {m['accuracy']:.3f} ± {m['accuracy_std']:.3f}, "
-                          f"balanced {m['balanced_accuracy']:.3f}, {done[-1]['train_seconds']:.0f} s", file=log, flush=True)
+            if log:
+                print(
+                    f"{recipe} seed {seed}: accuracy {m['accuracy']:.3f} ± {m['accuracy_std']:.3f}, "
+                    f"balanced {m['balanced_accuracy']:.3f}, {done[-1]['train_seconds']:.0f} s",
+                    file=log,
+                    flush=True,
+                )
     return done
 
 # %% ../nbs/11_experiments.ipynb #48063569
-def comparison_table(results:list)->pd.DataFrame: # records from `compare_recipes`
-    "Per recipe: accuracy and balanced accuracy, mean ± std over all folds of all seeds, the spread of seed means, and time."
+def comparison_table(results: list) -> pd.DataFrame:  # records from `compare_recipes`
+    "Per recipe: accuracy and balanced accuracy, mean ± std over all folds of all seeds, seed means, and time."
     rows = []
     for recipe, rs in pd.DataFrame(results).groupby('recipe', sort=False):
         folds = pd.DataFrame([f for r in rs.itertuples() for f in r.folds])
-        rows.append({'recipe': recipe, 'seeds': len(rs), 'folds': len(folds),
-                     'accuracy': f"{100 * folds.accuracy.mean():.1f} ± {100 * folds.accuracy.std(ddof=0):.1f}",
-                     'balanced accuracy': f"{100 * folds.balanced_accuracy.mean():.1f} ± {100 * folds.balanced_accuracy.std(ddof=0):.1f}",
-                     'macro F1': f"{100 * folds.macro_f1.mean():.1f}",
-                     'seed means (accuracy)': ', '.join(f'{100 * a:.1f}' for a in rs.accuracy),
-                     'minutes per 5-fold run': f"{rs.train_seconds.mean() / 60:.1f}", 's/epoch': f"{rs.seconds_per_epoch.mean():.2f}"})
+        rows.append(
+            {
+                'recipe': recipe,
+                'seeds': len(rs),
+                'folds': len(folds),
+                'accuracy': f"{100 * folds.accuracy.mean():.1f} ± {100 * folds.accuracy.std(ddof=0):.1f}",
+                'balanced accuracy': f"{100 * folds.balanced_accuracy.mean():.1f} "
+                f"± {100 * folds.balanced_accuracy.std(ddof=0):.1f}",
+                'macro F1': f"{100 * folds.macro_f1.mean():.1f}",
+                'seed means (accuracy)': ', '.join(f'{100 * a:.1f}' for a in rs.accuracy),
+                'minutes per 5-fold run': f"{rs.train_seconds.mean() / 60:.1f}",
+                's/epoch': f"{rs.seconds_per_epoch.mean():.2f}",
+            }
+        )
     return pd.DataFrame(rows)
 
 # %% ../nbs/11_experiments.ipynb #5df2b2eb
-MODEL_WORDS = {'seed': "the seed notebook's CNN + BiLSTM (last LSTM state)",
-               'attention': 'a CNN + BiLSTM that pools over time with masked attention and max pooling (padding masked)'}
-AUGMENT_WORDS = '; training batches augmented with time and feature masks, time shifts and noise'
-def _networks_words(cfg:dict)->str:
-    n = cfg.get('networks', 1)
-    return f" × {n} (seeds {', '.join(str(cfg['seed'] + 1000 * k) for k in range(n))}; probabilities averaged)" if n > 1 else ''
+ARCHITECTURE_WORDS = {
+    'seed': "the seed notebook's CNN + BiLSTM (last LSTM state)",
+    'attention': 'a CNN + BiLSTM that pools over time with masked attention and max pooling (padding masked)',
+}
 
-STATS_WORDS = (',\naveraged with a multinomial logistic regression on utterance statistics (mean, standard deviation and delta standard\n'
-               'deviation of each feature over real frames; C = {C}, chosen by cross-validation grouped by speaker)')
 
-def _final_data_words(cfg:dict, tr:dict)->str:
-    if cfg.get('early_stopping', True):
-        return (f"{tr.get('n_train')} training clips (18 actors), {tr.get('n_valid')} validation clips (2 actors, for early stopping only), "
-                f"trained {tr.get('epochs_run')} epochs (best {tr.get('best_epoch')})")
-    return f"{tr.get('n_train')} training clips (all 20 actors), {tr.get('epochs_run')} epochs with a cosine learning-rate decay"
+def _percent(m: dict, k: str) -> str:
+    return f"{100 * m[k]:.1f} % ± {100 * m[k + '_std']:.1f}"
 
-def model_card(meta:dict, kfold:dict, n_clips:int, command:str)->str:
-    "The default model's card (Markdown) from its bundle metadata and the k-fold metrics of its recipe."
-    cfg, tr = meta['config'], meta.get('training', {})
-    pc = kfold['pooled']['per_class']
-    pct = lambda k: f"{100 * kfold[k]:.1f} % ± {100 * kfold[k + '_std']:.1f}"
-    folds = '\n'.join(f"| {f['name']} | {f['n']} | {100 * f['accuracy']:.1f} % | {100 * f['balanced_accuracy']:.1f} % |" for f in kfold['folds'])
-    recall = ', '.join(f"{l} {100 * pc[l]['recall']:.0f} %" for l in meta['labels'])
-    v = meta['versions']
-    return f"""# Model card: voice_emotion default model
 
-**Task**: speech emotion recognition from acoustics, six classes: {', '.join(meta['labels'])}.
-**Model**: recipe `{cfg.get('recipe_name', meta['model'])}` — {MODEL_WORDS.get(meta['model'], 'a CNN + BiLSTM')} (Conv1D {tuple(cfg['conv_filters'])}, kernel {cfg['kernel_size']},
-BiLSTM {tuple(cfg['lstm_units'])}, dense {cfg['dense_units']}){_networks_words(cfg)}{STATS_WORDS.format(C=tr.get('stats_C')) if cfg.get('stats_member') else ''}, over MFCC (13), chroma (12), log-mel (128) and zero-crossing rate (1)
-per frame, 300 frames (about 7 s at 22,050 Hz, hop 512).
-Trained with Nadam {cfg['learning_rate']}, label smoothing {cfg['label_smoothing']}, balanced class weights, batch {cfg['batch_size']},
-{f"early stopping on validation loss (patience {cfg['patience']})" if cfg.get('early_stopping', True) else f"{cfg['epochs']} epochs, cosine learning-rate decay"}, seed {cfg['seed']}{AUGMENT_WORDS if cfg.get('augment') else ''}{f", mixup α {cfg['mixup']}" if cfg.get('mixup') else ''}.
+def model_card(
+    meta: dict,  # the bundle's `bundle.json`
+    kfold: dict,  # the recipe's speaker-kfold metrics (`evaluate_run` on its k-fold run)
+    split: pd.DataFrame,  # the final model's `split.csv`: the clips it was trained on
+    command: str,
+) -> str:  # the command that made it
+    "The default model's card (Markdown) from `templates/MODEL_CARD.md.j2`: every figure from the saved results."
+    import jinja2
 
-## Data and license
+    cfg, fs = meta['config'], meta['feature_settings']
+    arch = cfg.get('architecture', cfg.get('model'))
+    actors = sorted(split.speaker.unique())
+    folds = pd.DataFrame(kfold['folds'])
+    folds_table = pd.DataFrame(
+        {
+            'fold': folds.name,
+            'test clips': folds.n,
+            'accuracy': folds.accuracy.map(lambda a: f'{100 * a:.1f} %'),
+            'balanced accuracy': folds.balanced_accuracy.map(lambda a: f'{100 * a:.1f} %'),
+        }
+    ).to_markdown(index=False)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir()), keep_trailing_newline=True)
+    env.filters.update(pct=_percent, tuple=tuple)
+    return env.get_template('MODEL_CARD.md.j2').render(
+        labels=meta['labels'],
+        recipe=cfg['recipe_name'],
+        architecture_words=ARCHITECTURE_WORDS.get(arch, arch),
+        cfg=cfg,
+        fs=fs,
+        network_seeds=[cfg['seed'] + 1000 * k for k in range(cfg['networks'])],
+        training=meta.get('training', {}),
+        seconds_analysed=(fs['max_len'] - 1) * fs['hop_length'] / fs['sr'],
+        n_actors=len(actors),
+        actors=f"{actors[0].split('_')[-1]}–{actors[-1].split('_')[-1]}",
+        n_clips=len(split),
+        n_train_actors=split[split.split == 'train'].speaker.nunique(),
+        n_valid_actors=split[split.split == 'valid'].speaker.nunique(),
+        cores=os.cpu_count(),
+        kfold=kfold,
+        test_actors=int(folds.n_speakers.iloc[0]),
+        folds_table=folds_table,
+        wrong_in_10=round(10 * (1 - kfold['accuracy'])),
+        window=Config.default('window'),
+        command=command,
+        v=meta['versions'],
+        created=meta.get('created'),
+    )
 
-RAVDESS speech, actors 01–20 (16 kHz mono FLAC; the copy in `shared/data/ravdess16k`), the {n_clips} clips of the six classes
-(calm and surprised left out). Final model: {_final_data_words(cfg, tr)}, {tr.get('train_seconds')} s on {os.cpu_count()} CPU cores.
-
-RAVDESS: Livingstone SR, Russo FA (2018), *The Ryerson Audio-Visual Database of Emotional Speech and Song (RAVDESS)*,
-PLoS ONE 13(5): e0196391, doi:10.1371/journal.pone.0196391. License **CC BY-NC-SA 4.0**: attribution, non-commercial use only,
-share-alike. This model is derived from that data and is shared under the same terms.
-
-## How well it does on a voice it has never heard
-
-Protocol `speaker-kfold`: the same recipe trained 5 times, each time with 4 actors (2 male, 2 female) held out for test,
-{'2 others for validation and 14 for training' if cfg.get('early_stopping', True) else 'the other 16 for training'}; every actor is a test actor exactly once.
-
-| | mean ± std over folds |
-|---|---|
-| accuracy | {pct('accuracy')} |
-| balanced accuracy | {pct('balanced_accuracy')} |
-| macro F1 | {pct('macro_f1')} |
-
-| fold | test clips | accuracy | balanced accuracy |
-|---|---|---|---|
-{folds}
-
-Recall per class (all folds pooled): {recall}. Chance is 16.7 %.
-
-## Known limits
-
-- Acted emotions from 20 North American English-speaking professional actors, two sentences, studio recordings. Spontaneous
-  speech, other languages and accents, children, older voices, telephone or noisy audio are outside what it was trained on,
-  and its accuracy there is unknown (expect lower).
-- About {round(10 * (1 - kfold['accuracy']))} in 10 clips of an unseen speaker are misclassified; treat a prediction as a weak signal,
-  never as a decision about a person. Confidences are not calibrated probabilities.
-- Only the first ~7 s of a file are used unless `--segment` is given (then 3 s windows, silence marked).
-
-## Reproduce
-
-```sh
-{command}
-```
-
-Versions: voice_emotion {v.get('voice_emotion')}, Keras {v.get('keras')} ({v.get('keras_backend')}), TensorFlow {v.get('tensorflow')},
-NumPy {v.get('numpy')}, Python {v.get('python')}. Created {meta.get('created')}.
-"""
-
-NOT_THE_MODEL = ('data_dir', 'jobs', 'cache_dir', 'recipe_name', 'split_seed')  # where the data sits, how fast, how it is named
+# %% ../nbs/11_experiments.ipynb #afe4bef2
+def write_model_card(
+    bundle_dir,  # a bundle with `kfold_metrics.json` (as `make_default_model` writes it)
+    command: str,
+) -> Path:  # the command that made it
+    "Render the bundle's `MODEL_CARD.md` from its saved files."
+    bundle_dir = Path(bundle_dir)
+    meta, kfold = (json.loads((bundle_dir / f).read_text()) for f in ('bundle.json', 'kfold_metrics.json'))
+    out = bundle_dir / 'MODEL_CARD.md'
+    out.write_text(model_card(meta, kfold, pd.read_csv(bundle_dir / 'split.csv'), command), encoding='utf-8')
+    return out
 
 # %% ../nbs/11_experiments.ipynb #5c19e3b4
-def run_differences(saved:Config, wanted:Config)->list:
-    "Fields in which a saved run's configuration would give another model than `wanted` (its folds seeded by `split_seed`)."
+NOT_THE_MODEL = (
+    'data_dir',
+    'jobs',
+    'cache_dir',
+    'recipe_name',
+    'split_seed',  # where the data sits, how fast, how it is named
+    'min_seconds',
+    'window',
+    'hop',
+    'silence_db',
+)  # and what inference does with the model
+
+
+def run_differences(saved: Config, wanted: Config) -> list:
+    "Fields in which a saved run's configuration gives another model than `wanted` (its folds seeded by `split_seed`)."
     differ = [k for k, v in saved.to_dict().items() if k not in NOT_THE_MODEL and v != getattr(wanted, k)]
     return differ + (['split_seed'] if (saved.split_seed or saved.seed) != wanted.seed else [])
 
 # %% ../nbs/11_experiments.ipynb #976e63a4
-def make_default_model(data_dir, # RAVDESS folder (Actor_01 … Actor_20)
-                       out=None, # bundle folder to write (default: the package's default model)
-                       cfg:Config|None=None, # the recipe (default: `Config()`'s)
-                       log=None,
-                       kfold_run=None)->Path: # an existing speaker-kfold run of the same recipe and seed to reuse (e.g. from `compare`)
+def make_default_model(
+    data_dir,  # RAVDESS folder (Actor_01 … Actor_20)
+    out=None,  # bundle folder to write (default: the package's default model)
+    cfg: Config | None = None,  # the recipe (default: `Config()`'s)
+    log=None,
+    kfold_run=None,
+) -> Path:  # an existing speaker-kfold run of the same recipe and seed to reuse (e.g. from `compare`)
     "Measure the recipe with speaker-kfold, train the final model on all actors, write bundle + MODEL_CARD.md."
     out = Path(out or default_model_dir())
     cfg = (cfg or Config()).replace(dataset='ravdess', data_dir=str(Path(data_dir).expanduser().resolve()))
@@ -156,24 +207,27 @@ def make_default_model(data_dir, # RAVDESS folder (Actor_01 … Actor_20)
     try:
         kcfg = cfg.replace(protocol='speaker-kfold')
         if kfold_run:
-            differ = run_differences(Config.from_dict(json.loads((Path(kfold_run)/'config.json').read_text())), kcfg)
-            if differ: raise VoiceEmotionError(f'that k-fold run differs in {differ}', path=kfold_run)
+            differ = run_differences(Config.from_dict(json.loads((Path(kfold_run) / 'config.json').read_text())), kcfg)
+            if differ:
+                raise VoiceEmotionError(f'that k-fold run differs in {differ}', path=kfold_run)
             kfold = evaluate_run(kfold_run)
         else:
-            train_run(kcfg, work/'kfold', log=log)
-            kfold = evaluate_run(work/'kfold')
-        train_run(cfg.replace(protocol='speaker', test_frac=0.0), work/'final', log=log)
-        bundle = work/'final'/'bundle'
-        split = pd.read_csv(bundle/'split.csv')
-        split['path'] = [str(Path(p).relative_to(cfg.data_dir)) for p in split.path]  # portable: relative to the data folder
-        split.to_csv(bundle/'split.csv', index=False)
-        write_json(bundle/'kfold_metrics.json', kfold)
-        meta = json.loads((bundle/'bundle.json').read_text())
-        command = f'voice-emotion make-default --data-dir {data_dir} --recipe {cfg.recipe_name}'
-        (bundle/'MODEL_CARD.md').write_text(model_card(meta, kfold, len(split), command), encoding='utf-8')
-        if out.exists(): shutil.rmtree(out)
+            train_run(kcfg, work / 'kfold', log=log)
+            kfold = evaluate_run(work / 'kfold')
+        train_run(cfg.replace(protocol='speaker', test_frac=0.0), work / 'final', log=log)
+        bundle = work / 'final' / 'bundle'
+        split = pd.read_csv(bundle / 'split.csv')
+        split['path'] = [
+            str(Path(p).relative_to(cfg.data_dir)) for p in split.path
+        ]  # portable: relative to the data folder
+        split.to_csv(bundle / 'split.csv', index=False)
+        write_json(bundle / 'kfold_metrics.json', kfold)
+        write_model_card(bundle, f'voice-emotion make-default --data-dir {data_dir} --recipe {cfg.recipe_name}')
+        if out.exists():
+            shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(bundle, out)
-    finally: shutil.rmtree(work, ignore_errors=True)
-    get_predictor.cache_clear()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    forget_loaded_models()  # the next `get_predictor()` loads the new default model
     return out

@@ -4,10 +4,16 @@
 
 # %% ../nbs/03_features.ipynb #ab34aa9e
 from __future__ import annotations
-import re, sys, stat, functools
+
+import functools
+import re
+import stat
+import sys
 from pathlib import Path
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
 from .core import Config, VoiceEmotionError
 
 # %% auto #0
@@ -16,42 +22,55 @@ __all__ = ['FEATURE_VERSION', 'samples_needed', 'load_audio', 'mel_filters', 'ch
            'feature_kwargs', 'clip_features']
 
 # %% ../nbs/03_features.ipynb #32e19095
-def samples_needed(settings:dict)->int: # feature settings
+def samples_needed(settings: dict) -> int:  # feature settings
     "Samples (at the feature rate) that the first `max_len` centred STFT frames look at."
     return (settings['max_len'] - 1) * settings['hop_length'] + settings['n_fft'] // 2
 
-def _resample(y:np.ndarray, sr_in:int, sr_out:int)->np.ndarray:
+
+def _resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     "Resample as `librosa.resample(res_type='soxr_hq')` does: soxr, then fixed to ceil(n · ratio) samples."
-    if sr_in == sr_out: return y
+    if sr_in == sr_out:
+        return y
     import soxr
+
     out = soxr.resample(y, sr_in, sr_out, 'HQ').astype(np.float32, copy=False)
     n = int(np.ceil(len(y) * sr_out / sr_in))
     return out[:n] if len(out) >= n else np.concatenate([out, np.zeros(n - len(out), np.float32)])
 
-def _file_error(e:OSError)->str:
+
+def _file_error(e: OSError) -> str:
     "The reason an audio file could not be opened, in a few words."
     return 'no such file' if isinstance(e, FileNotFoundError) else f'unreadable ({e.strerror or type(e).__name__})'
 
 # %% ../nbs/03_features.ipynb #bc33a522
-def load_audio(path, # audio file
-               sr:int=22050, # sample rate to return
-               max_samples:int|None=None, # decode only what gives this many samples at `sr`
-              )->np.ndarray: # mono float32 samples at `sr`
+def load_audio(
+    path,  # audio file
+    sr: int = 22050,  # sample rate to return
+    max_samples: int | None = None,  # decode only what gives this many samples at `sr`
+) -> np.ndarray:  # mono float32 samples at `sr`
     "Decode (part of) an audio file to mono float32 at `sr`, or raise `VoiceEmotionError` with the reason."
     import soundfile as sf
+
     path = Path(path)
-    try: info = path.stat()
-    except OSError as e: raise VoiceEmotionError(_file_error(e), path=path) from None
-    if stat.S_ISDIR(info.st_mode): raise VoiceEmotionError('is a folder, not an audio file', path=path)
-    if info.st_size == 0: raise VoiceEmotionError('empty file', path=path)
+    try:
+        info = path.stat()
+    except OSError as e:
+        raise VoiceEmotionError(_file_error(e), path=path) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise VoiceEmotionError('is a folder, not an audio file', path=path)
+    if info.st_size == 0:
+        raise VoiceEmotionError('empty file', path=path)
     try:
         with sf.SoundFile(str(path)) as f:
             frames = -1 if max_samples is None else int(np.ceil(max_samples * f.samplerate / sr)) + f.samplerate // 10
             x, sr_in = f.read(frames=frames, dtype='float32'), f.samplerate  # (n,) mono, (n, channels) otherwise
     except Exception as e:
-        detail = re.sub(r"^Error opening .*?: ", '', str(e).splitlines()[0] if str(e) else type(e).__name__)  # it repeats the path
+        detail = re.sub(
+            r"^Error opening .*?: ", '', str(e).splitlines()[0] if str(e) else type(e).__name__
+        )  # it repeats the path
         raise VoiceEmotionError(f'not a readable audio file ({detail[:100]})', path=path) from None
-    if len(x) == 0: raise VoiceEmotionError('no audio samples', path=path)
+    if len(x) == 0:
+        raise VoiceEmotionError('no audio samples', path=path)
     y = _resample(x if x.ndim == 1 else x.mean(axis=1), sr_in, sr)
     return y if max_samples is None else y[:max_samples]
 
@@ -62,12 +81,14 @@ def _hz_to_mel(f):
     lin = f / (200.0 / 3)
     return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), lin)
 
+
 def _mel_to_hz(m):
     m = np.asanyarray(m, dtype=float)
     return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), (200.0 / 3) * m)
 
+
 @functools.lru_cache(maxsize=None)
-def mel_filters(sr:int=22050, n_fft:int=2048, n_mels:int=128)->np.ndarray: # (n_mels, 1 + n_fft//2)
+def mel_filters(sr: int = 22050, n_fft: int = 2048, n_mels: int = 128) -> np.ndarray:  # (n_mels, 1 + n_fft//2)
     "Slaney-normalised triangular mel filter bank, as `librosa.filters.mel`."
     fft_freqs = np.linspace(0, sr / 2, 1 + n_fft // 2)
     mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2), n_mels + 2))
@@ -78,7 +99,9 @@ def mel_filters(sr:int=22050, n_fft:int=2048, n_mels:int=128)->np.ndarray: # (n_
 
 # %% ../nbs/03_features.ipynb #afb5f8e8
 @functools.lru_cache(maxsize=None)
-def chroma_filters(sr:int=22050, n_fft:int=2048, n_chroma:int=12, tuning:float=0.0)->np.ndarray: # (n_chroma, 1 + n_fft//2)
+def chroma_filters(
+    sr: int = 22050, n_fft: int = 2048, n_chroma: int = 12, tuning: float = 0.0
+) -> np.ndarray:  # (n_chroma, 1 + n_fft//2)
     "Ellis's chroma filter bank, as `librosa.filters.chroma` (octave weighting around C5, starting on C)."
     freqs = np.linspace(0, sr, n_fft, endpoint=False)[1:]
     a440 = 440.0 * 2.0 ** (tuning / n_chroma)
@@ -92,11 +115,11 @@ def chroma_filters(sr:int=22050, n_fft:int=2048, n_chroma:int=12, tuning:float=0
     wts /= np.maximum(np.linalg.norm(wts, axis=0, keepdims=True), np.finfo(float).tiny)
     wts *= np.exp(-0.5 * (((frqbins / n_chroma - 5.0) / 2.0) ** 2))[None]
     wts = np.roll(wts, -3 * (n_chroma // 12), axis=0)
-    return np.ascontiguousarray(wts[:, :1 + n_fft // 2], dtype=np.float32)
+    return np.ascontiguousarray(wts[:, : 1 + n_fft // 2], dtype=np.float32)
 
 # %% ../nbs/03_features.ipynb #cbdfdd89
 @functools.lru_cache(maxsize=None)
-def dct_matrix(n_mels:int=128, n_mfcc:int=13)->np.ndarray: # (n_mfcc, n_mels)
+def dct_matrix(n_mels: int = 128, n_mfcc: int = 13) -> np.ndarray:  # (n_mfcc, n_mels)
     "Orthonormal DCT-II rows, as `scipy.fft.dct(..., norm='ortho')` inside `librosa.feature.mfcc`."
     n = np.arange(n_mels)
     m = np.cos(np.pi / n_mels * (n[None] + 0.5) * np.arange(n_mfcc)[:, None]) * np.sqrt(2.0 / n_mels)
@@ -105,33 +128,49 @@ def dct_matrix(n_mels:int=128, n_mfcc:int=13)->np.ndarray: # (n_mfcc, n_mels)
 
 # %% ../nbs/03_features.ipynb #60ff802e
 @functools.lru_cache(maxsize=None)
-def _hann(n_fft:int)->np.ndarray:
+def _hann(n_fft: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
+
 def _pocketfft_r2c():
-    "scipy's pocketfft extension module loaded on its own, without the `scipy.fft` package (None where scipy is laid out otherwise)."
+    "scipy's pocketfft extension loaded on its own, without the `scipy.fft` package (None if it can't be)."
     try:
-        import importlib.util, scipy
-        so = next((Path(scipy.__file__).parent/'fft'/'_pocketfft').glob('pypocketfft.*'))
+        import importlib.util
+
+        import scipy
+
+        so = next((Path(scipy.__file__).parent / 'fft' / '_pocketfft').glob('pypocketfft.*'))
         spec = importlib.util.spec_from_file_location('pypocketfft', so)
-        pocketfft = importlib.util.module_from_spec(spec); spec.loader.exec_module(pocketfft)
+        pocketfft = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(pocketfft)
         return pocketfft.r2c
-    except Exception: return None
+    except Exception:
+        return None
+
 
 @functools.lru_cache(maxsize=None)
 def _real_fft():
     "The real FFT along the last axis, without importing `scipy.fft` unless something already has."
     r2c = None if 'scipy.fft' in sys.modules else _pocketfft_r2c()
-    if r2c: return lambda x: r2c(x, (x.ndim - 1,), True, 0, None, 1)  # forward, unnormalised, one thread: scipy.fft.rfft's call
+    if r2c:
+        return lambda x: r2c(
+            x, (x.ndim - 1,), True, 0, None, 1
+        )  # forward, unnormalised, one thread: scipy.fft.rfft's call
     import scipy.fft
+
     return lambda x: scipy.fft.rfft(x, axis=-1)
 
-def power_spectrogram(y:np.ndarray, # mono samples
-                      n_fft:int=2048, hop_length:int=512, n_frames:int|None=None, # keep only the first n_frames
-                     )->np.ndarray: # (1 + n_fft//2, frames) float32, as librosa lays it out
+
+def power_spectrogram(
+    y: np.ndarray,  # mono samples
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    n_frames: int | None = None,  # keep only the first n_frames
+) -> np.ndarray:  # (1 + n_fft//2, frames) float32, as librosa lays it out
     "|STFT|² of centred, zero-padded Hann frames."
     half = n_fft // 2
-    padded = np.zeros(len(y) + n_fft, np.float32); padded[half:half + len(y)] = y  # np.pad costs more than the FFT's window
+    padded = np.zeros(len(y) + n_fft, np.float32)
+    padded[half : half + len(y)] = y  # np.pad costs more than the FFT's window
     frames = sliding_window_view(padded, n_fft)[::hop_length][:n_frames]
     spec = _real_fft()(frames * _hann(n_fft))
     re_im = spec.view(np.float32)  # real and imaginary parts interleaved
@@ -142,18 +181,26 @@ def power_spectrogram(y:np.ndarray, # mono samples
 
 # %% ../nbs/03_features.ipynb #2fffdb59
 @functools.lru_cache(maxsize=None)
-def _tuning_band(n_bins:int, sr:int, n_fft:int, fmin:float, fmax:float)->tuple:
+def _tuning_band(n_bins: int, sr: int, n_fft: int, fmin: float, fmax: float) -> tuple:
     "First and past-the-last STFT bin in [fmin, fmax)."
     freqs = np.arange(n_bins) * sr / n_fft
     band = np.flatnonzero((freqs >= fmin) & (freqs < min(fmax, sr / 2)))
     return int(band[0]), int(band[-1]) + 1
 
-def estimate_tuning(S:np.ndarray, # power spectrogram (bins, frames)
-                    sr:int=22050, n_fft:int=2048, fmin:float=150.0, fmax:float=4000.0, threshold:float=0.1,
-                    resolution:float=0.01, bins_per_octave:int=12)->float: # tuning deviation in fractions of a bin
+
+def estimate_tuning(
+    S: np.ndarray,  # power spectrogram (bins, frames)
+    sr: int = 22050,
+    n_fft: int = 2048,
+    fmin: float = 150.0,
+    fmax: float = 4000.0,
+    threshold: float = 0.1,
+    resolution: float = 0.01,
+    bins_per_octave: int = 12,
+) -> float:  # tuning deviation in fractions of a bin
     "Tuning offset from A440 as `librosa.estimate_tuning(S=S, sr=sr)` (piptrack peaks, then a histogram)."
     lo, hi = _tuning_band(S.shape[0], sr, n_fft, fmin, fmax)
-    near = S[lo - 1:hi + 1]
+    near = S[lo - 1 : hi + 1]
     T = near * (near > threshold * S.max(axis=0))
     f, t = np.divmod(np.flatnonzero((T[1:-1] > T[:-2]) & (T[1:-1] >= T[2:])), T.shape[1])  # 1-D nonzero is the fast one
     x0, x1, x2 = near[f, t], near[f + 1, t], near[f + 2, t]
@@ -161,19 +208,27 @@ def estimate_tuning(S:np.ndarray, # power spectrogram (bins, frames)
     with np.errstate(divide='ignore', invalid='ignore'):
         shift = np.where(np.abs(b) >= np.abs(a), 0, -b / a).astype(np.float32)
     pitch, mag = (lo + f + shift) * float(sr) / n_fft, x1 + 0.5 * b * shift
-    if not len(pitch): return 0.0
+    if not len(pitch):
+        return 0.0
     pitch = pitch[mag >= np.median(mag)]
     residual = np.mod(bins_per_octave * np.log2(pitch / (440.0 / 16)), 1.0)
     residual[residual >= 0.5] -= 1.0
-    counts, edges = np.histogram(residual, int(np.ceil(1.0 / resolution)), range=(-0.5, 0.5))  # librosa's bins, on numpy's fast path
+    counts, edges = np.histogram(
+        residual, int(np.ceil(1.0 / resolution)), range=(-0.5, 0.5)
+    )  # librosa's bins, on numpy's fast path
     return float(edges[np.argmax(counts)])
 
 # %% ../nbs/03_features.ipynb #45a2ba2e
-def zero_crossing_rate(y:np.ndarray, frame_length:int=2048, hop_length:int=512, threshold:float=1e-10)->np.ndarray: # (frames,)
+def zero_crossing_rate(
+    y: np.ndarray, frame_length: int = 2048, hop_length: int = 512, threshold: float = 1e-10
+) -> np.ndarray:  # (frames,)
     "Fraction of sign changes per centred frame, as `librosa.feature.zero_crossing_rate(y)`."
     half = frame_length // 2
-    neg = np.empty(len(y) + frame_length, bool)  # sign mask of the edge-padded signal: |y| <= threshold counts as zero, zero as positive
-    np.less(y, -threshold, out=neg[half:half + len(y)]); neg[:half], neg[half + len(y):] = neg[half], neg[half + len(y) - 1]
+    neg = np.empty(
+        len(y) + frame_length, bool
+    )  # sign mask of the edge-padded signal: |y| <= threshold counts as zero, zero as positive
+    np.less(y, -threshold, out=neg[half : half + len(y)])
+    neg[:half], neg[half + len(y) :] = neg[half], neg[half + len(y) - 1]
     crossings = np.zeros(len(neg), np.int32)  # crossings[j]: sign changes between samples 0 … j
     np.cumsum(neg[1:] != neg[:-1], out=crossings[1:])
     starts = np.arange(1 + (len(neg) - frame_length) // hop_length) * hop_length
@@ -181,33 +236,48 @@ def zero_crossing_rate(y:np.ndarray, frame_length:int=2048, hop_length:int=512, 
 
 # %% ../nbs/03_features.ipynb #253a9650
 @functools.lru_cache(maxsize=None)
-def _mel_blocks(sr:int, n_fft:int, n_mels:int, bands:int=8)->tuple: # ((first band, past-the-last band, first bin, past-the-last bin, weights), ...)
+def _mel_blocks(
+    sr: int, n_fft: int, n_mels: int, bands: int = 8
+) -> tuple:  # ((first band, past-the-last band, first bin, past-the-last bin, weights), ...)
     "The mel filter bank cut into blocks of `bands` bands, each block keeping only the STFT bins its bands cover."
     W, blocks = mel_filters(sr, n_fft, n_mels), []
     for first in range(0, n_mels, bands):
-        rows = W[first:first + bands]
+        rows = W[first : first + bands]
         covered = np.flatnonzero(rows.any(axis=0)) if rows.any() else np.array([0])
         lo, hi = int(covered[0]), int(covered[-1]) + 1
         blocks.append((first, first + len(rows), lo, hi, np.ascontiguousarray(rows[:, lo:hi])))
     return tuple(blocks)
 
-def mel_power(S:np.ndarray, # power spectrogram (bins, frames)
-              sr:int=22050, n_fft:int=2048, n_mels:int=128)->np.ndarray: # (n_mels, frames)
-    "`mel_filters() @ S` in blocks of 8 bands, each over the few bins it covers: a fourteenth of the dense product's multiplications."
+
+def mel_power(
+    S: np.ndarray,  # power spectrogram (bins, frames)
+    sr: int = 22050,
+    n_fft: int = 2048,
+    n_mels: int = 128,
+) -> np.ndarray:  # (n_mels, frames)
+    "`mel_filters() @ S` in blocks of 8 bands, each over the bins it covers: 1/14 of the dense product's work."
     out = np.empty((n_mels, S.shape[1]), np.float32)
-    for first, last, lo, hi, weights in _mel_blocks(sr, n_fft, n_mels): np.matmul(weights, S[lo:hi], out=out[first:last])
+    for first, last, lo, hi, weights in _mel_blocks(sr, n_fft, n_mels):
+        np.matmul(weights, S[lo:hi], out=out[first:last])
     return out
 
 # %% ../nbs/03_features.ipynb #1d1aed6e
-def power_to_db(S:np.ndarray, amin:float=1e-10, top_db:float=80.0)->np.ndarray:
+def power_to_db(S: np.ndarray, amin: float = 1e-10, top_db: float = 80.0) -> np.ndarray:
     "10·log10(S) floored at `amin` and at `top_db` below the peak, as `librosa.power_to_db(S)`."
     db = 10.0 * np.log10(np.maximum(amin, S))
     return np.maximum(db, db.max() - top_db)
 
 # %% ../nbs/03_features.ipynb #a6362819
-def signal_features(y:np.ndarray, # mono samples at `sr`
-                    sr:int=22050, n_fft:int=2048, hop_length:int=512, n_mels:int=128, n_mfcc:int=13,
-                    n_chroma:int=12, max_len:int=300)->np.ndarray: # (max_len, n_mfcc + n_chroma + n_mels + 1) float32
+def signal_features(
+    y: np.ndarray,  # mono samples at `sr`
+    sr: int = 22050,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+    n_mels: int = 128,
+    n_mfcc: int = 13,
+    n_chroma: int = 12,
+    max_len: int = 300,
+) -> np.ndarray:  # (max_len, n_mfcc + n_chroma + n_mels + 1) float32
     "MFCC | chroma | log-mel | ZCR per frame from one STFT, zero-padded or cut to `max_len` frames."
     y = np.divide(y, np.max(np.abs(y)) + 1e-7, dtype=np.float32)  # the seed's peak normalisation
     n_frames = min(max_len, 1 + len(y) // hop_length)
@@ -221,34 +291,42 @@ def signal_features(y:np.ndarray, # mono samples at `sr`
     zcr = zero_crossing_rate(y, n_fft, hop_length)[None, :n_frames]
     out = np.zeros((max_len, n_mfcc + n_chroma + n_mels + 1), np.float32)
     col = 0
-    for block in (mfcc, chroma, mel_db, zcr): out[:n_frames, col:col + len(block)] = block.T; col += len(block)
+    for block in (mfcc, chroma, mel_db, zcr):
+        out[:n_frames, col : col + len(block)] = block.T
+        col += len(block)
     return out
 
 # %% ../nbs/03_features.ipynb #b6017eee
-def real_frames(X:np.ndarray)->np.ndarray: # (..., frames, features), e.g. (clips, frames, features)
-    "True for frames that hold signal, False for the all-zero padding after a clip's end (kept at zero by a masking scaler)."
+def real_frames(X: np.ndarray) -> np.ndarray:  # (..., frames, features), e.g. (clips, frames, features)
+    "True for frames that hold signal, False for the all-zero padding after a clip's end (a masking scaler keeps it 0)."
     return np.any(X != 0, axis=-1)
 
 # %% ../nbs/03_features.ipynb #9a1c2ab0
-def feature_kwargs(settings:dict)->dict: # feature settings as `Config.feature_settings()`
+def feature_kwargs(settings: dict) -> dict:  # feature settings as `Config.feature_settings()`
     "Settings as `clip_features` keywords: the feature rate travels as `feature_sr` (`sr` is the input's rate)."
     return {('feature_sr' if k == 'sr' else k): v for k, v in settings.items()}
 
 # %% ../nbs/03_features.ipynb #4a05eb43
-def clip_features(path_or_samples, # an audio file, or mono samples (then `sr` is required)
-                  sr:int|None=None, # sample rate of `path_or_samples` when it is an array (a file's own rate is read)
-                  **settings)->np.ndarray: # (max_len, 154) float32 with the default settings
+def clip_features(
+    path_or_samples,  # an audio file, or mono samples (then `sr` is required)
+    sr: int | None = None,  # sample rate of `path_or_samples` when it is an array (a file's own rate is read)
+    **settings,
+) -> np.ndarray:  # (max_len, 154) float32 with the default settings
     "The one feature function: a clip's (max_len, n_features) matrix, for training, evaluation and inference."
     s = {**Config().feature_settings(), **settings}
-    if 'feature_sr' in s: s['sr'] = s.pop('feature_sr')
+    if 'feature_sr' in s:
+        s['sr'] = s.pop('feature_sr')
     if isinstance(path_or_samples, (str, Path)):
         y = load_audio(path_or_samples, s['sr'], max_samples=samples_needed(s))
     else:
-        if sr is None: raise VoiceEmotionError('clip_features needs sr= when given samples')
+        if sr is None:
+            raise VoiceEmotionError('clip_features needs sr= when given samples')
         y = np.asarray(path_or_samples, dtype=np.float32)
-        if y.ndim == 2: y = y.mean(axis=0 if y.shape[0] < y.shape[1] else 1)
-        if y.size == 0: raise VoiceEmotionError('no audio samples')
-        y = _resample(y, sr, s['sr'])[:samples_needed(s)]
+        if y.ndim == 2:
+            y = y.mean(axis=0 if y.shape[0] < y.shape[1] else 1)
+        if y.size == 0:
+            raise VoiceEmotionError('no audio samples')
+        y = _resample(y, sr, s['sr'])[: samples_needed(s)]
     return signal_features(y, **s)
 
 # %% ../nbs/03_features.ipynb #be5075a2

@@ -4,102 +4,135 @@
 
 # %% ../nbs/10_inference.ipynb #46cfd805
 from __future__ import annotations
-import functools, time, os
+
+import functools
 from pathlib import Path
-import numpy as np, pandas as pd, soundfile as sf
-from .core import Config, EMOTIONS, VoiceEmotionError, package_dir, write_json
-from .data import AUDIO_EXTENSIONS, audio_files
-from .features import clip_features, load_audio, samples_needed, signal_features, feature_kwargs, _resample
-from .store import extract_features
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
 from .bundle import load_bundle
+from .core import Config, VoiceEmotionError, package_dir
+from .data import AUDIO_EXTENSIONS, audio_files
+from .features import _resample, clip_features, feature_kwargs, load_audio, samples_needed, signal_features
+from .store import extract_features
 
 # %% auto #0
-__all__ = ['too_short', 'default_model_dir', 'get_predictor', 'predict_array', 'predict_file', 'find_audio', 'predict_files',
-           'predict_timeline']
+__all__ = ['too_short', 'default_model_dir', 'forget_loaded_models', 'get_predictor', 'predict_array', 'predict_file',
+           'find_audio', 'predict_files', 'predict_timeline']
 
 # %% ../nbs/10_inference.ipynb #af972e81
-def too_short(seconds:float, # a clip's duration
-              min_seconds:float=Config.default('min_seconds'))->str|None:
+def too_short(
+    seconds: float,  # a clip's duration
+    min_seconds: float = Config.default('min_seconds'),
+) -> str | None:
     "The reason a clip is too short to classify, or None."
     return f'too short to classify ({seconds:.2f} s; at least {min_seconds} s)' if seconds < min_seconds else None
 
 # %% ../nbs/10_inference.ipynb #c0b3856c
-def default_model_dir()->Path:
+def default_model_dir() -> Path:
     "The default model shipped with the package (its model card is `MODEL_CARD.md` there)."
-    return package_dir()/'models'/'default'
+    return package_dir() / 'models' / 'default'
+
 
 @functools.lru_cache(maxsize=4)
-def _load(path:str):
+def _load(path: str):
     return load_bundle(path)
 
 # %% ../nbs/10_inference.ipynb #004691f4
-def get_predictor(model=None): # bundle folder, run folder, `default` or None (the default model)
+def forget_loaded_models():
+    "Drop the loaded bundles, so the next `get_predictor` reads them from disk again (after a bundle was rewritten)."
+    _load.cache_clear()
+
+# %% ../nbs/10_inference.ipynb #17d8c5a8
+def get_predictor(model=None):  # bundle folder, run folder, `default` or None (the default model)
     "A loaded bundle (cached, so repeated calls cost nothing)."
     if model is None or str(model) == 'default':
         d = default_model_dir()
-        if not (d/'bundle.json').exists(): raise VoiceEmotionError('no default model is installed; pass a bundle with --model')
+        if not (d / 'bundle.json').exists():
+            raise VoiceEmotionError('no default model is installed; pass a bundle with --model')
         return _load(str(d))
     p = Path(model).expanduser()
-    if (p/'bundle'/'bundle.json').exists(): p = p/'bundle'
-    if not p.exists(): raise VoiceEmotionError('no such model bundle', path=p)
+    if (p / 'bundle' / 'bundle.json').exists():
+        p = p / 'bundle'
+    if not p.exists():
+        raise VoiceEmotionError('no such model bundle', path=p)
     return _load(str(p.resolve()))
 
 # %% ../nbs/10_inference.ipynb #ee17d4d8
-def _result(probs:np.ndarray, labels:list)->dict:
+def _result(probs: np.ndarray, labels: list) -> dict:
     i = int(np.argmax(probs))
-    return dict(emotion=labels[i], confidence=float(probs[i]), probabilities={l: float(p) for l, p in zip(labels, probs)})
+    return dict(
+        emotion=labels[i], confidence=float(probs[i]), probabilities={l: float(p) for l, p in zip(labels, probs)}
+    )
 
-def predict_array(samples:np.ndarray, # mono (or channels × samples) audio
-                  sr:int, # its sample rate
-                  model=None)->dict: # bundle; None: the default model
+
+def predict_array(
+    samples: np.ndarray,  # mono (or channels × samples) audio
+    sr: int,  # its sample rate
+    model=None,
+) -> dict:  # bundle; None: the default model
     "Emotion, confidence and all probabilities for audio samples in memory."
     pred = get_predictor(model)
     samples = np.asarray(samples, np.float32)
     n = samples.shape[-1] if samples.ndim > 1 and samples.shape[0] < samples.shape[-1] else len(samples)
-    if short := too_short(n / sr): raise VoiceEmotionError(short)
+    if short := too_short(n / sr):
+        raise VoiceEmotionError(short)
     X = clip_features(samples, sr=sr, **feature_kwargs(pred.settings))
     res = _result(pred.predict_features(X[None])[0], pred.labels)
     used = min(n / sr, samples_needed(pred.settings) / pred.settings['sr'])
     return dict(res, duration=n / sr, analysed_seconds=round(used, 2), truncated=n / sr > used + 1e-6)
 
 # %% ../nbs/10_inference.ipynb #2f55d18c
-def predict_file(path, model=None)->dict: # audio file; bundle (None: default model)
+def predict_file(path, model=None) -> dict:  # audio file; bundle (None: default model)
     "Emotion, confidence and all probabilities for one audio file; raises `VoiceEmotionError` for a bad file."
     pred = get_predictor(model)
     path = Path(path)
     y = load_audio(path, pred.settings['sr'], max_samples=samples_needed(pred.settings))
     duration = _duration(path)
-    if short := too_short(duration): raise VoiceEmotionError(short, path=path)
+    if short := too_short(duration):
+        raise VoiceEmotionError(short, path=path)
     res = _result(pred.predict_features(signal_features(y, **pred.settings)[None])[0], pred.labels)
     return dict(path=str(path), **res, **_coverage(duration, pred.settings))
 
-def _duration(path)->float:
+
+def _duration(path) -> float:
     info = sf.info(str(path))
     return info.frames / info.samplerate
 
-def _coverage(duration:float, settings:dict)->dict:
+
+def _coverage(duration: float, settings: dict) -> dict:
     "How much of a file the prediction looked at, and a note when it was not all of it."
     used = min(duration, samples_needed(settings) / settings['sr'])
     out = dict(duration=round(duration, 3), analysed_seconds=round(used, 2), truncated=duration > used + 0.05)
-    if out['truncated']: out['note'] = f'only the first {used:.1f} s of {duration:.1f} s were analysed; use --segment for a timeline'
+    if out['truncated']:
+        out['note'] = f'only the first {used:.1f} s of {duration:.1f} s were analysed; use --segment for a timeline'
     return out
 
 # %% ../nbs/10_inference.ipynb #90ccebdb
-def find_audio(paths)->tuple[list[str], list[dict]]: # files and folders
+def find_audio(paths) -> tuple[list[str], list[dict]]:  # files and folders
     "Audio files among `paths` (folders searched recursively), and an error for each path that gives none."
     files, errors = [], []
     for p in map(Path, paths):
         if p.is_dir():
             found = [str(f) for f in audio_files(p)]
-            if not found: errors.append(dict(path=str(p), error=f'no audio files ({", ".join(AUDIO_EXTENSIONS)}) in this folder'))
+            if not found:
+                errors.append(dict(path=str(p), error=f'no audio files ({", ".join(AUDIO_EXTENSIONS)}) in this folder'))
             files += found
-        elif p.exists(): files.append(str(p))
-        else: errors.append(dict(path=str(p), error='no such file or folder'))
+        elif p.exists():
+            files.append(str(p))
+        else:
+            errors.append(dict(path=str(p), error='no such file or folder'))
     return files, errors
 
 # %% ../nbs/10_inference.ipynb #33a13947
-def predict_files(paths, # audio files and/or folders
-                  model=None, jobs:int=0, batch_size:int=64)->pd.DataFrame:
+def predict_files(
+    paths,  # audio files and/or folders
+    model=None,
+    jobs: int = 0,
+    batch_size: int = 64,
+) -> pd.DataFrame:
     "One row per file: path, emotion, confidence, p_<emotion> for each class, duration, note, error."
     pred = get_predictor(model)
     files, errors = find_audio(paths)
@@ -107,64 +140,107 @@ def predict_files(paths, # audio files and/or folders
     reasons = {f['path']: f['reason'] for f in batch.failures}
     rows = []
     for i, f in enumerate(files):
-        row = dict(path=f, emotion=None, confidence=None, **{f'p_{l}': None for l in pred.labels}, duration=None, note=None, error=reasons.get(f))
+        row = dict(
+            path=f,
+            emotion=None,
+            confidence=None,
+            **{f'p_{l}': None for l in pred.labels},
+            duration=None,
+            note=None,
+            error=reasons.get(f),
+        )
         if batch.ok[i]:
-            try: cov = _coverage(_duration(f), pred.settings)
-            except Exception: cov = {}
+            try:
+                cov = _coverage(_duration(f), pred.settings)
+            except Exception:
+                cov = {}
             short = too_short(cov['duration']) if cov else None
-            if short: row['error'], batch.ok[i] = short, False
-            else: row.update(duration=cov.get('duration'), note=cov.get('note'))
+            if short:
+                row['error'], batch.ok[i] = short, False
+            else:
+                row.update(duration=cov.get('duration'), note=cov.get('note'))
         rows.append(row)
     ok = np.flatnonzero(batch.ok)
     if len(ok):
         probs = pred.predict_features(batch.X[ok], batch_size=batch_size)
         for j, i in enumerate(ok):
             res = _result(probs[j], pred.labels)
-            rows[i].update(emotion=res['emotion'], confidence=res['confidence'], **{f'p_{l}': p for l, p in res['probabilities'].items()})
+            rows[i].update(
+                emotion=res['emotion'],
+                confidence=res['confidence'],
+                **{f'p_{l}': p for l, p in res['probabilities'].items()},
+            )
     columns = ['path', 'emotion', 'confidence', *[f'p_{l}' for l in pred.labels], 'duration', 'note', 'error']
-    out = pd.DataFrame(rows + [dict(path=e['path'], error=e['error']) for e in errors], columns=columns)  # columns even when no file succeeded
+    out = pd.DataFrame(
+        rows + [dict(path=e['path'], error=e['error']) for e in errors], columns=columns
+    )  # columns even when no file succeeded
     return out.astype({'confidence': float, **{f'p_{l}': float for l in pred.labels}})
 
 # %% ../nbs/10_inference.ipynb #040b7330
-def _windows(path, window:float, hop:float):
+def _windows(path, window: float, hop: float):
     "Yield (start seconds, mono float32 block at the file's rate, rate) for each window of a file."
     info = sf.info(str(path))
     sr, size, step = info.samplerate, int(round(window * info.samplerate)), int(round(hop * info.samplerate))
     start = 0
     for block in sf.blocks(str(path), blocksize=size, overlap=size - step, dtype='float32', always_2d=True):
-        if len(block) < Config.default('min_seconds') * sr and start > 0: break
+        if len(block) < Config.default('min_seconds') * sr and start > 0:
+            break
         yield start / sr, (block[:, 0] if block.shape[1] == 1 else block.mean(axis=1)), sr
         start += step
 
-def predict_timeline(path, # audio file of any length
-                     window:float=Config.default('window'), hop:float=Config.default('hop'), # seconds
-                     model=None, silence_db:float=Config.default('silence_db'), batch:int=32)->tuple[pd.DataFrame, dict]:
+
+def predict_timeline(
+    path,  # audio file of any length
+    window: float = Config.default('window'),
+    hop: float = Config.default('hop'),  # seconds
+    model=None,
+    silence_db: float = Config.default('silence_db'),
+    batch: int = 32,
+) -> tuple[pd.DataFrame, dict]:
     "Per-window emotions of a long recording (start, end, emotion or `silence`, probabilities) and the overall label."
-    if hop <= 0 or window <= 0 or hop > window: raise VoiceEmotionError(f'need 0 < hop <= window (got window {window}, hop {hop})')
+    if hop <= 0 or window <= 0 or hop > window:
+        raise VoiceEmotionError(f'need 0 < hop <= window (got window {window}, hop {hop})')
     pred = get_predictor(model)
     path = Path(path)
     load_audio(path, max_samples=1)  # the same one-line errors as everywhere for missing or unreadable files
     rows, feats, pending = [], [], []
+
     def flush():
-        if not feats: return
+        if not feats:
+            return
         probs = pred.predict_features(np.stack(feats))
-        for r, p in zip(pending, probs): r.update(_result(p, pred.labels)); r.update({f'p_{l}': float(v) for l, v in zip(pred.labels, p)})
-        feats.clear(); pending.clear()
+        for r, p in zip(pending, probs):
+            r.update(_result(p, pred.labels))
+            r.update({f'p_{l}': float(v) for l, v in zip(pred.labels, p)})
+        feats.clear()
+        pending.clear()
+
     for start, y, sr in _windows(path, window, hop):
-        rms_db = 20 * np.log10(np.sqrt(np.mean(y ** 2)) + 1e-12)
+        rms_db = 20 * np.log10(np.sqrt(np.mean(y**2)) + 1e-12)
         row = dict(start=round(start, 3), end=round(start + len(y) / sr, 3), rms_db=round(float(rms_db), 1))
         rows.append(row)
-        if rms_db < silence_db: row.update(emotion='silence', confidence=None); continue
-        feats.append(signal_features(_resample(y, sr, pred.settings['sr']), **pred.settings)); pending.append(row)
-        if len(feats) >= batch: flush()
+        if rms_db < silence_db:
+            row.update(emotion='silence', confidence=None)
+            continue
+        feats.append(signal_features(_resample(y, sr, pred.settings['sr']), **pred.settings))
+        pending.append(row)
+        if len(feats) >= batch:
+            flush()
     flush()
     tl = pd.DataFrame(rows)
     for c in ['emotion', 'confidence', *[f'p_{l}' for l in pred.labels]]:
-        if c not in tl: tl[c] = None
+        if c not in tl:
+            tl[c] = None
     tl = tl[['start', 'end', 'emotion', 'confidence', 'rms_db', *[f'p_{l}' for l in pred.labels]]]
     voiced = tl[tl.emotion != 'silence']
     if len(voiced):
         mean = voiced[[f'p_{l}' for l in pred.labels]].astype(float).mean().to_numpy()
-        overall = dict(path=str(path), **_result(mean, pred.labels), windows=len(tl), silent_windows=int((tl.emotion == 'silence').sum()))
-    else: overall = dict(path=str(path), emotion='silence', confidence=None, windows=len(tl), silent_windows=len(tl))
+        overall = dict(
+            path=str(path),
+            **_result(mean, pred.labels),
+            windows=len(tl),
+            silent_windows=int((tl.emotion == 'silence').sum()),
+        )
+    else:
+        overall = dict(path=str(path), emotion='silence', confidence=None, windows=len(tl), silent_windows=len(tl))
     return tl, overall

@@ -4,8 +4,10 @@
 
 # %% ../nbs/06_model.ipynb #d6f9d271
 from __future__ import annotations
+
 import numpy as np
-from .core import ARCHITECTURES, Config, EMOTIONS, n_features, import_keras
+
+from .core import EMOTIONS, Config, import_keras, n_features
 from .features import real_frames
 
 # %% auto #0
@@ -14,17 +16,20 @@ __all__ = ['keras', 'BUILDERS', 'seed_model', 'FrameMask', 'MaskDownsample', 'Ma
            'build_model', 'compile_model']
 
 # %% ../nbs/06_model.ipynb #3702d51f
-def seed_model(input_shape:tuple=(300, 154), # (frames, features)
-               n_classes:int=6,
-               conv_filters:tuple=(64, 128), # widths of the two Conv1D layers
-               kernel_size:int=3,
-               lstm_units:tuple=(64, 32), # units per direction of the two BiLSTMs
-               dense_units:int=64,
-               dropout:float=0.3,
-               l2:float=1e-5): # L2 penalty on the convolution kernels
+def seed_model(
+    input_shape: tuple = (300, 154),  # (frames, features)
+    n_classes: int = 6,
+    conv_filters: tuple = (64, 128),  # widths of the two Conv1D layers
+    kernel_size: int = 3,
+    lstm_units: tuple = (64, 32),  # units per direction of the two BiLSTMs
+    dense_units: int = 64,
+    dropout: float = 0.3,
+    l2: float = 1e-5,
+):  # L2 penalty on the convolution kernels
     "The seed notebook's CNN + BiLSTM: Conv-BN-Pool-Dropout ×2 → BiLSTM ×2 → BN → Dense → Dropout → softmax."
     keras = import_keras()
     from keras import layers, regularizers
+
     x = inputs = keras.Input(shape=input_shape, name='features')
     for filters in conv_filters:
         x = layers.Conv1D(filters, kernel_size, activation='relu', kernel_regularizer=regularizers.l2(l2))(x)
@@ -43,21 +48,27 @@ def seed_model(input_shape:tuple=(300, 154), # (frames, features)
 keras = import_keras()
 from keras import layers, ops
 
+
 @keras.saving.register_keras_serializable('voice_emotion')
 class FrameMask(layers.Layer):
     "1 for real frames, 0 for padding (frames whose features are all exactly 0, as `pad_mode='mask'` leaves them)."
-    def call(self, x): return ops.cast(ops.any(ops.not_equal(x, 0), axis=-1), x.dtype)
+
+    def call(self, x):
+        return ops.cast(ops.any(ops.not_equal(x, 0), axis=-1), x.dtype)
 
 # %% ../nbs/06_model.ipynb #1f195aef
 @keras.saving.register_keras_serializable('voice_emotion')
 class MaskDownsample(layers.Layer):
     "Follow a MaxPooling1D(2) on the frame mask: a pooled frame is real if either of its two frames is."
-    def call(self, mask): return ops.squeeze(ops.max_pool(ops.expand_dims(mask, -1), 2, 2, 'valid'), -1)
+
+    def call(self, mask):
+        return ops.squeeze(ops.max_pool(ops.expand_dims(mask, -1), 2, 2, 'valid'), -1)
 
 # %% ../nbs/06_model.ipynb #37c3c95b
 @keras.saving.register_keras_serializable('voice_emotion')
 class MaskedAttentionPooling(layers.Layer):
     "Softmax-weighted mean over time of real frames: inputs (sequence, scores, mask)."
+
     def call(self, inputs):
         h, scores, mask = inputs
         w = ops.softmax(ops.squeeze(scores, -1) + (1.0 - mask) * -1e9, axis=1)
@@ -67,27 +78,39 @@ class MaskedAttentionPooling(layers.Layer):
 @keras.saving.register_keras_serializable('voice_emotion')
 class MaskedMaxPooling(layers.Layer):
     "Maximum over time of real frames: inputs (sequence, mask)."
+
     def call(self, inputs):
         h, mask = inputs
         return ops.max(h + ops.expand_dims(1.0 - mask, -1) * -1e9, axis=1)
 
 # %% ../nbs/06_model.ipynb #fdc8b538
-def attention_model(input_shape:tuple=(300, 154), n_classes:int=6,
-                    conv_filters:tuple=(128, 128), kernel_size:int=5, lstm_units:tuple=(64,), dense_units:int=64,
-                    dropout:float=0.3, l2:float=1e-5):
+def attention_model(
+    input_shape: tuple = (300, 154),
+    n_classes: int = 6,
+    conv_filters: tuple = (128, 128),
+    kernel_size: int = 5,
+    lstm_units: tuple = (64,),
+    dense_units: int = 64,
+    dropout: float = 0.3,
+    l2: float = 1e-5,
+):
     "Conv-BN-ReLU-Pool-Dropout ×2 → BiLSTM → [masked attention pooling ; masked max pooling] → Dense → softmax."
     from keras import regularizers
+
     x = inputs = keras.Input(shape=input_shape, name='features')
     mask = FrameMask(name='frame_mask')(inputs)
     for filters in conv_filters:
-        x = layers.Conv1D(filters, kernel_size, padding='same', use_bias=False, kernel_regularizer=regularizers.l2(l2))(x)
+        x = layers.Conv1D(filters, kernel_size, padding='same', use_bias=False, kernel_regularizer=regularizers.l2(l2))(
+            x
+        )
         x = layers.Activation('relu')(layers.BatchNormalization()(x))
         x = layers.Dropout(dropout)(layers.MaxPooling1D(2)(x))
         mask = MaskDownsample()(mask)
     for units in lstm_units:
         x = layers.Bidirectional(layers.LSTM(units, return_sequences=True))(x)
-    pooled = layers.Concatenate()([MaskedAttentionPooling()([x, layers.Dense(1, name='attention_score')(x), mask]),
-                                   MaskedMaxPooling()([x, mask])])
+    pooled = layers.Concatenate()(
+        [MaskedAttentionPooling()([x, layers.Dense(1, name='attention_score')(x), mask]), MaskedMaxPooling()([x, mask])]
+    )
     x = layers.Dense(dense_units, activation='relu')(layers.Dropout(dropout)(pooled))
     outputs = layers.Dense(n_classes, activation='softmax', name='emotion')(layers.Dropout(dropout)(x))
     return keras.Model(inputs, outputs, name='attention_cnn_bilstm')
@@ -96,6 +119,7 @@ def attention_model(input_shape:tuple=(300, 154), n_classes:int=6,
 @keras.saving.register_keras_serializable('voice_emotion')
 class StatisticsPooling(layers.Layer):
     "[mean ; std ; std of frame-to-frame deltas] of each feature over real frames: inputs (sequence, mask)."
+
     def call(self, inputs):
         x, mask = inputs
         m = ops.expand_dims(mask, -1)
@@ -103,11 +127,13 @@ class StatisticsPooling(layers.Layer):
         mean = ops.sum(x * m, axis=1) / n
         std = ops.sqrt(ops.sum(ops.square(x - ops.expand_dims(mean, 1)) * m, axis=1) / n)
         both = m[:, 1:] * m[:, :-1]  # a delta needs two real frames
-        delta = ops.sqrt(ops.sum(ops.square(x[:, 1:] - x[:, :-1]) * both, axis=1) / ops.maximum(ops.sum(both, axis=1), 1.0))
+        delta = ops.sqrt(
+            ops.sum(ops.square(x[:, 1:] - x[:, :-1]) * both, axis=1) / ops.maximum(ops.sum(both, axis=1), 1.0)
+        )
         return ops.concatenate([mean, std, delta], axis=-1)
 
 # %% ../nbs/06_model.ipynb #75010f53
-def utterance_statistics(X:np.ndarray)->np.ndarray: # (clips, frames, features), padding all-zero
+def utterance_statistics(X: np.ndarray) -> np.ndarray:  # (clips, frames, features), padding all-zero
     "NumPy twin of `StatisticsPooling`: (clips, 3 · features)."
     m = real_frames(X)[..., None].astype(np.float32)
     n = np.maximum(m.sum(1), 1.0)
@@ -118,8 +144,13 @@ def utterance_statistics(X:np.ndarray)->np.ndarray: # (clips, frames, features),
     return np.concatenate([mean, std, delta], axis=1).astype(np.float32)
 
 # %% ../nbs/06_model.ipynb #1c4e4e91
-def statistics_model(input_shape:tuple, mean:np.ndarray, scale:np.ndarray, # standardisation of the statistics
-                     coef:np.ndarray, intercept:np.ndarray): # a fitted multinomial logistic regression: (classes, 3·features), (classes,)
+def statistics_model(
+    input_shape: tuple,
+    mean: np.ndarray,
+    scale: np.ndarray,  # standardisation of the statistics
+    coef: np.ndarray,
+    intercept: np.ndarray,
+):  # a fitted multinomial logistic regression: (classes, 3·features), (classes,)
     "Frame mask → `StatisticsPooling` → standardise → softmax(statistics · coef + intercept), as one Keras model."
     x = inputs = keras.Input(shape=input_shape, name='features')
     stats = StatisticsPooling()([x, FrameMask()(x)])
@@ -130,28 +161,46 @@ def statistics_model(input_shape:tuple, mean:np.ndarray, scale:np.ndarray, # sta
     return keras.Model(inputs, outputs, name='statistics_logreg')
 
 # %% ../nbs/06_model.ipynb #29b0165c
-def averaged(models:list, name:str='ensemble'):
+def averaged(models: list, name: str = 'ensemble'):
     "One Keras model whose output is the mean of the members' probabilities."
     inputs = keras.Input(shape=models[0].input_shape[1:], name='features')
-    members = [keras.Model(m.inputs[0], m.outputs[0], name=f'{m.name}_{i}') for i, m in enumerate(models)]  # unique names
+    members = [
+        keras.Model(m.inputs[0], m.outputs[0], name=f'{m.name}_{i}') for i, m in enumerate(models)
+    ]  # unique names
     return keras.Model(inputs, layers.Average()([m(inputs) for m in members]), name=name)
 
 # %% ../nbs/06_model.ipynb #915401c3
 BUILDERS = {'seed': seed_model, 'attention': attention_model}  # architecture name → the function that builds it
 
-def build_model(cfg:Config, n_classes:int=len(EMOTIONS)):
+
+def build_model(cfg: Config, n_classes: int = len(EMOTIONS)):
     "The configured model for the configured features."
     s = cfg.feature_settings()
-    return BUILDERS[cfg.architecture]((s['max_len'], n_features(s)), n_classes, conv_filters=cfg.conv_filters, kernel_size=cfg.kernel_size,
-                             lstm_units=cfg.lstm_units, dense_units=cfg.dense_units, dropout=cfg.dropout, l2=cfg.l2)
+    return BUILDERS[cfg.architecture](
+        (s['max_len'], n_features(s)),
+        n_classes,
+        conv_filters=cfg.conv_filters,
+        kernel_size=cfg.kernel_size,
+        lstm_units=cfg.lstm_units,
+        dense_units=cfg.dense_units,
+        dropout=cfg.dropout,
+        l2=cfg.l2,
+    )
 
 # %% ../nbs/06_model.ipynb #1d0844ab
-def compile_model(model, cfg:Config, steps_per_epoch:int|None=None): # batches per epoch: needed for the cosine schedule
-    "Compile with the seed's recipe: Nadam, categorical cross-entropy with label smoothing, accuracy; cosine LR without early stopping."
+def compile_model(
+    model, cfg: Config, steps_per_epoch: int | None = None
+):  # batches per epoch: needed for the cosine schedule
+    "Compile as the seed does: Nadam, cross-entropy with label smoothing, accuracy; cosine LR without early stopping."
     keras = import_keras()
     lr = cfg.learning_rate
     if not cfg.early_stopping and steps_per_epoch:
-        lr = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=steps_per_epoch * cfg.epochs, alpha=0.01)
-    model.compile(optimizer=keras.optimizers.Nadam(learning_rate=lr),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing), metrics=['accuracy'])
+        lr = keras.optimizers.schedules.CosineDecay(
+            cfg.learning_rate, decay_steps=steps_per_epoch * cfg.epochs, alpha=0.01
+        )
+    model.compile(
+        optimizer=keras.optimizers.Nadam(learning_rate=lr),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+        metrics=['accuracy'],
+    )
     return model

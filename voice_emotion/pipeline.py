@@ -4,81 +4,125 @@
 
 # %% ../nbs/13_pipeline.ipynb #6374bc4d
 from __future__ import annotations
-import os, sys, json, time, shutil, tempfile
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
 from pathlib import Path
-from .core import Config, VoiceEmotionError, write_json, package_dir
+
+from .core import Config, VoiceEmotionError, package_dir, templates_dir, write_json
 
 # %% auto #0
 __all__ = ['STAGES', 'HEADLINE', 'RUN_PARAMETERS', 'notebooks_dir', 'stage_parameters', 'declared_parameters', 'parameters_for',
-           'templates_dir', 'render_html', 'run_report', 'format_metric', 'run_index_html', 'write_reports_index',
-           'chapters', 'render_docs', 'render_readme']
+           'render_html', 'run_report', 'format_metric', 'run_index_html', 'write_reports_index', 'chapters',
+           'render_docs', 'render_readme']
 
 # %% ../nbs/13_pipeline.ipynb #78a1a3e8
-STAGES = {'data': '01_data.ipynb', 'eda': '02_eda.ipynb', 'features': '03_features.ipynb', 'model': '06_model.ipynb',
-          'training': '08_training.ipynb', 'evaluation': '09_evaluation.ipynb', 'inference': '10_inference.ipynb',
-          'experiments': '11_experiments.ipynb'}
+STAGES = {
+    'data': '01_data.ipynb',
+    'eda': '02_eda.ipynb',
+    'features': '03_features.ipynb',
+    'model': '06_model.ipynb',
+    'training': '08_training.ipynb',
+    'evaluation': '09_evaluation.ipynb',
+    'inference': '10_inference.ipynb',
+    'experiments': '11_experiments.ipynb',
+}
 
-def notebooks_dir(path=None)->Path: # explicit folder; else the project's `nbs/` next to the package
-    "The folder of the stage notebooks (the project's `nbs/`; reports run from a clone of the project)."
-    d = Path(path) if path else package_dir().parent/'nbs'
-    if not all((d/nb).exists() for nb in STAGES.values()):
-        raise VoiceEmotionError('the stage notebooks were not found; run reports from a clone of the project (pip install -e .) '
-                                'or pass --notebooks DIR', path=d)
+
+def notebooks_dir(
+    path=None,  # explicit folder; else the project's `nbs/` next to the package
+    stages: bool = True,
+) -> Path:  # require every stage notebook (report runs); False: any notebooks (docs)
+    "The folder of the notebooks (the project's `nbs/`; reports run from a clone of the project)."
+    d = Path(path) if path else package_dir().parent / 'nbs'
+    if not (all((d / nb).exists() for nb in STAGES.values()) if stages else any(d.glob('*.ipynb'))):
+        raise VoiceEmotionError(
+            'the stage notebooks were not found; run reports from a clone of the project (pip install -e .) '
+            'or pass --notebooks DIR',
+            path=d,
+        )
     return d
 
 # %% ../nbs/13_pipeline.ipynb #61f40434
-def stage_parameters(cfg:Config, artifacts:Path, reports_dir:Path=Path('reports'))->dict:
+def stage_parameters(cfg: Config, artifacts: Path, reports_dir: Path = Path('reports')) -> dict:
     "Every parameter any stage declares, from the run's configuration."
-    bundle = artifacts/('fold_0/bundle' if cfg.protocol == 'speaker-kfold' else 'bundle')
-    return dict(dataset=cfg.dataset, data_dir=cfg.data_dir, protocol=cfg.protocol, seed=cfg.seed, epochs=cfg.epochs, folds=cfg.folds,
-                recipe=cfg.recipe_name, run_dir=str(artifacts), jobs=cfg.jobs, inference_model=str(bundle),
-                comparison=str(Path(reports_dir).resolve()/'model-comparison'/'comparison.json'))
+    bundle = artifacts / ('fold_0/bundle' if cfg.protocol == 'speaker-kfold' else 'bundle')
+    return dict(
+        dataset=cfg.dataset,
+        data_dir=cfg.data_dir,
+        protocol=cfg.protocol,
+        seed=cfg.seed,
+        epochs=cfg.epochs,
+        folds=cfg.folds,
+        recipe=cfg.recipe_name,
+        run_dir=str(artifacts),
+        jobs=cfg.jobs,
+        inference_model=str(bundle),
+        comparison=str(Path(reports_dir).resolve() / 'model-comparison' / 'comparison.json'),
+    )
 
 # %% ../nbs/13_pipeline.ipynb #59c8254a
-def declared_parameters(notebook:Path)->set:
+def declared_parameters(notebook: Path) -> set:
     "Names in a notebook's `parameters` cell."
     import papermill as pm
+
     return set(pm.inspect_notebook(str(notebook)))
 
 # %% ../nbs/13_pipeline.ipynb #892bf38f
-def parameters_for(notebook:Path, params:dict)->dict:
+def parameters_for(notebook: Path, params: dict) -> dict:
     "The run's parameters that this notebook declares (the inference stage's `model` is the run's bundle)."
     declared = declared_parameters(notebook)
     out = {k: v for k, v in params.items() if k in declared}
-    if notebook.name == STAGES['inference']: out['model'] = params['inference_model']
+    if notebook.name == STAGES['inference']:
+        out['model'] = params['inference_model']
     return out
 
 # %% ../nbs/13_pipeline.ipynb #af4728cc
-def templates_dir()->Path:
-    "The Jinja templates of the report and docs pages (package data)."
-    return package_dir()/'templates'
-
 def _page_environment():
     import jinja2
+
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir()), autoescape=True)
     env.filters['metric'] = lambda m, k: format_metric(m, k)
     return env
 
 # %% ../nbs/13_pipeline.ipynb #e33047c9
-def _fold_labels(nb, docs:bool):
-    "Each code cell's folded label: its first line that is not an nbdev directive; in docs only the library's source is folded."
+def _fold_labels(nb, docs: bool):
+    "Each code cell's folded label: its first line but nbdev directives; in docs only the library's source is folded."
     for cell in nb.cells:
-        if cell.cell_type != 'code': continue
+        if cell.cell_type != 'code':
+            continue
         lines = [l for l in cell.source.splitlines() if l.strip() and not l.startswith('#|')]
-        cell.metadata['ve_summary'] = (lines[0][:90] + (' …' if len(lines) > 1 or len(lines[0]) > 90 else '')) if lines else ''
+        cell.metadata['ve_summary'] = (
+            (lines[0][:90] + (' …' if len(lines) > 1 or len(lines[0]) > 90 else '')) if lines else ''
+        )
         if docs:
             exported = cell.source.lstrip().startswith(('#| export', '#|export'))
             cell.metadata.update(ve_fold=exported, ve_label='source')
 
-def render_html(notebook:Path, # an executed notebook
-                out:Path|None=None, # HTML file (default: alongside)
-                chapters:list|None=None)->Path: # docs pages: the sidebar's chapters (dicts with `html`, `title`)
+
+def render_html(
+    notebook: Path,  # an executed notebook
+    out: Path | None = None,  # HTML file (default: alongside)
+    chapters: list | None = None,
+) -> Path:  # docs pages: the sidebar's chapters (dicts with `html`, `title`)
     "Render an executed notebook to a self-contained HTML page (images and audio embedded, code folded)."
-    import nbformat, jinja2
+    import jinja2
+    import nbformat
     from nbconvert import HTMLExporter
+
     page = 'docs_page.html.j2' if chapters is not None else 'report_page.html.j2'
     exporter = HTMLExporter(extra_loaders=[jinja2.FileSystemLoader(templates_dir())], template_file=page)
     nb = nbformat.read(notebook, as_version=4)
+    if chapters is not None:  # docs show no cell that holds only nbdev directives (`#| default_exp`, `#| hide`)
+        nb.cells = [
+            c
+            for c in nb.cells
+            if not (c.cell_type == 'code' and all(l.startswith('#|') for l in c.source.splitlines() if l.strip()))
+        ]
     _fold_labels(nb, docs=chapters is not None)
     out = out or notebook.with_suffix('.html')
     nb.metadata['title'] = next((c['title'] for c in chapters or [] if c['html'] == out.name), notebook.stem)
@@ -87,171 +131,272 @@ def render_html(notebook:Path, # an executed notebook
     return out
 
 # %% ../nbs/13_pipeline.ipynb #afda16eb
-def _execute(notebook:Path, out:Path, params:dict, cwd:Path, logs:Path|None=None)->tuple[bool, str|None]:
-    "Run one notebook with papermill; (succeeded, error line). The kernel's stderr goes to `<logs>/<notebook>.log` (logs: cwd/logs)."
+def _execute(notebook: Path, out: Path, params: dict, cwd: Path, logs: Path | None = None) -> tuple[bool, str | None]:
+    "Run one notebook with papermill; (succeeded, error line). The kernel's stderr goes to `<logs>/<notebook>.log`."
     import papermill as pm
-    logs = logs or cwd/'logs'
-    logs.mkdir(parents=True, exist_ok=True)
-    log = open(logs/f'{notebook.stem}.log', 'w')
-    saved = os.dup(2); os.dup2(log.fileno(), 2)  # the kernel process inherits fd 2: keep its chatter out of the terminal
-    try:
-        pm.execute_notebook(str(notebook), str(out), parameters=params, kernel_name='python3', cwd=str(cwd),
-                            progress_bar=False, log_output=False, report_mode=False)
-        return True, None
-    except pm.PapermillExecutionError as e: return False, f'{e.ename}: {e.evalue}'.splitlines()[0][:300]
-    except Exception as e: return False, f'{type(e).__name__}: {e}'.splitlines()[0][:300]
-    finally: os.dup2(saved, 2); os.close(saved); log.close()
 
-def run_report(cfg:Config, # the run's configuration
-               name:str|None=None, # run name (default: `<dataset>-<protocol>`); re-running a name replaces it
-               stages:list|None=None, # stage names (default: all, in order)
-               reports_dir='reports', notebooks=None, # where reports go; where the stage notebooks are
-               log=sys.stdout)->dict: # where progress lines go (None: quiet)
+    logs = logs or cwd / 'logs'
+    logs.mkdir(parents=True, exist_ok=True)
+    log = open(logs / f'{notebook.stem}.log', 'w')
+    saved = os.dup(2)
+    os.dup2(log.fileno(), 2)  # the kernel process inherits fd 2: keep its chatter out of the terminal
+    try:
+        pm.execute_notebook(
+            str(notebook),
+            str(out),
+            parameters=params,
+            kernel_name='python3',
+            cwd=str(cwd),
+            progress_bar=False,
+            log_output=False,
+            report_mode=False,
+        )
+        return True, None
+    except pm.PapermillExecutionError as e:
+        return False, f'{e.ename}: {e.evalue}'.splitlines()[0][:300]
+    except Exception as e:
+        return False, f'{type(e).__name__}: {e}'.splitlines()[0][:300]
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        log.close()
+
+
+def run_report(
+    cfg: Config,  # the run's configuration
+    name: str | None = None,  # run name (default: `<dataset>-<protocol>`); re-running a name replaces it
+    stages: list | None = None,  # stage names (default: all, in order)
+    reports_dir='reports',
+    notebooks=None,  # where reports go; where the stage notebooks are
+    log=sys.stdout,
+) -> dict:  # where progress lines go (None: quiet)
     "Execute and render the stages of a run into `reports/<name>/`, then update the indexes; returns the run record."
     nbs, reports_dir = notebooks_dir(notebooks), Path(reports_dir).resolve()
-    if cfg.data_dir: cfg = cfg.replace(data_dir=str(Path(cfg.data_dir).expanduser().resolve()))  # the notebooks run in the run folder
+    if cfg.data_dir:
+        cfg = cfg.replace(
+            data_dir=str(Path(cfg.data_dir).expanduser().resolve())
+        )  # the notebooks run in the run folder
     stages = list(stages or STAGES)
     unknown = [s for s in stages if s not in STAGES]
-    if unknown: raise VoiceEmotionError(f'unknown stage(s) {", ".join(unknown)}; choose from {", ".join(STAGES)}')
+    if unknown:
+        raise VoiceEmotionError(f'unknown stage(s) {", ".join(unknown)}; choose from {", ".join(STAGES)}')
     stages = [s for s in STAGES if s in stages]
     name = name or f'{cfg.dataset}-{cfg.protocol}'
-    if not name.replace('-', '').replace('_', '').replace('.', '').isalnum(): raise VoiceEmotionError(f'run name {name!r}: use letters, digits, -, _ and .')
+    if not name.replace('-', '').replace('_', '').replace('.', '').isalnum():
+        raise VoiceEmotionError(f'run name {name!r}: use letters, digits, -, _ and .')
     reports_dir.mkdir(parents=True, exist_ok=True)
-    final = reports_dir/name
+    final = reports_dir / name
     work = Path(tempfile.mkdtemp(prefix=f'.{name}.', dir=reports_dir))
-    artifacts = work/'artifacts'; artifacts.mkdir()
-    params = stage_parameters(cfg, final/'artifacts', reports_dir)
-    params_work = {**params, 'run_dir': str(artifacts), 'inference_model': params['inference_model'].replace(str(final), str(work))}
-    record = dict(name=name, started=time.strftime('%Y-%m-%d %H:%M:%S'), config=cfg.to_dict(), stages=[], status='running')
+    artifacts = work / 'artifacts'
+    artifacts.mkdir()
+    params = stage_parameters(cfg, final / 'artifacts', reports_dir)
+    params_work = {
+        **params,
+        'run_dir': str(artifacts),
+        'inference_model': params['inference_model'].replace(str(final), str(work)),
+    }
+    record = dict(
+        name=name, started=time.strftime('%Y-%m-%d %H:%M:%S'), config=cfg.to_dict(), stages=[], status='running'
+    )
     t_run = time.perf_counter()
     for i, stage in enumerate(stages, 1):
-        nb = nbs/STAGES[stage]
+        nb = nbs / STAGES[stage]
         if record['status'] == 'failed':
-            record['stages'].append(dict(stage=stage, notebook=nb.name, status='skipped')); continue
+            record['stages'].append(dict(stage=stage, notebook=nb.name, status='skipped'))
+            continue
         t = time.perf_counter()
-        ok, error = _execute(nb, work/nb.name, parameters_for(nb, params_work), cwd=work)
+        ok, error = _execute(nb, work / nb.name, parameters_for(nb, params_work), cwd=work)
         seconds = round(time.perf_counter() - t, 1)
         entry = dict(stage=stage, notebook=nb.name, status='ok' if ok else 'failed', seconds=seconds, error=error)
-        if (work/nb.name).exists():
-            render_html(work/nb.name); entry['html'] = nb.name.replace('.ipynb', '.html')
+        if (work / nb.name).exists():
+            render_html(work / nb.name)
+            entry['html'] = nb.name.replace('.ipynb', '.html')
         record['stages'].append(entry)
-        if not ok: record['status'] = 'failed'
-        if log: print(f"[{i}/{len(stages)}] {stage:10s} {entry['status']} ({seconds} s)" + (f' — {error}' if error else ''), file=log, flush=True)
-    if record['status'] == 'running': record['status'] = 'ok'
-    record.update(seconds=round(time.perf_counter() - t_run, 1), finished=time.strftime('%Y-%m-%d %H:%M:%S'),
-                  versions=_versions(), metrics=_headline(artifacts))
+        if not ok:
+            record['status'] = 'failed'
+        if log:
+            print(
+                f"[{i}/{len(stages)}] {stage:10s} {entry['status']} ({seconds} s)" + (f' — {error}' if error else ''),
+                file=log,
+                flush=True,
+            )
+    if record['status'] == 'running':
+        record['status'] = 'ok'
+    record.update(
+        seconds=round(time.perf_counter() - t_run, 1),
+        finished=time.strftime('%Y-%m-%d %H:%M:%S'),
+        versions=_versions(),
+        metrics=_headline(artifacts),
+    )
     _fix_paths(work, str(work), str(final))
-    write_json(work/'run.json', record)
-    (work/'index.html').write_text(run_index_html(record), encoding='utf-8')
-    if final.exists(): shutil.rmtree(final)
+    write_json(work / 'run.json', record)
+    (work / 'index.html').write_text(run_index_html(record), encoding='utf-8')
+    if final.exists():
+        shutil.rmtree(final)
     os.replace(work, final)
     write_reports_index(reports_dir)
-    if log: print(f"{record['status']}: {final/'index.html'} ({record['seconds']} s); all runs: {reports_dir/'index.html'}", file=log)
+    if log:
+        print(
+            f"{record['status']}: {final / 'index.html'} ({record['seconds']} s); "
+            f"all runs: {reports_dir / 'index.html'}",
+            file=log,
+        )
     return record
 
-def _fix_paths(work:Path, old:str, new:str):
+
+def _fix_paths(work: Path, old: str, new: str):
     "Artifacts written in the temporary folder name it; point them at the run's final folder."
     for f in list(work.rglob('*.json')) + list(work.rglob('*.csv')):
         text = f.read_text(encoding='utf-8', errors='ignore')
-        if old in text: f.write_text(text.replace(old, new), encoding='utf-8')
+        if old in text:
+            f.write_text(text.replace(old, new), encoding='utf-8')
 
-def _versions()->dict:
+
+def _versions() -> dict:
     import importlib.metadata as md
+
     out = {'python': sys.version.split()[0]}
     for n in ('voice_emotion', 'keras', 'tensorflow', 'numpy', 'librosa', 'papermill', 'nbconvert'):
-        try: out[n] = md.version(n)
-        except md.PackageNotFoundError: pass
+        try:
+            out[n] = md.version(n)
+        except md.PackageNotFoundError:
+            pass
     return out
 
 # %% ../nbs/13_pipeline.ipynb #7aeaa83a
 HEADLINE = ('accuracy', 'balanced_accuracy', 'macro_f1')
 
-def _headline(artifacts:Path)->dict|None:
+
+def _headline(artifacts: Path) -> dict | None:
     "Headline metrics from the run's own `metrics.json` (None when the run has no evaluation)."
-    try: m = json.loads((artifacts/'metrics.json').read_text())
-    except (OSError, json.JSONDecodeError): return None
+    try:
+        m = json.loads((artifacts / 'metrics.json').read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
     out = {k: m.get(k) for k in ('protocol', 'protocol_text', 'n', *HEADLINE, *[f'{k}_std' for k in HEADLINE])}
     out['accuracy_ci95'] = m.get('accuracy_ci95')
     out['folds'] = len(m.get('folds', [])) or None
     return out
 
 # %% ../nbs/13_pipeline.ipynb #b95cdf8b
-RUN_PARAMETERS = ('dataset', 'data_dir', 'protocol', 'seed', 'epochs', 'recipe_name', 'architecture', 'folds', 'max_len')
+RUN_PARAMETERS = (
+    'dataset',
+    'data_dir',
+    'protocol',
+    'seed',
+    'epochs',
+    'recipe_name',
+    'architecture',
+    'folds',
+    'max_len',
+)
 
-def format_metric(m:dict|None, k:str)->str: # metrics (e.g. a run's headline); the metric's name
+
+def format_metric(m: dict | None, k: str) -> str:  # metrics (e.g. a run's headline); the metric's name
     "A metric as a percentage, with ± its std over folds when there is one; '–' when missing."
-    if not m or m.get(k) is None: return '–'
+    if not m or m.get(k) is None:
+        return '–'
     s = f'{100 * m[k]:.1f} %'
     return s + (f" ± {100 * m[f'{k}_std']:.1f}" if m.get(f'{k}_std') is not None else '')
 
 # %% ../nbs/13_pipeline.ipynb #1471de5b
-def run_index_html(record:dict)->str: # a run's record, as `run.json` holds it
+def run_index_html(record: dict) -> str:  # a run's record, as `run.json` holds it
     "The run's page: parameters, versions, stages (status, time, links) and headline metrics."
     return _page_environment().get_template('run.html.j2').render(r=record, parameters=RUN_PARAMETERS)
 
 # %% ../nbs/13_pipeline.ipynb #e8f2b7bd
-def write_reports_index(reports_dir='reports')->Path:
-    "`reports/index.html`: every run (from its `run.json`), newest first, with status and headline metrics; the docs linked."
+def write_reports_index(reports_dir='reports') -> Path:
+    "`reports/index.html`: every run (its `run.json`), newest first, with status and headline metrics; the docs linked."
     reports_dir = Path(reports_dir)
     runs = []
     for f in reports_dir.glob('*/run.json'):
-        try: runs.append(json.loads(f.read_text()))
-        except json.JSONDecodeError: continue
+        try:
+            runs.append(json.loads(f.read_text()))
+        except json.JSONDecodeError:
+            continue
     runs.sort(key=lambda r: r.get('started', ''), reverse=True)
-    page = _page_environment().get_template('runs_index.html.j2').render(runs=runs, docs=(reports_dir/'docs'/'index.html').exists())
-    out = reports_dir/'index.html'
+    page = (
+        _page_environment()
+        .get_template('runs_index.html.j2')
+        .render(runs=runs, docs=(reports_dir / 'docs' / 'index.html').exists())
+    )
+    out = reports_dir / 'index.html'
     out.write_text(page, encoding='utf-8')
     return out
 
 # %% ../nbs/13_pipeline.ipynb #5066a220
-def chapters(notebooks=None)->list[dict]: # the notebooks folder (default: the project's `nbs/`)
-    "The documentation's chapters, in order: the index, then every numbered notebook, each with its title, summary and module."
+def chapters(notebooks=None) -> list[dict]:  # the notebooks folder (default: the project's `nbs/`)
+    "The documentation's chapters in order (the index, then each numbered notebook) with title, summary and module."
     import nbformat
-    nbs, out = notebooks_dir(notebooks), []
-    for path in [nbs/'index.ipynb', *sorted(nbs.glob('[0-9][0-9]_*.ipynb'))]:
+
+    nbs, out = notebooks_dir(notebooks, stages=False), []
+    index = [nbs / 'index.ipynb'] if (nbs / 'index.ipynb').exists() else []
+    for path in [*index, *sorted(nbs.glob('[0-9][0-9]_*.ipynb'))]:
         cells = nbformat.read(path, as_version=4).cells
         text = '\n'.join(c.source for c in cells if c.cell_type == 'markdown')
         title = next((l[2:].strip() for l in text.splitlines() if l.startswith('# ')), path.stem)
         summary = next((l[1:].strip() for l in text.splitlines() if l.startswith('> ')), '')
-        module = next((l.split()[-1] for c in cells for l in c.source.splitlines() if l.startswith('#| default_exp')), None)
-        out.append(dict(notebook=path.name, html='home.html' if path.stem == 'index' else f'{path.stem}.html',
-                        title=title, summary=summary, module=f'voice_emotion.{module}' if module else None))
+        module = next(
+            (l.split()[-1] for c in cells for l in c.source.splitlines() if l.startswith('#| default_exp')), None
+        )
+        out.append(
+            dict(
+                notebook=path.name,
+                html='home.html' if path.stem == 'index' else f'{path.stem}.html',
+                title=title,
+                summary=summary,
+                module=f'voice_emotion.{module}' if module else None,
+            )
+        )
     return out
 
 # %% ../nbs/13_pipeline.ipynb #dd84094a
-def render_docs(reports_dir='reports', notebooks=None, # where the site goes (docs/ under it); the notebooks folder
-                log=sys.stdout)->dict: # where progress lines go (None: quiet)
+def render_docs(
+    reports_dir='reports',
+    notebooks=None,  # where the site goes (docs/ under it); the notebooks folder
+    log=sys.stdout,
+) -> dict:  # where progress lines go (None: quiet)
     "Execute every chapter with its default parameters and render the documentation site into `reports_dir/docs/`."
     import datetime
-    nbs, reports_dir = notebooks_dir(notebooks), Path(reports_dir).resolve()
+
+    nbs, reports_dir = notebooks_dir(notebooks, stages=False), Path(reports_dir).resolve()
     reports_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix='.docs.', dir=reports_dir))
     chs = chapters(nbs)
     for i, ch in enumerate(chs, 1):
         t = time.perf_counter()
-        ch['ok'], ch['error'] = _execute(nbs/ch['notebook'], work/ch['notebook'], {}, cwd=nbs, logs=work/'logs')
+        ch['ok'], ch['error'] = _execute(nbs / ch['notebook'], work / ch['notebook'], {}, cwd=nbs, logs=work / 'logs')
         ch['seconds'] = round(time.perf_counter() - t, 1)
-        if log: print(f"[{i}/{len(chs)}] {ch['notebook']:22s} {'ok' if ch['ok'] else 'failed'} ({ch['seconds']} s)"
-                      + (f" — {ch['error']}" if ch['error'] else ''), file=log, flush=True)
+        if log:
+            print(
+                f"[{i}/{len(chs)}] {ch['notebook']:22s} {'ok' if ch['ok'] else 'failed'} ({ch['seconds']} s)"
+                + (f" — {ch['error']}" if ch['error'] else ''),
+                file=log,
+                flush=True,
+            )
     for ch in chs:
-        if (work/ch['notebook']).exists(): render_html(work/ch['notebook'], work/ch['html'], chapters=chs)
-        (work/ch['notebook']).unlink(missing_ok=True)
+        if (work / ch['notebook']).exists():
+            render_html(work / ch['notebook'], work / ch['html'], chapters=chs)
+        (work / ch['notebook']).unlink(missing_ok=True)
     built = datetime.datetime.now().strftime('%Y-%m-%d %H:%M')
-    (work/'index.html').write_text(_page_environment().get_template('docs_index.html.j2').render(chapters=chs, built=built),
-                                   encoding='utf-8')
-    shutil.rmtree(work/'logs', ignore_errors=True)
-    docs = reports_dir/'docs'
-    if docs.exists(): shutil.rmtree(docs)
+    (work / 'index.html').write_text(
+        _page_environment().get_template('docs_index.html.j2').render(chapters=chs, built=built), encoding='utf-8'
+    )
+    shutil.rmtree(work / 'logs', ignore_errors=True)
+    docs = reports_dir / 'docs'
+    if docs.exists():
+        shutil.rmtree(docs)
     os.replace(work, docs)
     write_reports_index(reports_dir)
-    return dict(docs=str(docs/'index.html'), chapters=chs, ok=all(ch['ok'] for ch in chs))
+    return dict(docs=str(docs / 'index.html'), chapters=chs, ok=all(ch['ok'] for ch in chs))
 
 # %% ../nbs/13_pipeline.ipynb #6dd04bc6
-def render_readme(notebook='nbs/index.ipynb', out='README.md')->Path: # the docs home notebook; the file to write
+def render_readme(notebook='nbs/index.ipynb', out='README.md') -> Path:  # the docs home notebook; the file to write
     "Execute the index notebook (its results table reads `reports/`) and write it as Markdown without code."
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import MarkdownExporter
+
     notebook = Path(notebook)
     nb = nbformat.read(notebook, as_version=4)
     NotebookClient(nb, kernel_name='python3', resources={'metadata': {'path': str(notebook.parent)}}).execute()

@@ -4,9 +4,12 @@
 
 # %% ../nbs/02_eda.ipynb #c1a7cc83
 from __future__ import annotations
-import numpy as np, pandas as pd
+
 import matplotlib.pyplot as plt
-from .core import Config, EMOTIONS
+import numpy as np
+import pandas as pd
+
+from .core import EMOTIONS, Config
 
 # %% auto #0
 __all__ = ['EMOTION_COLORS', 'TIMELINE_COLORS', 'plot_emotion_counts', 'plot_counts_by', 'plot_durations', 'example_clips',
@@ -17,119 +20,190 @@ __all__ = ['EMOTION_COLORS', 'TIMELINE_COLORS', 'plot_emotion_counts', 'plot_cou
 EMOTION_COLORS = dict(zip(EMOTIONS, plt.cm.tab10.colors[:6]))
 
 # %% ../nbs/02_eda.ipynb #bff6349c
-def plot_emotion_counts(clips:pd.DataFrame, ax=None): # metadata table
+def plot_emotion_counts(clips: pd.DataFrame, ax=None):  # metadata table
     "Bar chart of clips per emotion (six-class emotions coloured, others grey)."
     ax = ax or plt.subplots(figsize=(8, 3.5))[1]
     counts = clips.emotion.value_counts().reindex([*EMOTIONS, *sorted(set(clips.emotion) - set(EMOTIONS))]).dropna()
     ax.bar(counts.index, counts.values, color=[EMOTION_COLORS.get(e, 'lightgrey') for e in counts.index])
-    for i, v in enumerate(counts.values): ax.text(i, v, str(int(v)), ha='center', va='bottom', fontsize=8)
-    ax.set_title('Clips per emotion'); ax.set_xlabel('emotion'); ax.set_ylabel('clips')
+    for i, v in enumerate(counts.values):
+        ax.text(i, v, str(int(v)), ha='center', va='bottom', fontsize=8)
+    ax.set_title('Clips per emotion')
+    ax.set_xlabel('emotion')
+    ax.set_ylabel('clips')
     return ax
 
 # %% ../nbs/02_eda.ipynb #8eb947ec
-def plot_counts_by(clips:pd.DataFrame, column:str, ax=None, title:str|None=None):
+def plot_counts_by(clips: pd.DataFrame, column: str, ax=None, title: str | None = None):
     "Stacked bars of six-class clips per value of `column` (speaker, intensity, ...), by emotion."
     ax = ax or plt.subplots(figsize=(10, 3.5))[1]
-    t = clips[clips.in_task].groupby([column, 'emotion']).size().unstack(fill_value=0).reindex(columns=list(EMOTIONS), fill_value=0)
+    t = (
+        clips[clips.in_task]
+        .groupby([column, 'emotion'])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=list(EMOTIONS), fill_value=0)
+    )
     t.plot.bar(stacked=True, ax=ax, color=[EMOTION_COLORS[e] for e in t.columns], width=0.8)
-    ax.set_title(title or f'Six-class clips per {column}'); ax.set_xlabel(column); ax.set_ylabel('clips')
-    ax.legend(title='emotion', fontsize=8, ncol=6, loc='lower center', bbox_to_anchor=(0.5, 1.08)); ax.tick_params(axis='x', rotation=60)
+    ax.set_title(title or f'Six-class clips per {column}')
+    ax.set_xlabel(column)
+    ax.set_ylabel('clips')
+    ax.legend(title='emotion', fontsize=8, ncol=6, loc='lower center', bbox_to_anchor=(0.5, 1.08))
+    ax.tick_params(axis='x', rotation=60)
     return ax
 
 # %% ../nbs/02_eda.ipynb #76996484
-def plot_durations(clips:pd.DataFrame, max_seconds:float|None=None, ax=None):
+def plot_durations(clips: pd.DataFrame, max_seconds: float | None = None, ax=None):
     "Histogram of clip durations, with the length the features keep (default: `Config`'s 300 frames ≈ 7 s) marked."
     cfg = Config()
     max_seconds = max_seconds or cfg.max_len * cfg.hop_length / cfg.sr
     ax = ax or plt.subplots(figsize=(8, 3.5))[1]
     ax.hist(clips.duration, bins=40, color='tab:blue')
     ax.axvline(max_seconds, color='tab:red', ls='--', label=f'features keep the first {max_seconds:.1f} s')
-    ax.set_title('Clip durations'); ax.set_xlabel('duration (s)'); ax.set_ylabel('clips'); ax.legend()
+    ax.set_title('Clip durations')
+    ax.set_xlabel('duration (s)')
+    ax.set_ylabel('clips')
+    ax.legend()
     return ax
 
 # %% ../nbs/02_eda.ipynb #bccf2317
-def example_clips(clips:pd.DataFrame)->dict: # metadata table
+def example_clips(clips: pd.DataFrame) -> dict:  # metadata table
     "One clip path per six-class emotion: the speaker and sentence that cover the most emotions."
     t = clips[clips.in_task]
     best = t.groupby(['speaker', 'sentence']).emotion.nunique().idxmax()
     same = t[(t.speaker == best[0]) & (t.sentence == best[1])]
-    return {e: (same[same.emotion == e] if (same.emotion == e).any() else t[t.emotion == e]).path.iloc[0]
-            for e in EMOTIONS if (t.emotion == e).any()}
+    return {
+        e: (same[same.emotion == e] if (same.emotion == e).any() else t[t.emotion == e]).path.iloc[0]
+        for e in EMOTIONS
+        if (t.emotion == e).any()
+    }
 
 # %% ../nbs/02_eda.ipynb #0cef6f21
-def plot_waveform(y:np.ndarray, sr:int, title:str='', ax=None):
+def plot_waveform(y: np.ndarray, sr: int, title: str = '', ax=None):
     "Amplitude over time (`librosa.display.waveshow`)."
     import librosa.display
+
     ax = ax or plt.subplots(figsize=(10, 2.5))[1]
     librosa.display.waveshow(y, sr=sr, ax=ax, color='tab:blue')
-    ax.set_title(f'Waveform — {title}'); ax.set_xlabel('time (s)'); ax.set_ylabel('amplitude')
+    ax.set_title(f'Waveform — {title}')
+    ax.set_xlabel('time (s)')
+    ax.set_ylabel('amplitude')
     return ax
 
 # %% ../nbs/02_eda.ipynb #ab2a8486
-def plot_spectrogram(y:np.ndarray, sr:int, title:str='', ax=None):
+def plot_spectrogram(y: np.ndarray, sr: int, title: str = '', ax=None):
     "STFT magnitude in dB over time and frequency, with a colour bar."
-    import librosa, librosa.display
+    import librosa
+    import librosa.display
+
     ax = ax or plt.subplots(figsize=(10, 3))[1]
-    img = librosa.display.specshow(librosa.amplitude_to_db(np.abs(librosa.stft(y)), ref=np.max), sr=sr, x_axis='time', y_axis='hz', ax=ax)
+    img = librosa.display.specshow(
+        librosa.amplitude_to_db(np.abs(librosa.stft(y)), ref=np.max), sr=sr, x_axis='time', y_axis='hz', ax=ax
+    )
     plt.colorbar(img, ax=ax, format='%+2.0f dB', label='level (dB re. max)')
-    ax.set_title(f'Spectrogram — {title}'); ax.set_xlabel('time (s)'); ax.set_ylabel('frequency (Hz)')
+    ax.set_title(f'Spectrogram — {title}')
+    ax.set_xlabel('time (s)')
+    ax.set_ylabel('frequency (Hz)')
     return ax
 
 # %% ../nbs/02_eda.ipynb #54c7df41
-def plot_history(history:dict, # a bundle's `history.json`: per-epoch `loss`, `accuracy` (and `val_*`, `best_epoch`)
-                 title:str=''):
+def plot_history(
+    history: dict,  # a bundle's `history.json`: per-epoch `loss`, `accuracy` (and `val_*`, `best_epoch`)
+    title: str = '',
+):
     "Loss and accuracy per epoch, training and validation."
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     epochs_ = np.arange(1, len(history['loss']) + 1)
-    for ax, key, name in ((axes[0], 'loss', 'Loss (cross-entropy, smoothed labels)'), (axes[1], 'accuracy', 'Accuracy')):
+    for ax, key, name in (
+        (axes[0], 'loss', 'Loss (cross-entropy, smoothed labels)'),
+        (axes[1], 'accuracy', 'Accuracy'),
+    ):
         ax.plot(epochs_, history[key], 'o-', label='training (augmented batches)')
         if f'val_{key}' in history:  # runs with early stopping
             ax.plot(epochs_, history[f'val_{key}'], 'o-', label='validation')
             ax.axvline(history['best_epoch'], color='gray', ls='--', lw=1, label='best (restored)')
-        ax.set_xlabel('epoch'); ax.set_ylabel(key); ax.set_title(name); ax.grid(alpha=.3); ax.legend()
-    fig.suptitle(title); fig.tight_layout()
+        ax.set_xlabel('epoch')
+        ax.set_ylabel(key)
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/02_eda.ipynb #589a53e4
-def plot_confusion(metrics:dict, # `confusion` (rows: true) and `labels`, as the evaluation's metrics hold them
-                   title:str=''):
+def plot_confusion(
+    metrics: dict,  # `confusion` (rows: true) and `labels`, as the evaluation's metrics hold them
+    title: str = '',
+):
     "Counts and row-normalised (recall) heatmaps side by side."
     import seaborn as sns
+
     cm, labels = np.array(metrics['confusion']), metrics['labels']
     rows = cm.sum(axis=1, keepdims=True)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     sns.heatmap(cm, annot=True, fmt='d', cmap='Blues', xticklabels=labels, yticklabels=labels, ax=axes[0], cbar=False)
-    sns.heatmap(np.divide(cm, rows, where=rows > 0, out=np.zeros_like(cm, float)), annot=True, fmt='.2f', cmap='Blues',
-                vmin=0, vmax=1, xticklabels=labels, yticklabels=labels, ax=axes[1])
+    sns.heatmap(
+        np.divide(cm, rows, where=rows > 0, out=np.zeros_like(cm, float)),
+        annot=True,
+        fmt='.2f',
+        cmap='Blues',
+        vmin=0,
+        vmax=1,
+        xticklabels=labels,
+        yticklabels=labels,
+        ax=axes[1],
+    )
     for ax, t in zip(axes, ('counts', 'share of each true class (recall)')):
-        ax.set_xlabel('predicted emotion'); ax.set_ylabel('true emotion'); ax.set_title(t)
-    fig.suptitle(title); fig.tight_layout()
+        ax.set_xlabel('predicted emotion')
+        ax.set_ylabel('true emotion')
+        ax.set_title(t)
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/02_eda.ipynb #8d2e80f4
-def plot_group_accuracy(metrics:dict, # the evaluation's metrics: `per_speaker`, `per_sex`, `per_intensity`
-                        chance:float=1 / len(EMOTIONS)):
+def plot_group_accuracy(
+    metrics: dict,  # the evaluation's metrics: `per_speaker`, `per_sex`, `per_intensity`
+    chance: float = 1 / len(EMOTIONS),
+):
     "Test accuracy per speaker, sex and intensity, each bar labelled with its clip count."
-    groups = [(k, name) for k, name in (('per_speaker', 'speaker'), ('per_sex', 'sex'), ('per_intensity', 'intensity')) if metrics.get(k)]
-    fig, axes = plt.subplots(1, len(groups), figsize=(14, 3.6), squeeze=False,
-                             gridspec_kw=dict(width_ratios=[3, 1, 1.3][:len(groups)]))
+    groups = [
+        (k, name)
+        for k, name in (('per_speaker', 'speaker'), ('per_sex', 'sex'), ('per_intensity', 'intensity'))
+        if metrics.get(k)
+    ]
+    fig, axes = plt.subplots(
+        1, len(groups), figsize=(14, 3.6), squeeze=False, gridspec_kw=dict(width_ratios=[3, 1, 1.3][: len(groups)])
+    )
     for ax, (key, name) in zip(axes[0], groups):
         d = pd.DataFrame(metrics[key]).T
-        ax.bar(d.index, d.accuracy, color='tab:blue'); ax.set_ylim(0, 1); ax.set_ylabel('accuracy'); ax.set_xlabel(name)
-        ax.axhline(chance, color='gray', ls=':', lw=1, label=f'chance ({chance:.2f})'); ax.tick_params(axis='x', rotation=45)
-        for i, (a, n) in enumerate(zip(d.accuracy, d.n)): ax.text(i, a + 0.02, f'n={int(n)}', ha='center', fontsize=7)
-    axes[0][0].legend(); fig.suptitle('Test accuracy by group'); fig.tight_layout()
+        ax.bar(d.index, d.accuracy, color='tab:blue')
+        ax.set_ylim(0, 1)
+        ax.set_ylabel('accuracy')
+        ax.set_xlabel(name)
+        ax.axhline(chance, color='gray', ls=':', lw=1, label=f'chance ({chance:.2f})')
+        ax.tick_params(axis='x', rotation=45)
+        for i, (a, n) in enumerate(zip(d.accuracy, d.n)):
+            ax.text(i, a + 0.02, f'n={int(n)}', ha='center', fontsize=7)
+    axes[0][0].legend()
+    fig.suptitle('Test accuracy by group')
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/02_eda.ipynb #82cbc80d
 TIMELINE_COLORS = dict(zip([*EMOTIONS, 'silence'], [*plt.cm.tab10.colors[:6], (0.85, 0.85, 0.85)]))
 
-def plot_timeline(path, # the recording
-                  timeline:pd.DataFrame, # windows with `start`, `end`, `emotion`, as `predict_timeline` returns them
-                  truth:list|None=None): # (start seconds, emotion) pairs to label, if known
+
+def plot_timeline(
+    path,  # the recording
+    timeline: pd.DataFrame,  # windows with `start`, `end`, `emotion`, as `predict_timeline` returns them
+    truth: list | None = None,
+):  # (start seconds, emotion) pairs to label, if known
     "The waveform with one coloured span per window's predicted emotion."
-    import soundfile as sf
     from pathlib import Path
+
+    import soundfile as sf
+
     y_, sr_ = sf.read(path, dtype='float32')
     fig, ax = plt.subplots(figsize=(13, 3.2))
     ax.plot(np.arange(len(y_)) / sr_, y_, color='k', lw=0.4)
@@ -137,10 +211,21 @@ def plot_timeline(path, # the recording
     for _, r in timeline.iterrows():
         quarter = (r.end - r.start) / 4
         ax.axvspan(r.start + quarter, r.end - quarter, ymin=0.0, ymax=0.12, color=TIMELINE_COLORS[r.emotion])
-    for start, emo in (truth or []): ax.text(start + 0.1, lim * 0.85, f'actual: {emo}', fontsize=8)
+    for start, emo in truth or []:
+        ax.text(start + 0.1, lim * 0.85, f'actual: {emo}', fontsize=8)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in TIMELINE_COLORS.values()]
-    ax.legend(handles, TIMELINE_COLORS.keys(), ncol=7, fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.22),
-              title='predicted (centre of each window)')
-    ax.set_ylim(-lim, lim); ax.set_xlabel('time (s)'); ax.set_ylabel('amplitude'); ax.set_title(f'Emotion timeline: {Path(path).name}')
+    ax.legend(
+        handles,
+        TIMELINE_COLORS.keys(),
+        ncol=7,
+        fontsize=8,
+        loc='upper center',
+        bbox_to_anchor=(0.5, -0.22),
+        title='predicted (centre of each window)',
+    )
+    ax.set_ylim(-lim, lim)
+    ax.set_xlabel('time (s)')
+    ax.set_ylabel('amplitude')
+    ax.set_title(f'Emotion timeline: {Path(path).name}')
     fig.tight_layout()
     return fig

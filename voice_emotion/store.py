@@ -4,167 +4,218 @@
 
 # %% ../nbs/05_store.ipynb #93b8be94
 from __future__ import annotations
-import os, sys, time, hashlib, json
+
+import hashlib
+import json
+import os
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
+
 from .core import Config, VoiceEmotionError, cache_root, n_features
-from .features import FEATURE_VERSION, clip_features, feature_kwargs, signal_features, _file_error
+from .features import FEATURE_VERSION, _file_error, clip_features, feature_kwargs, signal_features
 
 # %% auto #0
 __all__ = ['KEY_BYTES', 'settings_key', 'content_key', 'FeatureCache', 'FeatureBatch', 'keep_freed_memory', 'extract_features',
            'table_features']
 
 # %% ../nbs/05_store.ipynb #a3386e5b
-def settings_key(settings:dict)->str:
+def settings_key(settings: dict) -> str:
     "A short hash of the feature settings (and the feature code's version)."
-    return hashlib.blake2b(json.dumps({**settings, 'v': FEATURE_VERSION}, sort_keys=True).encode(), digest_size=6).hexdigest()
+    return hashlib.blake2b(
+        json.dumps({**settings, 'v': FEATURE_VERSION}, sort_keys=True).encode(), digest_size=6
+    ).hexdigest()
+
 
 KEY_BYTES = 16
 
-def _stamp(path)->str:
+
+def _stamp(path) -> str:
     st = os.stat(path)
     return f'{st.st_size}:{st.st_mtime_ns}'
 
 # %% ../nbs/05_store.ipynb #d2ff69f7
-def content_key(path)->tuple: # (size:mtime stamp, key)
-    "A file's content key: the first 16 bytes of the SHA-256 of its bytes (the CPU's SHA instructions make it the fastest here)."
+def content_key(path) -> tuple:  # (size:mtime stamp, key)
+    "A file's content key: the first 16 bytes of the SHA-256 of its bytes (SHA instructions make it the fastest here)."
     stamp = _stamp(path)  # before reading: if the file changes meanwhile, the next run sees a newer stamp
-    return stamp, hashlib.sha256(Path(path).read_bytes()).hexdigest()[:2 * KEY_BYTES]
+    return stamp, hashlib.sha256(Path(path).read_bytes()).hexdigest()[: 2 * KEY_BYTES]
 
 # %% ../nbs/05_store.ipynb #303f0b1a
 class FeatureCache:
     "Per-clip feature matrices on disk, keyed by file content and feature settings, in append-only pack files."
-    def __init__(self, settings:dict, cache_dir=None): # feature settings; cache folder (default `cache_root()`)
+
+    def __init__(self, settings: dict, cache_dir=None):  # feature settings; cache folder (default `cache_root()`)
         self.settings, self.shape = settings, (settings['max_len'], n_features(settings))
-        self.dir = cache_root(cache_dir)/'features'/settings_key(settings)
+        self.dir = cache_root(cache_dir) / 'features' / settings_key(settings)
         self.record_bytes = 2 * KEY_BYTES + int(np.prod(self.shape)) * 4
-        self._index_file = cache_root(cache_dir)/'features'/'content-keys.json'
+        self._index_file = cache_root(cache_dir) / 'features' / 'content-keys.json'
         self._index, self._index_changed = None, False
         self._where, self._fds, self._pack = None, {}, None
 
-    def _memo(self)->dict: # absolute path → [size:mtime stamp, content key]
+    def _memo(self) -> dict:  # absolute path → [size:mtime stamp, content key]
         if self._index is None:
-            try: self._index = json.loads(self._index_file.read_text())
-            except Exception: self._index = {}
+            try:
+                self._index = json.loads(self._index_file.read_text())
+            except Exception:
+                self._index = {}
         return self._index
 
-    def known_key(self, path)->str|None:
+    def known_key(self, path) -> str | None:
         "The content key remembered for this file, if its size and mtime have not changed since; else None."
         hit = self._memo().get(os.path.abspath(path))
         return hit[1] if hit and hit[0] == _stamp(path) else None
 
-    def remember(self, path, stamp:str, key:str): # stamp: `_stamp(path)` taken before its bytes were read
+    def remember(self, path, stamp: str, key: str):  # stamp: `_stamp(path)` taken before its bytes were read
         "Note a file's content key in the memo (`save_index` writes it)."
         self._memo()[os.path.abspath(path)], self._index_changed = [stamp, key], True
 
-    def key(self, path)->str: # the hash of the file's bytes
+    def key(self, path) -> str:  # the hash of the file's bytes
         "The content key of a file, remembered by (path, size, mtime) so unchanged files are not re-read."
         known = self.known_key(path)
-        if known: return known
+        if known:
+            return known
         stamp, key = content_key(path)
         self.remember(path, stamp, key)
         return key
 
     def save_index(self):
         "Persist the (path, size, mtime) → content key memo, atomically."
-        if not self._index_changed: return
+        if not self._index_changed:
+            return
         self._index_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._index_file.with_name(f'.index.{os.getpid()}.tmp')
-        tmp.write_text(json.dumps(self._index)); os.replace(tmp, self._index_file)
+        tmp.write_text(json.dumps(self._index))
+        os.replace(tmp, self._index_file)
         self._index_changed = False
 
-    def packs(self)->list: return sorted(self.dir.glob('*.pack')) if self.dir.exists() else []
+    def packs(self) -> list:
+        return sorted(self.dir.glob('*.pack')) if self.dir.exists() else []
 
-    def entries(self)->dict: # content key → (pack file, byte offset of its matrix)
+    def entries(self) -> dict:  # content key → (pack file, byte offset of its matrix)
         "Whole records of every pack, read from their keys only (the matrices are not touched)."
         if self._where is None:
             self._where = {}
-            rec = np.dtype([('head', f'V{KEY_BYTES}'), ('x', 'V', self.record_bytes - 2 * KEY_BYTES), ('tail', f'V{KEY_BYTES}')])
+            rec = np.dtype(
+                [('head', f'V{KEY_BYTES}'), ('x', 'V', self.record_bytes - 2 * KEY_BYTES), ('tail', f'V{KEY_BYTES}')]
+            )
             for pack in self.packs():
                 n = pack.stat().st_size // self.record_bytes
-                if n == 0: continue
+                if n == 0:
+                    continue
                 r = np.memmap(pack, rec, 'r', shape=(n,))
                 whole = np.flatnonzero(r['head'] == r['tail'])
-                for i, head in zip(whole, r['head'][whole]): self._where[bytes(head).hex()] = (str(pack), int(i) * self.record_bytes + KEY_BYTES)
+                for i, head in zip(whole, r['head'][whole]):
+                    self._where[bytes(head).hex()] = (str(pack), int(i) * self.record_bytes + KEY_BYTES)
                 del r
         return self._where
 
-    def __contains__(self, key:str)->bool: return key in self.entries()
-    def __len__(self)->int: return len(self.entries())
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries()
 
-    def read_into(self, key:str, out:np.ndarray)->bool: # out: a (max_len, n_features) float32 view to fill
+    def __len__(self) -> int:
+        return len(self.entries())
+
+    def read_into(self, key: str, out: np.ndarray) -> bool:  # out: a (max_len, n_features) float32 view to fill
         "Fill `out` from the cache; False if the entry is missing or not whole."
         hit = self.entries().get(key)
-        if hit is None: return False
+        if hit is None:
+            return False
         try:
-            if hit[0] not in self._fds: self._fds[hit[0]] = os.open(hit[0], os.O_RDONLY)
+            if hit[0] not in self._fds:
+                self._fds[hit[0]] = os.open(hit[0], os.O_RDONLY)
             return os.preadv(self._fds[hit[0]], [memoryview(out).cast('B')], hit[1]) == out.nbytes
-        except OSError: return False
+        except OSError:
+            return False
 
-    def get(self, key:str)->np.ndarray|None:
+    def get(self, key: str) -> np.ndarray | None:
         "The cached matrix, or None."
         out = np.empty(self.shape, np.float32)
         return out if self.read_into(key, out) else None
 
-    def put(self, key:str, features:np.ndarray)->None:
+    def put(self, key: str, features: np.ndarray) -> None:
         "Append a record to this process's pack, in one write (a kill leaves at most a partial last record)."
         if self._pack is None or self._pack[0] != os.getpid():
             self.dir.mkdir(parents=True, exist_ok=True)
-            name = self.dir/f'{os.getpid()}-{os.urandom(4).hex()}.pack'
+            name = self.dir / f'{os.getpid()}-{os.urandom(4).hex()}.pack'
             self._pack = (os.getpid(), os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), str(name))
         k, x = bytes.fromhex(key), np.ascontiguousarray(features, np.float32)
         written = os.writev(self._pack[1], [k, memoryview(x).cast('B'), k])  # one append, no copy of the matrix
-        if written != self.record_bytes: raise OSError(f'short write to {self._pack[2]}')
-        if self._where is not None: self._where[key] = (self._pack[2], os.lseek(self._pack[1], 0, os.SEEK_CUR) - written + KEY_BYTES)
+        if written != self.record_bytes:
+            raise OSError(f'short write to {self._pack[2]}')
+        if self._where is not None:
+            self._where[key] = (self._pack[2], os.lseek(self._pack[1], 0, os.SEEK_CUR) - written + KEY_BYTES)
 
     def close(self):
         "Close the pack files this cache holds open."
-        for fd in self._fds.values(): os.close(fd)
-        if self._pack and self._pack[0] == os.getpid(): os.close(self._pack[1])
+        for fd in self._fds.values():
+            os.close(fd)
+        if self._pack and self._pack[0] == os.getpid():
+            os.close(self._pack[1])
         self._fds, self._pack = {}, None
 
 # %% ../nbs/05_store.ipynb #9f03ccfd
-from dataclasses import dataclass, field
-
 @dataclass
 class FeatureBatch:
     "Features of many clips: `X[i]` is valid where `ok[i]`; failures hold `path` and `reason`."
-    X:np.ndarray|None  # None when only the cache was filled (`keep=False`)
-    ok:np.ndarray
-    failures:list
-    stats:dict
+
+    X: np.ndarray | None  # None when only the cache was filled (`keep=False`)
+    ok: np.ndarray
+    failures: list
+    stats: dict
+
 
 _SHARED_X = None  # the batch's output array, shared with forked workers so rows need no copying back
 
-_CACHES = {}  # (cache folder, settings) → this process's FeatureCache: a worker appends to one pack, forked ones inherit the index
+# (cache folder, settings) → this process's FeatureCache: a worker appends to one pack, forked ones inherit the index
+_CACHES = {}
 
-def _worker_cache(settings:dict, cache_dir)->FeatureCache|None:
-    if cache_dir is None: return None
+
+def _worker_cache(settings: dict, cache_dir) -> FeatureCache | None:
+    if cache_dir is None:
+        return None
     where = (str(cache_dir), *sorted(settings.items()))
-    if where not in _CACHES: _CACHES[where] = FeatureCache(settings, cache_dir)
+    if where not in _CACHES:
+        _CACHES[where] = FeatureCache(settings, cache_dir)
     return _CACHES[where]
 
-def _compute(args)->tuple: # (i, features | 'shared' | 'cached' | None, failure reason, (stamp, key) if hashed here, cache hit)
-    "Worker: one file's features, from the cache or computed (then cached); into the shared array (forked workers), returned, or only cached."
+
+def _compute(
+    args,
+) -> tuple:  # (i, features | 'shared' | 'cached' | None, failure reason, (stamp, key) if hashed here, cache hit)
+    """Worker: one file's features, from the cache or computed (then cached);
+    into the shared array (forked workers), returned, or only cached."""
     i, path, key, settings, cache_dir, keep = args
     cache, hashed = _worker_cache(settings, cache_dir), None
     out = _SHARED_X[i] if _SHARED_X is not None else np.empty((settings['max_len'], n_features(settings)), np.float32)
     done = 'shared' if _SHARED_X is not None else out if keep else 'cached'
     if cache is not None and key is None:  # a file the parent had no key for: hash it here, in parallel
-        try: hashed = content_key(path)
-        except OSError as e: return i, None, _file_error(e), None, False
+        try:
+            hashed = content_key(path)
+        except OSError as e:
+            return i, None, _file_error(e), None, False
         key = hashed[1]
-        if cache.read_into(key, out) if keep else key in cache: return i, done, None, hashed, True
-    try: out[:] = clip_features(path, **feature_kwargs(settings))
-    except VoiceEmotionError as e: return i, None, e.reason, hashed, False
-    except Exception as e: return i, None, f'failed ({type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ""})', hashed, False
-    if cache is not None: cache.put(key, out)
+        if cache.read_into(key, out) if keep else key in cache:
+            return i, done, None, hashed, True
+    try:
+        out[:] = clip_features(path, **feature_kwargs(settings))
+    except VoiceEmotionError as e:
+        return i, None, e.reason, hashed, False
+    except Exception as e:
+        return i, None, f'failed ({type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ""})', hashed, False
+    if cache is not None:
+        cache.put(key, out)
     return i, done, None, hashed, False
 
-def _warm_up(settings:dict):
-    "Import and build, before forking, what every worker needs: the workers then share it instead of each paying for it."
-    import soundfile, soxr, threadpoolctl
+
+def _warm_up(settings: dict):
+    "Import and build, before forking, what every worker needs: the workers then share it instead of each paying."
+    import soundfile  # noqa: F401 (imported here so that the forked workers share them)
+    import soxr  # noqa: F401
+    import threadpoolctl  # noqa: F401
+
     signal_features(np.random.default_rng(0).standard_normal(settings['sr'] // 2).astype(np.float32), **settings)
 
 # %% ../nbs/05_store.ipynb #dcefb7cd
@@ -172,43 +223,60 @@ def keep_freed_memory():
     "Ask glibc to reuse freed blocks instead of mapping and unmapping each large array (page faults cost 30 %)."
     try:
         import ctypes
+
         libc = ctypes.CDLL('libc.so.6')
         M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-        libc.mallopt(M_MMAP_THRESHOLD, 256 << 20); libc.mallopt(M_TRIM_THRESHOLD, 512 << 20); libc.mallopt(M_TOP_PAD, 64 << 20)
-    except (OSError, AttributeError): pass  # not glibc: keep the defaults
+        libc.mallopt(M_MMAP_THRESHOLD, 256 << 20)
+        libc.mallopt(M_TRIM_THRESHOLD, 512 << 20)
+        libc.mallopt(M_TOP_PAD, 64 << 20)
+    except (OSError, AttributeError):
+        pass  # not glibc: keep the defaults
+
 
 def _one_thread():
     "Worker initialiser: one BLAS/FFT thread per process (or the workers fight over the cores), memory kept for reuse."
     from threadpoolctl import threadpool_limits
+
     threadpool_limits(1)
     keep_freed_memory()
 
-def _can_fork()->bool:
+
+def _can_fork() -> bool:
     "Fork is cheap and shares memory, but TensorFlow and JAX are not fork-safe: spawn once they are loaded."
     return sys.platform.startswith('linux') and not ('tensorflow' in sys.modules or 'jax' in sys.modules)
 
-def _pool(jobs:int):
+
+def _pool(jobs: int):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context('fork' if _can_fork() else 'spawn'), initializer=_one_thread)
 
-def _output_array(shape:tuple, shared:bool)->np.ndarray:
-    "Zeros of `shape`: shared with forked workers, or else mapped in one go (page by page costs more than reading the cache)."
+    return ProcessPoolExecutor(
+        max_workers=jobs, mp_context=mp.get_context('fork' if _can_fork() else 'spawn'), initializer=_one_thread
+    )
+
+
+def _output_array(shape: tuple, shared: bool) -> np.ndarray:
+    "Zeros of `shape`: shared with forked workers, or else mapped in one go (page by page costs more than reading)."
     import mmap
+
     nbytes = int(np.prod(shape)) * 4
-    if not hasattr(mmap, 'MAP_POPULATE') or nbytes == 0: return np.zeros(shape, np.float32)
+    if not hasattr(mmap, 'MAP_POPULATE') or nbytes == 0:
+        return np.zeros(shape, np.float32)
     # forked workers fault the pages of a shared mapping in again anyway: populating it first would be serial time lost
-    flags = mmap.MAP_SHARED | mmap.MAP_ANONYMOUS if shared else mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE
+    flags = (
+        mmap.MAP_SHARED | mmap.MAP_ANONYMOUS if shared else mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE
+    )
     return np.frombuffer(mmap.mmap(-1, nbytes, flags=flags), np.float32).reshape(shape)
 
 # %% ../nbs/05_store.ipynb #acdf9492
-def extract_features(paths, # audio files
-                     settings:dict|None=None, # feature settings (default: `Config().feature_settings()`)
-                     jobs:int=0, # worker processes; 0: all cores; 1: serial, in this process
-                     cache_dir=None, # cache folder (default `cache_root()`); False: no cache
-                     progress:bool=True,
-                     keep:bool=True, # False: only fill the cache, as `voice-emotion features` does (`X` is None then)
-                    )->FeatureBatch:
+def extract_features(
+    paths,  # audio files
+    settings: dict | None = None,  # feature settings (default: `Config().feature_settings()`)
+    jobs: int = 0,  # worker processes; 0: all cores; 1: serial, in this process
+    cache_dir=None,  # cache folder (default `cache_root()`); False: no cache
+    progress: bool = True,
+    keep: bool = True,  # False: only fill the cache, as `voice-emotion features` does (`X` is None then)
+) -> FeatureBatch:
     "Features of many clips, from the cache where possible, in parallel otherwise."
     settings = settings or Config().feature_settings()
     global _SHARED_X
@@ -217,47 +285,79 @@ def extract_features(paths, # audio files
     cache = _worker_cache(settings, root)
     keys, reasons = [None] * len(paths), {}
     for i, p in enumerate(paths):  # only remembered keys: files never seen are hashed by the workers
-        try: keys[i] = cache.known_key(p) if cache is not None else None
-        except OSError as e: reasons[i] = _file_error(e)
+        try:
+            keys[i] = cache.known_key(p) if cache is not None else None
+        except OSError as e:
+            reasons[i] = _file_error(e)
     cached = [keys[i] is not None and keys[i] in cache for i in range(len(paths))]
     n_todo = len(paths) - len(reasons) - sum(cached)
     jobs = min(jobs or os.cpu_count() or 1, max(n_todo, 1))
-    if not keep and cache is None: raise VoiceEmotionError('extract_features: keep=False needs a cache to fill')
-    X = _output_array((len(paths), settings['max_len'], n_features(settings)), shared=jobs > 1 and _can_fork()) if keep else None
+    if not keep and cache is None:
+        raise VoiceEmotionError('extract_features: keep=False needs a cache to fill')
+    X = (
+        _output_array((len(paths), settings['max_len'], n_features(settings)), shared=jobs > 1 and _can_fork())
+        if keep
+        else None
+    )
     ok, todo, hits = np.zeros(len(paths), bool), [], 0
     for i, p in enumerate(paths):
-        if i in reasons: continue
-        if cached[i] and (cache.read_into(keys[i], X[i]) if keep else True): ok[i], hits = True, hits + 1
-        else: todo.append((i, p, keys[i], settings, root, keep))
-    if progress: from tqdm.auto import tqdm
+        if i in reasons:
+            continue
+        if cached[i] and (cache.read_into(keys[i], X[i]) if keep else True):
+            ok[i], hits = True, hits + 1
+        else:
+            todo.append((i, p, keys[i], settings, root, keep))
+    if progress:
+        from tqdm.auto import tqdm
     bar = tqdm(total=len(paths), initial=hits, desc='features', unit='clip', leave=False) if progress else None
     if jobs > 1 and _can_fork() and todo:  # before the fork, so that the workers share them
         _SHARED_X = X
         _warm_up(settings)
     pool = _pool(jobs) if jobs > 1 else None
-    results = pool.map(_compute, todo, chunksize=max(1, min(4, len(todo) // (4 * jobs)))) if pool else map(_compute, todo)
+    results = (
+        pool.map(_compute, todo, chunksize=max(1, min(4, len(todo) // (4 * jobs)))) if pool else map(_compute, todo)
+    )
     try:
         for i, F, reason, hashed, hit in results:
-            if hashed: cache.remember(paths[i], *hashed)
-            if F is None: reasons[i] = reason
-            elif isinstance(F, str): ok[i] = True  # a forked worker wrote it into X, or it is only cached
-            else: X[i], ok[i] = F, True
+            if hashed:
+                cache.remember(paths[i], *hashed)
+            if F is None:
+                reasons[i] = reason
+            elif isinstance(F, str):
+                ok[i] = True  # a forked worker wrote it into X, or it is only cached
+            else:
+                X[i], ok[i] = F, True
             hits += hit
-            if bar: bar.update()
+            if bar:
+                bar.update()
     finally:
         _SHARED_X = None
-        if bar: bar.close()
-        if pool: pool.shutdown(cancel_futures=True)
-        for c in _CACHES.values(): c.save_index(); c.close()  # (a serial run wrote from this process)
+        if bar:
+            bar.close()
+        if pool:
+            pool.shutdown(cancel_futures=True)
+        for c in _CACHES.values():
+            c.save_index()
+            c.close()  # (a serial run wrote from this process)
         _CACHES.clear()
     seconds = time.perf_counter() - start
     failures = [dict(path=paths[i], reason=r) for i, r in sorted(reasons.items())]
-    stats = dict(clips=len(paths), computed=int(ok.sum()) - hits, cache_hits=hits, failures=len(failures),
-                 seconds=round(seconds, 3), clips_per_s=round(len(paths) / seconds, 1) if seconds else None, jobs=jobs)
+    stats = dict(
+        clips=len(paths),
+        computed=int(ok.sum()) - hits,
+        cache_hits=hits,
+        failures=len(failures),
+        seconds=round(seconds, 3),
+        clips_per_s=round(len(paths) / seconds, 1) if seconds else None,
+        jobs=jobs,
+    )
     return FeatureBatch(X, ok, failures, stats)
 
 # %% ../nbs/05_store.ipynb #d480b7b2
-def table_features(table, # metadata table with a `path` column
-                   cfg:Config, progress:bool=True)->FeatureBatch:
+def table_features(
+    table,  # metadata table with a `path` column
+    cfg: Config,
+    progress: bool = True,
+) -> FeatureBatch:
     "Features of every clip of a table, with the configured settings, jobs and cache."
     return extract_features(table.path, cfg.feature_settings(), cfg.jobs, cfg.cache_dir, progress)

@@ -1,0 +1,101 @@
+"Every `voice-emotion` command once on the bundled sample, in-process (`main([...])`): the fast tier's end-to-end pass."
+import json, shutil, sys
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+from conftest import ROOT
+from voice_emotion.cli import main
+from voice_emotion.core import EMOTIONS
+
+def run(capsys, *args):
+    "Run the command in this process; (exit code, stdout, stderr)."
+    try: code = main([str(a) for a in args])
+    except SystemExit as e: code = e.code  # argparse's usage errors
+    out, err = capsys.readouterr()
+    return code, out, err
+
+def test_serving_imports_no_training_code():
+    import subprocess
+    code = ("import sys, voice_emotion.inference, voice_emotion.evaluation; "
+            "print(sorted(m for m in sys.modules if m.startswith('voice_emotion')))")
+    loaded = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert 'voice_emotion.bundle' in loaded and 'voice_emotion.inference' in loaded
+    assert 'voice_emotion.training' not in loaded and 'voice_emotion.experiments' not in loaded, loaded
+
+def test_default_model_predictions_unchanged(sample_clips):
+    "The shipped model gives the probabilities it gave before the code was reorganised (saved in tests/data)."
+    from voice_emotion.inference import predict_files
+    from voice_emotion.data import sample_dir
+    saved = pd.read_csv(ROOT/'tests'/'data'/'default_model_sample_predictions.csv')
+    now = predict_files([sample_dir()], jobs=1)
+    now['path'] = [str(Path(p).relative_to(sample_dir())) for p in now.path]
+    now = now.set_index('path').loc[saved.path]
+    assert len(saved) == 176 and (now.emotion.to_numpy() == saved.emotion.to_numpy()).all()
+    cols = [f'p_{e}' for e in EMOTIONS]
+    assert np.abs(now[cols].to_numpy() - saved[cols].to_numpy()).max() < 1e-5
+
+def test_data_and_features(capsys, tmp_path):
+    code, out, _ = run(capsys, 'data', '--json')
+    d = json.loads(out)
+    assert code == 0 and d['n_clips'] == 176 and d['seed'] == 42 and d['protocol'] == 'speaker'  # Config's defaults
+    code, out, _ = run(capsys, 'features', '--json', '--cache-dir', tmp_path, '-n', '20', '--jobs', '1')
+    f = json.loads(out)
+    assert code == 0 and (f['clips'], f['computed'], f['failures']) == (20, 20, 0)
+
+def test_train_evaluate_predict(capsys, tmp_path, sample_clips):
+    run_dir = tmp_path/'run'
+    code, out, err = run(capsys, 'train', '--recipe', 'seed', '--epochs', '2', '--out', run_dir)
+    assert code == 0, err
+    assert out.splitlines()[0].startswith('training seed (seed network) on sample (speaker protocol, seed 42, 2 epochs at most)')
+    code, out, err = run(capsys, 'evaluate', run_dir, '--json')
+    m = json.loads(out)
+    preds = pd.read_csv(run_dir/'predictions.csv')
+    assert code == 0 and m['recipe'] == 'seed' and m['architecture'] == 'seed'
+    assert m['n'] == len(preds) == 44 and m['accuracy'] == pytest.approx((preds.emotion == preds.predicted).mean())
+    code, out, err = run(capsys, 'predict', *sample_clips[:3], '--model', run_dir/'bundle', '--format', 'json')
+    rows = json.loads(out)
+    assert code == 0 and [r['path'] for r in rows] == [str(p) for p in sample_clips[:3]]
+    assert all(r['emotion'] == max(r['probabilities'], key=r['probabilities'].get) for r in rows)
+    code, out, err = run(capsys, 'predict', sample_clips[0], '--segment', '--window', '2', '--hop', '1', '--format', 'json')
+    [r] = json.loads(out)
+    assert code == 0 and r['windows'] == len(r['timeline']) and r['timeline'][0]['end'] == 2.0
+
+def test_compare_and_make_default(capsys, tmp_path):
+    out_dir = tmp_path/'cmp'
+    code, out, err = run(capsys, 'compare', '--recipes', 'seed', '--seeds', '7', '--folds', '2', '--epochs', '1', '--out', out_dir)
+    assert code == 0, err
+    [r] = json.loads((out_dir/'comparison.json').read_text())
+    assert (r['recipe'], r['seed'], len(r['folds'])) == ('seed', 7, 2) and 'seed seed 7: accuracy' in out
+    assert r['accuracy'] == pytest.approx(np.mean([f['accuracy'] for f in r['folds']]))
+    again = run(capsys, 'compare', '--recipes', 'seed', '--seeds', '7', '--folds', '2', '--epochs', '1', '--out', out_dir)[1]
+    assert 'seed seed 7: accuracy' not in again and 'seed means (accuracy)' in again  # resumed: nothing retrained, the table printed
+    from voice_emotion.data import sample_dir
+    code, out, err = run(capsys, 'make-default', '--data-dir', sample_dir(), '--recipe', 'seed', '--folds', '2', '--epochs', '1',
+                         '--out', tmp_path/'default')
+    assert code == 0, err
+    card = (tmp_path/'default'/'MODEL_CARD.md').read_text()
+    kfold = json.loads((tmp_path/'default'/'kfold_metrics.json').read_text())
+    assert f"| accuracy | {100 * kfold['accuracy']:.1f} % ± {100 * kfold['accuracy_std']:.1f} |" in card
+    assert '--recipe seed' in card and '4 actors (01–04' in card
+
+def test_report_and_docs(capsys, tmp_path):
+    reports = tmp_path/'reports'
+    code, out, err = run(capsys, 'report', '--stages', 'data', '--name', 'quick', '--reports-dir', reports)
+    assert code == 0, out + err
+    rec = json.loads((reports/'quick'/'run.json').read_text())
+    assert rec['status'] == 'ok' and [s['stage'] for s in rec['stages']] == ['data'] and (reports/'quick'/'01_data.html').exists()
+    nbs = tmp_path/'nbs'; nbs.mkdir()
+    for nb in ('00_core.ipynb', '01_data.ipynb'): shutil.copy(ROOT/'nbs'/nb, nbs/nb)
+    code, out, err = run(capsys, 'docs', '--notebooks', nbs, '--reports-dir', reports)
+    assert code == 0, out + err
+    assert sorted(p.name for p in (reports/'docs').glob('*.html')) == ['00_core.html', '01_data.html', 'index.html']
+    assert 'docs/index.html' in (reports/'index.html').read_text()
+
+def test_usage_errors_and_renamed_options(capsys, tmp_path):
+    assert run(capsys, 'predict')[0] == 2
+    code, _, err = run(capsys, 'train', '--model', 'seed', '--out', tmp_path)
+    assert code == 2 and err.strip() == ('voice-emotion train: error: --model names a trained bundle (predict, evaluate); '
+                                         'choose how to train with --recipe RECIPE')
+    code, _, err = run(capsys, 'compare', '--models', 'seed')
+    assert code == 2 and '--recipes' in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, 'data', '--folds', '1')
+    assert code == 1 and err.strip() == 'voice-emotion: error: folds must be at least 2 (got 1)'
