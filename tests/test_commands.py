@@ -99,3 +99,39 @@ def test_usage_errors_and_renamed_options(capsys, tmp_path):
     assert code == 2 and '--recipes' in err and len(err.strip().splitlines()) == 1
     code, _, err = run(capsys, 'data', '--folds', '1')
     assert code == 1 and err.strip() == 'voice-emotion: error: folds must be at least 2 (got 1)'
+
+LAYERS = ['core', 'data', 'plots', 'features', 'store', 'model', 'bundle', 'training', 'evaluation', 'inference',
+          'experiments', 'pipeline', 'cli', 'bench']  # the order of the data: a module imports only modules before it
+
+def _imports(module:str)->set:
+    "The voice_emotion modules a library module imports, at the top or inside its functions."
+    import ast
+    tree = ast.parse((ROOT/'voice_emotion'/f'{module}.py').read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            name = node.module.removeprefix('voice_emotion.').lstrip('.') if node.level or node.module.startswith('voice_emotion') else None
+            if name: out.add(name.split('.')[0])
+        elif isinstance(node, ast.Import):
+            out |= {a.name.split('.')[1] for a in node.names if a.name.startswith('voice_emotion.')}
+    return out & set(LAYERS)
+
+def test_imports_run_one_way():
+    for i, module in enumerate(LAYERS):
+        uses = _imports(module)
+        allowed = set(LAYERS) if module == 'cli' else set(LAYERS[:i])  # the command line imports each stage lazily
+        assert uses <= allowed, (module, uses - allowed)
+    for serving in ('bundle', 'inference', 'evaluation'): assert not _imports(serving) & {'training', 'experiments'}, serving
+    assert sorted(p.stem for p in (ROOT/'voice_emotion').glob('[a-z]*.py')) == sorted(LAYERS)  # every module has its place
+
+def test_compare_on_saved_results_reproduces_the_readme(capsys, tmp_path):
+    "Nothing is retrained when every run is recorded; the table printed has the README's figures."
+    shutil.copy(ROOT/'reports'/'model-comparison'/'comparison.json', tmp_path/'comparison.json')
+    code, out, err = run(capsys, 'compare', '--dataset', 'ravdess', '--data-dir', tmp_path/'not-needed', '--recipes', 'seed',
+                         'attention', 'ensemble', '--seeds', '42', '43', '44', '--out', tmp_path)
+    assert code == 0, err
+    readme = (ROOT/'README.md').read_text()
+    for line in out.splitlines()[1:]:
+        recipe, seeds, folds, acc, pm, acc_std, bal, pm2, bal_std, f1 = line.split()[:10]
+        row = next(l for l in readme.splitlines() if l.startswith(f'| {recipe} '))
+        assert [c.strip() for c in row.strip('|').split('|')][:6] == [recipe, seeds, folds, f'{acc} ± {acc_std}', f'{bal} ± {bal_std}', f1]

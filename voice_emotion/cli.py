@@ -113,7 +113,8 @@ def cmd_features(args) -> int:
     if args.bench:
         from voice_emotion.bench import benchmark_features
 
-        r = benchmark_features(args.dataset, args.data_dir, args.n, args.jobs or 0)
+        cfg = _config(args)
+        r = benchmark_features(cfg.dataset, cfg.data_dir, args.n, cfg.jobs)
         if args.json:
             _print_json(r)
             return 0

@@ -133,7 +133,7 @@ def model_card(
             'accuracy': folds.accuracy.map(lambda a: f'{100 * a:.1f} %'),
             'balanced accuracy': folds.balanced_accuracy.map(lambda a: f'{100 * a:.1f} %'),
         }
-    ).to_markdown(index=False)
+    ).to_markdown(index=False, disable_numparse=True)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir()), keep_trailing_newline=True)
     env.filters.update(pct=_percent, tuple=tuple)
     return env.get_template('MODEL_CARD.md.j2').render(
