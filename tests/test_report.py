@@ -89,12 +89,11 @@ CHECK = """<script>window.addEventListener('load', () => setTimeout(() => {
   const imgs = [...document.images].map(i => i.naturalWidth);
   document.body.setAttribute('data-img-widths', JSON.stringify(imgs));
   document.body.setAttribute('data-audio', document.querySelectorAll('audio').length);
+  document.body.setAttribute('data-nav', JSON.stringify([...document.querySelectorAll('nav.ve-sidebar a')].map(a => a.href)));
 }, 300));</script>"""
 
-@pytest.mark.parametrize('page', ['index.html', 'e2e/index.html', 'e2e/02_eda.html', 'e2e/09_evaluation.html'])
-def test_pages_render_in_a_real_browser(site, tmp_path, page):
-    reports, _ = site
-    src = reports/page
+def _rendered(src, tmp_path)->tuple:
+    "Open a page in headless Chromium: a screenshot is taken, then (decoded image widths, audio players, sidebar links)."
     probe = src.with_name(src.stem + '.probe.html')
     probe.write_text(src.read_text(encoding='utf-8').replace('</body>', CHECK + '</body>'), encoding='utf-8')
     try:
@@ -103,12 +102,17 @@ def test_pages_render_in_a_real_browser(site, tmp_path, page):
         assert shot.exists() and shot.stat().st_size > 10_000, r.stderr[-500:]
         dom = _browser(probe.as_uri(), tmp_path, '--virtual-time-budget=5000', '--dump-dom').stdout
     finally: probe.unlink()
-    m = re.search(r'data-img-widths="([^"]*)"', dom)
-    assert m, dom[:500]
-    widths = json.loads(m.group(1).replace('&quot;', '"'))
+    attr = lambda name: json.loads(re.search(f'data-{name}="([^"]*)"', dom).group(1).replace('&quot;', '"'))
+    assert 'data-img-widths' in dom, dom[:500]
+    return attr('img-widths'), attr('audio'), attr('nav')
+
+@pytest.mark.parametrize('page', ['index.html', 'e2e/index.html', 'e2e/02_eda.html', 'e2e/09_evaluation.html'])
+def test_pages_render_in_a_real_browser(site, tmp_path, page):
+    reports, _ = site
+    widths, audio, _ = _rendered(reports/page, tmp_path)
     if page.endswith(('02_eda.html', '09_evaluation.html')):
         assert widths and all(w > 0 for w in widths), widths  # every plot decoded and drawn
-        assert page.endswith('09_evaluation.html') or int(re.search(r'data-audio="(\d+)"', dom).group(1)) >= 6
+        assert page.endswith('09_evaluation.html') or audio >= 6
     else: assert all(w > 0 for w in widths)
 
 @pytest.fixture(scope='module')
@@ -134,18 +138,6 @@ def test_docs_site_lists_every_chapter_and_links_resolve(docs):
 
 def test_docs_page_renders_in_a_real_browser(docs, tmp_path):
     d, _ = docs
-    src = d/'02_eda.html'
-    probe = src.with_name('probe.html')
-    probe.write_text(src.read_text(encoding='utf-8').replace('</body>', CHECK.replace("'load', () =>", "'load', () => {"
-                     "document.body.setAttribute('data-nav', JSON.stringify([...document.querySelectorAll('nav.ve-sidebar a')].map(a => a.href)));"
-                     "}); window.addEventListener('load', () =>") + '</body>'), encoding='utf-8')
-    try:
-        shot = tmp_path/'docs.png'
-        r = _browser(probe.as_uri(), tmp_path, f'--screenshot={shot}')
-        assert shot.exists() and shot.stat().st_size > 10_000, r.stderr[-500:]
-        dom = _browser(probe.as_uri(), tmp_path, '--virtual-time-budget=5000', '--dump-dom').stdout
-    finally: probe.unlink()
-    widths = json.loads(re.search(r'data-img-widths="([^"]*)"', dom).group(1).replace('&quot;', '"'))
+    widths, _, nav = _rendered(d/'02_eda.html', tmp_path)
     assert len(widths) >= 5 and all(w > 0 for w in widths), widths   # every plot of the chapter decoded and drawn
-    nav = json.loads(re.search(r'data-nav="([^"]*)"', dom).group(1).replace('&quot;', '"'))
     assert len(nav) >= 10 and all(Path(u.replace('file://', '')).exists() for u in nav), nav   # the sidebar's links resolve

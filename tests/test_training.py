@@ -47,7 +47,7 @@ def test_test_part_never_reaches_scaler_fit_or_callbacks(tmp_path, monkeypatch, 
     real_fit_scaler, real_fit, real_batches, real_stats = training.fit_scaler, keras.Model.fit, training.training_batches, training.fit_statistics_member
     def spy_scaler(X, **kw): seen['scaler'].append(X.copy()); return real_fit_scaler(X, **kw)
     def spy_batches(X, Y, W, cfg): seen['fit_x'].append(np.array(X)); return real_batches(X, Y, W, cfg)
-    def spy_stats(X, y, speakers, **kw): seen['stats_x'].append(np.array(X)); return real_stats(X, y, speakers, **kw)
+    def spy_stats(X, y, speakers, *args, **kw): seen['stats_x'].append(np.array(X)); return real_stats(X, y, speakers, *args, **kw)
     def spy_fit(self, x=None, y=None, validation_data=None, **kw):
         if isinstance(x, np.ndarray): seen['fit_x'].append(np.array(x))
         if validation_data is not None: seen['validation_x'].append(np.array(validation_data[0]))
