@@ -202,8 +202,10 @@ DEFAULT_RECIPE = 'ensemble'  # what `Config()` holds: the recipe of the default 
 
 # %% ../nbs/00_core.ipynb #31cf9d43
 def n_features(settings: dict) -> int:  # feature settings, as `Config.feature_settings()`
-    "Columns of a clip's feature matrix: MFCC + chroma + log-mel + ZCR."
-    return settings['n_mfcc'] + settings['n_chroma'] + settings['n_mels'] + 1
+    "Columns of a clip's feature matrix: MFCC + chroma + log-mel + ZCR (or an encoder's `width`)."
+    return (
+        settings['width'] if 'width' in settings else settings['n_mfcc'] + settings['n_chroma'] + settings['n_mels'] + 1
+    )
 
 # %% ../nbs/00_core.ipynb #a66a8246
 def cache_root(cache_dir=None) -> Path:  # explicit folder; else $VOICE_EMOTION_CACHE; else the user cache folder

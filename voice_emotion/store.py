@@ -16,17 +16,19 @@ from pathlib import Path
 import numpy as np
 
 from .core import Config, VoiceEmotionError, cache_root, n_features
+from .encoders import clip_encoder_frames
 from .features import FEATURE_VERSION, _file_error, clip_features, feature_kwargs, signal_features
 
 # %% auto #0
-__all__ = ['KEY_BYTES', 'settings_key', 'content_key', 'FeatureCache', 'FeatureBatch', 'keep_freed_memory', 'extract_features',
-           'table_features']
+__all__ = ['KEY_BYTES', 'settings_key', 'content_key', 'FeatureCache', 'FeatureBatch', 'clip_matrix', 'keep_freed_memory',
+           'extract_features', 'table_features']
 
 # %% ../nbs/05_store.ipynb #a3386e5b
 def settings_key(settings: dict) -> str:
-    "A short hash of the feature settings (and the feature code's version)."
+    "A short hash of the feature settings (and the feature code's version); an encoder's folder is not part of it."
+    what = {k: v for k, v in settings.items() if k != 'folder'}  # the weights' hash is: the same weights anywhere
     return hashlib.blake2b(
-        json.dumps({**settings, 'v': FEATURE_VERSION}, sort_keys=True).encode(), digest_size=6
+        json.dumps({**what, 'v': FEATURE_VERSION}, sort_keys=True).encode(), digest_size=6
     ).hexdigest()
 
 
@@ -200,7 +202,7 @@ def _compute(
         if cache.read_into(key, out) if keep else key in cache:
             return i, done, None, hashed, True
     try:
-        out[:] = clip_features(path, **feature_kwargs(settings))
+        out[:] = clip_matrix(path, settings)
     except VoiceEmotionError as e:
         return i, None, e.reason, hashed, False
     except Exception as e:
@@ -210,8 +212,20 @@ def _compute(
     return i, done, None, hashed, False
 
 
+_IN_WORKER = False  # True in the processes of a parallel extraction
+
+
+def clip_matrix(path, settings: dict) -> np.ndarray:  # an audio file; seed feature or encoder settings
+    "A clip's matrix for the store: the seed's features, or encoder frames when the settings are an encoder's."
+    if settings.get('kind') == 'whisper':
+        return clip_encoder_frames(path, settings, threads=1 if _IN_WORKER else 0)
+    return clip_features(path, **feature_kwargs(settings))
+
+
 def _warm_up(settings: dict):
     "Import and build, before forking, what every worker needs: the workers then share it instead of each paying."
+    if settings.get('kind') == 'whisper':  # CTranslate2 is not forked: each worker loads its own encoder
+        return
     import soundfile  # noqa: F401 (imported here so that the forked workers share them)
     import soxr  # noqa: F401
     import threadpoolctl  # noqa: F401
@@ -237,6 +251,8 @@ def _one_thread():
     "Worker initialiser: one BLAS/FFT thread per process (or the workers fight over the cores), memory kept for reuse."
     from threadpoolctl import threadpool_limits
 
+    global _IN_WORKER
+    _IN_WORKER = True  # an encoder loaded here runs on one thread too
     threadpool_limits(1)
     keep_freed_memory()
 
