@@ -45,7 +45,7 @@ def test_train_evaluate_predict(capsys, tmp_path, sample_clips):
     run_dir = tmp_path/'run'
     code, out, err = run(capsys, 'train', '--recipe', 'seed', '--epochs', '2', '--out', run_dir)
     assert code == 0, err
-    assert out.splitlines()[0].startswith('training seed (seed network) on sample (speaker protocol, seed 42, 2 epochs at most)')
+    assert out.splitlines()[0].startswith('training seed (seed network, 2 epochs at most) on sample (speaker protocol, seed 42)')
     code, out, err = run(capsys, 'evaluate', run_dir, '--json')
     m = json.loads(out)
     preds = pd.read_csv(run_dir/'predictions.csv')
@@ -100,7 +100,7 @@ def test_usage_errors_and_renamed_options(capsys, tmp_path):
     code, _, err = run(capsys, 'data', '--folds', '1')
     assert code == 1 and err.strip() == 'voice-emotion: error: folds must be at least 2 (got 1)'
 
-LAYERS = ['core', 'data', 'plots', 'features', 'store', 'model', 'bundle', 'training', 'evaluation', 'inference',
+LAYERS = ['core', 'data', 'plots', 'features', 'encoders', 'store', 'model', 'bundle', 'training', 'evaluation', 'inference',
           'experiments', 'pipeline', 'cli', 'bench']  # the order of the data: a module imports only modules before it
 
 def _imports(module:str)->set:
@@ -135,3 +135,32 @@ def test_compare_on_saved_results_reproduces_the_readme(capsys, tmp_path):
         recipe, seeds, folds, acc, pm, acc_std, bal, pm2, bal_std, f1 = line.split()[:10]
         row = next(l for l in readme.splitlines() if l.startswith(f'| {recipe} '))
         assert [c.strip() for c in row.strip('|').split('|')][:6] == [recipe, seeds, folds, f'{acc} ± {acc_std}', f'{bal} ± {bal_std}', f1]
+
+def test_whisper_linear_trains_and_serves_without_tensorflow(capsys, tmp_path, sample_clips):
+    "A linear head on Whisper frames: trained by the command line, predicting in a process that never imports TensorFlow."
+    import subprocess
+    run_dir = tmp_path/'linear'
+    code, out, err = run(capsys, 'train', '--recipe', 'whisper-linear', '--out', run_dir)
+    assert code == 0, err
+    assert 'logistic regression (C = ' in out
+    m = json.loads(run(capsys, 'evaluate', run_dir, '--json')[1])
+    preds = pd.read_csv(run_dir/'predictions.csv')
+    assert m['n'] == 44 and m['accuracy'] == pytest.approx((preds.emotion == preds.predicted).mean())
+    code = ("import sys, json; from voice_emotion.cli import main; rc = main(['predict', sys.argv[1], '--model', sys.argv[2], "
+            "'--format', 'json']); print(json.dumps([rc, 'tensorflow' in sys.modules, 'keras' in sys.modules]))")
+    r = subprocess.run([sys.executable, '-c', code, str(sample_clips[7]), str(run_dir/'bundle')], capture_output=True, text=True)
+    *rows, tail = r.stdout.strip().splitlines()
+    assert json.loads(tail) == [0, False, False], r.stdout[-500:] + r.stderr[-1500:]
+    [row] = json.loads('\n'.join(rows))
+    assert row['emotion'] in EMOTIONS and abs(sum(row['probabilities'].values()) - 1) < 1e-4
+
+def test_bundle_refuses_other_encoder_weights(capsys, tmp_path):
+    "A linear bundle names its encoder's weights by their hash; other weights are refused when it loads."
+    from voice_emotion.bundle import load_bundle
+    run_dir = tmp_path/'linear'
+    assert run(capsys, 'train', '--recipe', 'whisper-linear', '--protocol', 'random', '--out', run_dir)[0] == 0
+    meta = json.loads((run_dir/'bundle'/'bundle.json').read_text())
+    meta['feature_settings']['sha256'] = '0' * 64
+    (run_dir/'bundle'/'bundle.json').write_text(json.dumps(meta))
+    with pytest.raises(Exception) as e: load_bundle(run_dir/'bundle')
+    assert "the encoder's weights (SHA-256 1a5afae06a4d…) are not the 000000000000… this model was made with" in str(e.value)

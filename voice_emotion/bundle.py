@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,12 @@ import numpy as np
 import pandas as pd
 
 from .core import EMOTIONS, Config, VoiceEmotionError, import_keras, write_json
-from .features import FEATURE_VERSION, real_frames
+from .encoders import settings_encoder
+from .features import FEATURE_VERSION, frame_statistics, real_frames
 
 # %% auto #0
-__all__ = ['BUNDLE_FORMAT', 'BUNDLE_FILES', 'Scaler', 'library_versions', 'save_bundle', 'Predictor', 'load_bundle', 'run_parts']
+__all__ = ['BUNDLE_FORMAT', 'BUNDLE_FILES', 'Scaler', 'LinearHead', 'library_versions', 'save_bundle', 'Predictor', 'load_bundle',
+           'run_parts']
 
 # %% ../nbs/07_bundle.ipynb #e27f50de
 @dataclass
@@ -39,9 +42,26 @@ class Scaler:
             X[pad] = 0
         return X
 
+# %% ../nbs/07_bundle.ipynb #ba711d42
+@dataclass
+class LinearHead:
+    "Softmax of a logistic regression on the standardised frame statistics of each clip (NumPy only)."
+
+    mean: np.ndarray  # (2 · width,) statistics' mean over the training clips
+    scale: np.ndarray  # (2 · width,) and their spread
+    coef: np.ndarray  # (classes, 2 · width)
+    intercept: np.ndarray  # (classes,)
+
+    def predict_on_batch(self, X: np.ndarray) -> np.ndarray:  # (clips, frames, width), zero after each clip
+        "Class probabilities (clips, classes)."
+        logits = ((frame_statistics(X) - self.mean) / self.scale) @ self.coef.T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
 # %% ../nbs/07_bundle.ipynb #76246f3a
 BUNDLE_FORMAT = 1
-BUNDLE_FILES = ('bundle.json', 'model.keras', 'scaler.npz')
+BUNDLE_FILES = {'network': ('bundle.json', 'model.keras', 'scaler.npz'), 'linear': ('bundle.json', 'head.npz')}
 
 
 def library_versions() -> dict:
@@ -61,23 +81,35 @@ def library_versions() -> dict:
         'soxr',
         'librosa',
         'scikit-learn',
+        'ctranslate2',
     ):
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:
             pass
-    out['keras_backend'] = import_keras().backend.backend()
+    if 'keras' in sys.modules:  # a linear head trains and serves without Keras
+        out['keras_backend'] = sys.modules['keras'].backend.backend()
     return out
 
 # %% ../nbs/07_bundle.ipynb #4dd5f370
 def save_bundle(
-    path, model, scaler: Scaler, cfg: Config, split: pd.DataFrame, history: dict, extra: dict | None = None
+    path,  # the bundle folder to write
+    model,  # a Keras model, or a `LinearHead`
+    scaler: Scaler | None,  # the network's scaler (None for a linear head, which standardises itself)
+    cfg: Config,  # the configuration it was trained with
+    settings: dict,  # the settings of the matrices it reads (`matrix_settings(cfg)`)
+    split: pd.DataFrame,  # the clips and the part each was in
+    history: dict,  # what training recorded
+    extra: dict | None = None,  # more to keep in bundle.json
 ) -> Path:
     "Write a bundle folder: model, scaler, labels, feature settings, config, split, history, versions."
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    model.save(path / 'model.keras')
-    np.savez(path / 'scaler.npz', mean=scaler.mean, scale=scaler.scale, mask_padding=scaler.mask_padding)
+    if isinstance(model, LinearHead):
+        np.savez(path / 'head.npz', mean=model.mean, scale=model.scale, coef=model.coef, intercept=model.intercept)
+    else:
+        model.save(path / 'model.keras')
+        np.savez(path / 'scaler.npz', mean=scaler.mean, scale=scaler.scale, mask_padding=scaler.mask_padding)
     split.to_csv(path / 'split.csv', index=False)
     write_json(path / 'history.json', history)
     write_json(
@@ -85,9 +117,10 @@ def save_bundle(
         dict(
             format=BUNDLE_FORMAT,
             labels=list(EMOTIONS),
-            feature_settings=cfg.feature_settings(),
+            head=cfg.head,
+            feature_settings=settings,
             feature_version=FEATURE_VERSION,
-            architecture=cfg.architecture,
+            architecture=cfg.architecture if cfg.head == 'network' else None,
             recipe=cfg.recipe_name,
             config=cfg.to_dict(),
             versions=library_versions(),
@@ -101,7 +134,7 @@ def save_bundle(
 class Predictor:
     "A loaded bundle: features in, probabilities out."
 
-    def __init__(self, path: Path, meta: dict, model, scaler: Scaler):
+    def __init__(self, path: Path, meta: dict, model, scaler: Scaler | None):  # scaler: None for a linear head
         self.path, self.meta, self.model, self.scaler = path, meta, model, scaler
         self.labels, self.settings = meta['labels'], meta['feature_settings']
 
@@ -109,13 +142,13 @@ class Predictor:
         self, X: np.ndarray, batch_size: int = 64
     ) -> np.ndarray:  # (clips, frames, features), unscaled
         "Class probabilities (clips, classes) for unscaled feature matrices."
-        X = self.scaler.transform(np.asarray(X, np.float32))
+        X = np.asarray(X, np.float32) if self.scaler is None else self.scaler.transform(np.asarray(X, np.float32))
         if len(X) <= batch_size:
             return self._forward(X)
         return np.concatenate([self._forward(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
 
     def _forward(self, X: np.ndarray) -> np.ndarray:
-        "One batch through the compiled predict function: 6 ms a clip (eager `model(x)`: 300, `predict`: 60)."
+        "One batch through the head: a network's compiled predict function (6 ms a clip; eager: 300), or NumPy."
         return np.asarray(self.model.predict_on_batch(X))
 
     def split(self) -> pd.DataFrame:
@@ -126,37 +159,52 @@ class Predictor:
 
     def __repr__(self):
         arch = self.meta.get('architecture', self.meta.get('model'))  # `model` in bundles saved before the rename
-        return f"Predictor({self.path}, architecture={arch}, labels={self.labels})"
+        what = f'architecture={arch}' if self.meta.get('head', 'network') == 'network' else 'linear head'
+        return f"Predictor({self.path}, {what}, labels={self.labels})"
 
 # %% ../nbs/07_bundle.ipynb #d7bdf294
 def load_bundle(path) -> Predictor:  # a bundle folder
-    "Load a bundle, refusing one that is incomplete, incompatible, or made with other feature settings."
+    "Load a bundle, refusing one that is incomplete, incompatible, or made with other features or encoder weights."
     path = Path(path)
     if not path.is_dir():
         raise VoiceEmotionError('no such bundle folder', path=path)
-    missing = [f for f in BUNDLE_FILES if not (path / f).exists()]
-    if missing:
-        raise VoiceEmotionError(f'incomplete bundle: missing {", ".join(missing)}', path=path)
     try:
         meta = json.loads((path / 'bundle.json').read_text())
+    except OSError:
+        meta = {}
     except json.JSONDecodeError as e:
         raise VoiceEmotionError(f'bundle.json is not valid JSON ({e})', path=path) from None
+    head = meta.get('head', 'network')  # bundles from before linear heads are networks
+    missing = [f for f in BUNDLE_FILES.get(head, BUNDLE_FILES['network']) if not (path / f).exists()]
+    if missing:
+        raise VoiceEmotionError(f'incomplete bundle: missing {", ".join(missing)}', path=path)
     if meta.get('format') != BUNDLE_FORMAT:
         raise VoiceEmotionError(
             f"bundle format {meta.get('format')} is not supported (this version reads format {BUNDLE_FORMAT})",
             path=path,
         )
+    if meta.get('feature_version') != FEATURE_VERSION:
+        raise VoiceEmotionError(
+            f"bundle expects feature version {meta.get('feature_version')}; this code computes {FEATURE_VERSION}",
+            path=path,
+        )
+    settings = meta.get('feature_settings', {})
+    if settings.get('kind') == 'whisper':
+        try:
+            settings_encoder(settings)  # refused here, not at the first clip, when the weights are not the bundle's
+        except VoiceEmotionError as e:
+            raise VoiceEmotionError(e.reason, path=path) from None
+    else:
+        ours = {**Config().feature_settings(), **{k: settings.get(k) for k in ('max_len',)}}
+        if settings != ours:
+            raise VoiceEmotionError(f'bundle expects features {settings}; this code computes {ours}', path=path)
+    if head == 'linear':
+        h = np.load(path / 'head.npz')
+        return Predictor(path, meta, LinearHead(h['mean'], h['scale'], h['coef'], h['intercept']), None)
     keras = import_keras()
     saved = meta.get('versions', {}).get('keras', '0')
     if saved.split('.')[0] != keras.__version__.split('.')[0]:
         raise VoiceEmotionError(f'bundle saved with Keras {saved}, this is Keras {keras.__version__}', path=path)
-    ours = {**Config().feature_settings(), **{k: meta['feature_settings'].get(k) for k in ('max_len',)}}
-    if meta.get('feature_settings') != ours or meta.get('feature_version') != FEATURE_VERSION:
-        raise VoiceEmotionError(
-            f"bundle expects features {meta.get('feature_settings')} (version {meta.get('feature_version')}); "
-            f'this code computes {ours} (version {FEATURE_VERSION})',
-            path=path,
-        )
     s = np.load(path / 'scaler.npz')
     import voice_emotion.model  # noqa: F401 (registers the custom layers the saved model may use)
 

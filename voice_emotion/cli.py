@@ -177,9 +177,13 @@ def cmd_train(args) -> int:
     from voice_emotion.training import train_run
 
     cfg = _config(args)
+    what = (
+        f'{cfg.architecture} network, {cfg.epochs} epochs{" at most" if cfg.early_stopping else ""}'
+        if cfg.head == 'network'
+        else f'logistic regression on {cfg.encoder or "feature"} statistics'
+    )
     print(
-        f'training {cfg.recipe_name} ({cfg.architecture} network) on {cfg.dataset} '
-        f'({cfg.protocol} protocol, seed {cfg.seed}, {cfg.epochs} epochs{" at most" if cfg.early_stopping else ""}) '
+        f'training {cfg.recipe_name} ({what}) on {cfg.dataset} ({cfg.protocol} protocol, seed {cfg.seed}) '
         f'into {args.out}',
         flush=True,
     )
@@ -188,6 +192,9 @@ def cmd_train(args) -> int:
         print(
             f"{p['name']}: {p['n_train']} training / {p['n_valid']} validation clips, {p['epochs_run']} epochs "
             f"(best {p['best_epoch']}), {p['train_seconds']} s ({p['seconds_per_epoch']} s/epoch)"
+            if p['epochs_run']
+            else f"{p['name']}: {p['n_train']} training clips, logistic regression (C = {p['stats_C']}), "
+            f"{p['train_seconds']} s"
         )
     print(f"total {s['total_seconds']} s; evaluate with: voice-emotion evaluate {args.out}")
     return 0
@@ -262,7 +269,7 @@ def _format_predictions(rows: list[dict], labels: list, fmt: str) -> str:
     import io
 
     if fmt == 'json':
-        return json.dumps(rows, indent=2, default=str)
+        return json.dumps(rows, indent=2, default=str) + '\n'
     flat = []
     for r in rows:
         base = {k: v for k, v in r.items() if k not in ('probabilities', 'timeline')}
@@ -635,6 +642,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_option(t, '--valid-frac', field='valid_frac', type=float, help='share of speakers (clips) for validation')
     _add_recipe_option(t)
+    t.add_argument(
+        '--encoder', help="encoder for recipes that read one (default: the recipe's; whisper-tiny.en is shipped)"
+    )
+    _config_option(
+        t, '--encoder-dir', field='encoder_dir', metavar='DIR', help='a CTranslate2 Whisper folder for --encoder'
+    )
+    _config_option(t, '--compute-type', field='compute_type', choices=('int8', 'float32'), help="the encoder's weights")
     _config_option(t, '--jobs', '-j', field='jobs', type=int, help='feature worker processes; 0: all cores')
     t.add_argument('--cache-dir', metavar='DIR', help='feature cache folder')
     t.add_argument('--out', required=True, metavar='RUN_DIR', help='run folder to write')

@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['EMOTIONS', 'PROTOCOLS', 'DATASETS', 'ARCHITECTURES', 'PAD_MODES', 'RECIPES', 'DEFAULT_RECIPE', 'VoiceEmotionError',
-           'Config', 'n_features', 'cache_root', 'import_keras', 'package_dir', 'templates_dir', 'write_json']
+__all__ = ['EMOTIONS', 'PROTOCOLS', 'DATASETS', 'ARCHITECTURES', 'PAD_MODES', 'HEADS', 'COMPUTE_TYPES', 'RECIPES',
+           'DEFAULT_RECIPE', 'VoiceEmotionError', 'Config', 'n_features', 'cache_root', 'import_keras', 'package_dir',
+           'templates_dir', 'write_json']
 
 # %% ../nbs/00_core.ipynb #dfaa7712
 EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
@@ -35,6 +36,8 @@ PROTOCOLS = ('random', 'speaker', 'speaker-kfold')
 DATASETS = ('sample', 'cremad', 'ravdess')
 ARCHITECTURES = ('seed', 'attention')  # the networks `voice_emotion.model` builds
 PAD_MODES = ('seed', 'mask')
+HEADS = ('network', 'linear')  # what reads the features: a Keras network, or a logistic regression on their statistics
+COMPUTE_TYPES = ('int8', 'float32')  # CTranslate2's weights for an encoder on the CPU
 
 
 @dataclass
@@ -56,6 +59,15 @@ class Config:
     n_mfcc: int = 13  # MFCCs
     n_chroma: int = 12  # chroma bins
     max_len: int = 300  # frames per clip after padding or cutting
+    encoder: str | None = (
+        None  # a pretrained encoder's frames instead of the seed's features (`whisper-tiny.en` is shipped)
+    )
+    encoder_dir: str | None = (
+        None  # a CTranslate2 Whisper folder for `encoder` (default: the shipped or downloaded one)
+    )
+    compute_type: str = 'int8'  # the encoder's weights on the CPU: `int8` or `float32`
+    encoder_window: float = 8.0  # seconds of each clip the encoder reads
+    head: str = 'network'  # `network`: a Keras network over frames; `linear`: logistic regression on frame statistics
     recipe_name: str = 'ensemble'  # the named recipe (see `RECIPES`) these settings started from
     architecture: str = 'attention'  # the network (see `ARCHITECTURES`); the defaults below are its recipe's
     conv_filters: tuple = (128, 128)  # Conv1D widths
@@ -103,6 +115,8 @@ class Config:
             ('recipe_name', RECIPES),
             ('architecture', ARCHITECTURES),
             ('pad_mode', PAD_MODES),
+            ('head', HEADS),
+            ('compute_type', COMPUTE_TYPES),
         ):
             if getattr(self, name) not in choices:
                 raise VoiceEmotionError(
@@ -197,6 +211,16 @@ RECIPES = {
 }
 RECIPES['attention-stats'] = {**RECIPES['attention'], 'epochs': 30, 'early_stopping': False, 'stats_member': True}
 RECIPES['ensemble'] = {**RECIPES['attention-stats'], 'networks': 2}
+# Whisper tiny.en encoder frames (the encoders chapter): mean and standard deviation over the clip, logistic regression
+RECIPES['whisper-linear'] = {
+    **RECIPES['attention'],
+    'encoder': 'whisper-tiny.en',
+    'head': 'linear',
+    'augment': False,
+    'mixup': 0.0,
+    'early_stopping': False,
+    'stats_C': (0.01, 0.03, 0.1, 0.3, 1.0),
+}
 
 DEFAULT_RECIPE = 'ensemble'  # what `Config()` holds: the recipe of the default model
 

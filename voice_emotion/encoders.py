@@ -13,12 +13,13 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .core import VoiceEmotionError
-from .features import _hann, _real_fft, load_audio, mel_filters
+from .features import _hann, _real_fft, load_audio, mel_filters, samples_needed
 
 # %% auto #0
 __all__ = ['WHISPER_SR', 'WHISPER_HOP', 'WHISPER_N_FFT', 'DEFAULT_ENCODER', 'SHIPPED_WEIGHTS_SHA256', 'HUB_ENCODERS',
            'whisper_log_mel', 'weights_sha256', 'shipped_encoder_dir', 'download_encoder', 'Encoder',
-           'check_shipped_weights', 'load_encoder', 'encoder_settings', 'clip_encoder_frames']
+           'check_shipped_weights', 'load_encoder', 'encoder_settings', 'clip_encoder_frames', 'settings_encoder',
+           'fixed_frames', 'analysed_seconds']
 
 # %% ../nbs/04_encoders.ipynb #807bedc6
 WHISPER_SR = 16000  # Whisper's sample rate
@@ -192,18 +193,37 @@ def clip_encoder_frames(
     threads: int = 0,  # CTranslate2 threads (1 in each worker of a parallel extraction)
 ) -> np.ndarray:  # (max_len, width) float32, zero after the clip's frames
     "A clip's encoder frames in the store's fixed shape, from the encoder the settings name (loaded once per process)."
+    return fixed_frames(
+        load_audio(path, WHISPER_SR, max_samples=int(settings['window'] * WHISPER_SR)), settings, threads
+    )
+
+
+def settings_encoder(settings: dict, threads: int = 0) -> Encoder:  # encoder settings; CTranslate2 threads
+    "The encoder that encoder settings name, refused when its weights are not the ones they were made with."
+    shipped = settings['encoder'] == DEFAULT_ENCODER
     encoder = load_encoder(
-        settings.get('folder') if settings['encoder'] != DEFAULT_ENCODER else None,
-        settings['encoder'],
-        settings['compute_type'],
-        threads,
+        None if shipped else settings.get('folder'), settings['encoder'], settings['compute_type'], threads
     )
     if encoder.sha256 != settings['sha256']:
         raise VoiceEmotionError(
-            f"encoder weights {encoder.sha256[:12]}… are not the {settings['sha256'][:12]}… asked for"
+            f"the encoder's weights (SHA-256 {encoder.sha256[:12]}…) are not the {settings['sha256'][:12]}… this "
+            f"model was made with; pass that {settings['encoder']} folder with --encoder-dir DIR"
         )
-    y = load_audio(path, WHISPER_SR, max_samples=int(settings['window'] * WHISPER_SR))
-    frames = encoder.frames(y)[: settings['max_len']]
+    return encoder
+
+
+def fixed_frames(
+    y: np.ndarray, settings: dict, threads: int = 0
+) -> np.ndarray:  # mono 16 kHz samples; encoder settings
+    "Encoder frames of audio in memory, cut to the window and zero-padded to the settings' fixed shape."
+    frames = settings_encoder(settings, threads).frames(y[: int(settings['window'] * WHISPER_SR)])[
+        : settings['max_len']
+    ]
     out = np.zeros((settings['max_len'], settings['width']), np.float32)
     out[: len(frames)] = frames
     return out
+
+# %% ../nbs/04_encoders.ipynb #3ad82156
+def analysed_seconds(settings: dict) -> float:  # the seed's feature settings or encoder settings
+    "How much of a clip its matrix looks at (the rest is cut)."
+    return settings['window'] if settings.get('kind') == 'whisper' else samples_needed(settings) / settings['sr']

@@ -65,7 +65,7 @@ def compare_recipes(
                     **{k: m[k] for k in HEADLINE},
                     **{f'{k}_std': m[f'{k}_std'] for k in HEADLINE},
                     train_seconds=sum(p['train_seconds'] for p in summary['parts']),
-                    seconds_per_epoch=float(np.mean([p['seconds_per_epoch'] for p in summary['parts']])),
+                    seconds_per_epoch=float(np.mean([p['seconds_per_epoch'] or np.nan for p in summary['parts']])),
                     epochs_run=[p['epochs_run'] for p in summary['parts']],
                     config=cfg.to_dict(),
                 )
@@ -97,7 +97,7 @@ def comparison_table(results: list) -> pd.DataFrame:  # records from `compare_re
                 'macro F1': f"{100 * folds.macro_f1.mean():.1f}",
                 'seed means (accuracy)': ', '.join(f'{100 * a:.1f}' for a in rs.accuracy),
                 'minutes per 5-fold run': f"{rs.train_seconds.mean() / 60:.1f}",
-                's/epoch': f"{rs.seconds_per_epoch.mean():.2f}",
+                's/epoch': f"{rs.seconds_per_epoch.mean():.2f}" if rs.seconds_per_epoch.notna().any() else '–',
             }
         )
     return pd.DataFrame(rows)

@@ -19,7 +19,7 @@ from .core import Config, VoiceEmotionError
 # %% auto #0
 __all__ = ['FEATURE_VERSION', 'samples_needed', 'load_audio', 'mel_filters', 'chroma_filters', 'dct_matrix', 'power_spectrogram',
            'estimate_tuning', 'zero_crossing_rate', 'mel_power', 'power_to_db', 'signal_features', 'real_frames',
-           'feature_kwargs', 'clip_features']
+           'frame_statistics', 'feature_kwargs', 'clip_features']
 
 # %% ../nbs/03_features.ipynb #32e19095
 def samples_needed(settings: dict) -> int:  # feature settings
@@ -300,6 +300,15 @@ def signal_features(
 def real_frames(X: np.ndarray) -> np.ndarray:  # (..., frames, features), e.g. (clips, frames, features)
     "True for frames that hold signal, False for the all-zero padding after a clip's end (a masking scaler keeps it 0)."
     return np.any(X != 0, axis=-1)
+
+# %% ../nbs/03_features.ipynb #99e1cf9e
+def frame_statistics(X: np.ndarray) -> np.ndarray:  # (clips, frames, width), zero after each clip's end
+    "Mean and standard deviation of each column over each clip's real frames: (clips, 2 · width)."
+    real = real_frames(X)[..., None]
+    n = np.maximum(real.sum(axis=1), 1)
+    mean = (X * real).sum(axis=1) / n
+    std = np.sqrt((((X - mean[:, None]) * real) ** 2).sum(axis=1) / n)
+    return np.concatenate([mean, std], axis=1).astype(np.float32)
 
 # %% ../nbs/03_features.ipynb #9a1c2ab0
 def feature_kwargs(settings: dict) -> dict:  # feature settings as `Config.feature_settings()`

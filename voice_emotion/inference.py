@@ -15,8 +15,9 @@ import soundfile as sf
 from .bundle import load_bundle
 from .core import Config, VoiceEmotionError, package_dir
 from .data import AUDIO_EXTENSIONS, audio_files
-from .features import _resample, clip_features, feature_kwargs, load_audio, samples_needed, signal_features
-from .store import extract_features
+from .encoders import analysed_seconds
+from .features import load_audio
+from .store import clip_matrix, extract_features, samples_matrix
 
 # %% auto #0
 __all__ = ['too_short', 'default_model_dir', 'forget_loaded_models', 'get_predictor', 'predict_array', 'predict_file',
@@ -79,9 +80,9 @@ def predict_array(
     n = samples.shape[-1] if samples.ndim > 1 and samples.shape[0] < samples.shape[-1] else len(samples)
     if short := too_short(n / sr):
         raise VoiceEmotionError(short)
-    X = clip_features(samples, sr=sr, **feature_kwargs(pred.settings))
-    res = _result(pred.predict_features(X[None])[0], pred.labels)
-    used = min(n / sr, samples_needed(pred.settings) / pred.settings['sr'])
+    mono = samples if samples.ndim == 1 else samples.mean(axis=0 if samples.shape[0] < samples.shape[-1] else 1)
+    res = _result(pred.predict_features(samples_matrix(mono, sr, pred.settings)[None])[0], pred.labels)
+    used = min(n / sr, analysed_seconds(pred.settings))
     return dict(res, duration=n / sr, analysed_seconds=round(used, 2), truncated=n / sr > used + 1e-6)
 
 # %% ../nbs/10_inference.ipynb #2f55d18c
@@ -89,11 +90,11 @@ def predict_file(path, model=None) -> dict:  # audio file; bundle (None: default
     "Emotion, confidence and all probabilities for one audio file; raises `VoiceEmotionError` for a bad file."
     pred = get_predictor(model)
     path = Path(path)
-    y = load_audio(path, pred.settings['sr'], max_samples=samples_needed(pred.settings))
+    X = clip_matrix(path, pred.settings)  # the same one-line errors as everywhere for missing or unreadable files
     duration = _duration(path)
     if short := too_short(duration):
         raise VoiceEmotionError(short, path=path)
-    res = _result(pred.predict_features(signal_features(y, **pred.settings)[None])[0], pred.labels)
+    res = _result(pred.predict_features(X[None])[0], pred.labels)
     return dict(path=str(path), **res, **_coverage(duration, pred.settings))
 
 
@@ -104,7 +105,7 @@ def _duration(path) -> float:
 
 def _coverage(duration: float, settings: dict) -> dict:
     "How much of a file the prediction looked at, and a note when it was not all of it."
-    used = min(duration, samples_needed(settings) / settings['sr'])
+    used = min(duration, analysed_seconds(settings))
     out = dict(duration=round(duration, 3), analysed_seconds=round(used, 2), truncated=duration > used + 0.05)
     if out['truncated']:
         out['note'] = f'only the first {used:.1f} s of {duration:.1f} s were analysed; use --segment for a timeline'
@@ -222,7 +223,7 @@ def predict_timeline(
         if rms_db < silence_db:
             row.update(emotion='silence', confidence=None)
             continue
-        feats.append(signal_features(_resample(y, sr, pred.settings['sr']), **pred.settings))
+        feats.append(samples_matrix(y, sr, pred.settings))
         pending.append(row)
         if len(feats) >= batch:
             flush()

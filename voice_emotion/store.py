@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from .core import Config, VoiceEmotionError, cache_root, n_features
-from .encoders import clip_encoder_frames
-from .features import FEATURE_VERSION, _file_error, clip_features, feature_kwargs, signal_features
+from .encoders import WHISPER_SR, clip_encoder_frames, encoder_settings, fixed_frames, load_encoder
+from .features import FEATURE_VERSION, _file_error, _resample, clip_features, feature_kwargs
 
 # %% auto #0
 __all__ = ['KEY_BYTES', 'settings_key', 'content_key', 'FeatureCache', 'FeatureBatch', 'clip_matrix', 'keep_freed_memory',
-           'extract_features', 'table_features']
+           'extract_features', 'matrix_settings', 'samples_matrix', 'table_features']
 
 # %% ../nbs/05_store.ipynb #a3386e5b
 def settings_key(settings: dict) -> str:
@@ -230,7 +230,10 @@ def _warm_up(settings: dict):
     import soxr  # noqa: F401
     import threadpoolctl  # noqa: F401
 
-    signal_features(np.random.default_rng(0).standard_normal(settings['sr'] // 2).astype(np.float32), **settings)
+    rng = np.random.default_rng(0)
+    clip_features(
+        rng.standard_normal(settings['sr'] // 2).astype(np.float32), sr=settings['sr'], **feature_kwargs(settings)
+    )
 
 # %% ../nbs/05_store.ipynb #dcefb7cd
 def keep_freed_memory():
@@ -369,11 +372,25 @@ def extract_features(
     )
     return FeatureBatch(X, ok, failures, stats)
 
+# %% ../nbs/05_store.ipynb #f2aa0a35
+def matrix_settings(cfg: Config) -> dict:
+    "The settings of the matrices a configuration's model reads: the seed's features, or its encoder's frames."
+    if not cfg.encoder:
+        return cfg.feature_settings()
+    return encoder_settings(load_encoder(cfg.encoder_dir, cfg.encoder, cfg.compute_type), cfg.encoder_window)
+
+# %% ../nbs/05_store.ipynb #b26a0d62
+def samples_matrix(y: np.ndarray, sr: int, settings: dict) -> np.ndarray:  # mono samples, their rate, the settings
+    "The matrix of audio in memory (a clip, a window of a recording), as `clip_matrix` makes it of a file."
+    if settings.get('kind') == 'whisper':
+        return fixed_frames(_resample(np.asarray(y, np.float32), sr, WHISPER_SR), settings)
+    return clip_features(np.asarray(y, np.float32), sr=sr, **feature_kwargs(settings))
+
 # %% ../nbs/05_store.ipynb #d480b7b2
 def table_features(
     table,  # metadata table with a `path` column
     cfg: Config,
     progress: bool = True,
 ) -> FeatureBatch:
-    "Features of every clip of a table, with the configured settings, jobs and cache."
-    return extract_features(table.path, cfg.feature_settings(), cfg.jobs, cfg.cache_dir, progress)
+    "Features of every clip of a table (an encoder's frames if the configuration names one), with its jobs and cache."
+    return extract_features(table.path, matrix_settings(cfg), cfg.jobs, cfg.cache_dir, progress)

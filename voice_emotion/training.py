@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .bundle import Scaler, library_versions, run_parts, save_bundle
+from .bundle import LinearHead, Scaler, library_versions, run_parts, save_bundle
 from .core import EMOTIONS, Config, VoiceEmotionError, import_keras, write_json
 from .data import assign_split, check_split, scan_corpus
-from .features import real_frames
-from .store import extract_features
+from .features import frame_statistics, real_frames
+from .store import extract_features, matrix_settings
 
 # %% auto #0
-__all__ = ['fit_scaler', 'class_weights', 'augment_batch', 'training_batches', 'fit_model', 'fit_statistics_member', 'train_run',
-           'ensure_trained']
+__all__ = ['fit_scaler', 'class_weights', 'augment_batch', 'training_batches', 'fit_model', 'fit_logistic_regression',
+           'fit_statistics_member', 'fit_linear_head', 'train_run', 'ensure_trained']
 
 # %% ../nbs/08_training.ipynb #afbc9a75
 def fit_scaler(X: np.ndarray, mask_padding: bool = False) -> Scaler:  # training features (clips, frames, features)
@@ -188,18 +188,15 @@ def fit_model(
     return model, history
 
 # %% ../nbs/08_training.ipynb #83ab4f19
-def fit_statistics_member(
-    X: np.ndarray,
-    y: np.ndarray,
-    speakers: np.ndarray,  # scaled features, integer labels, speaker of each clip
-    Cs: tuple = Config.default('stats_C'),
-) -> tuple:  # candidate C values
-    "Fit the statistics model, `C` chosen by speaker-grouped cross-validation; returns (Keras model, info)."
+def fit_logistic_regression(
+    S: np.ndarray,  # one row of statistics per clip
+    y: np.ndarray,  # integer labels
+    speakers: np.ndarray,  # speaker of each clip
+    Cs: tuple = Config.default('stats_C'),  # candidate C values
+) -> tuple:  # (mean, scale, coef, intercept, info)
+    "A standardised multinomial logistic regression, `C` chosen by speaker-grouped cross-validation, over all emotions."
     from sklearn.model_selection import GroupKFold
 
-    from voice_emotion.model import statistics_model, utterance_statistics
-
-    S = utterance_statistics(X)
     n_groups = len(np.unique(speakers))
     scores = {}
     if n_groups >= 2:
@@ -212,7 +209,31 @@ def fit_statistics_member(
     C = max(scores, key=scores.get) if scores else 0.01
     mean, scale, lr = _standardised_logreg(S, y, C)
     coef, intercept = (lr.coef_, lr.intercept_) if len(lr.classes_) == len(EMOTIONS) else _all_classes(lr)
-    return statistics_model(X.shape[1:], mean, scale, coef, intercept), dict(C=C, inner_accuracy=scores)
+    return mean, scale, coef, intercept, dict(C=C, inner_accuracy=scores)
+
+
+def fit_statistics_member(
+    X: np.ndarray,
+    y: np.ndarray,
+    speakers: np.ndarray,  # scaled features, integer labels, speaker of each clip
+    Cs: tuple = Config.default('stats_C'),
+) -> tuple:  # candidate C values
+    "Fit the statistics model, `C` chosen by speaker-grouped cross-validation; returns (Keras model, info)."
+    from voice_emotion.model import statistics_model, utterance_statistics
+
+    mean, scale, coef, intercept, info = fit_logistic_regression(utterance_statistics(X), y, speakers, Cs)
+    return statistics_model(X.shape[1:], mean, scale, coef, intercept), info
+
+
+def fit_linear_head(
+    X: np.ndarray,
+    y: np.ndarray,
+    speakers: np.ndarray,  # frames (zero after each clip), integer labels, speakers
+    Cs: tuple = Config.default('stats_C'),
+) -> tuple:  # candidate C values
+    "A linear head on the frames' mean and standard deviation, `C` chosen by speaker-grouped CV; (LinearHead, info)."
+    mean, scale, coef, intercept, info = fit_logistic_regression(frame_statistics(X), y, speakers, Cs)
+    return LinearHead(mean, scale, coef, intercept), info
 
 
 def _standardised_logreg(S, y, C):
@@ -242,14 +263,40 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
     if not cfg.early_stopping:
         table['split'] = table.split.replace('valid', 'train')  # nothing to stop on: they train
     fit_rows = table[table.split != 'test']  # the test part is never loaded here
+    settings = matrix_settings(cfg)
     batch = extract_features(
-        fit_rows.path, cfg.feature_settings(), cfg.jobs, cfg.cache_dir, progress=log is not None and log.isatty()
+        fit_rows.path, settings, cfg.jobs, cfg.cache_dir, progress=log is not None and log.isatty()
     )
     ok = pd.Series(batch.ok, index=fit_rows.index)
     y = fit_rows.emotion.map({e: i for i, e in enumerate(EMOTIONS)}).to_numpy()
     tr, va = ((fit_rows.split == p).to_numpy() & batch.ok for p in ('train', 'valid'))
     if not tr.any() or (cfg.early_stopping and not va.any()):
         raise VoiceEmotionError('the training or validation part is empty')
+    fitted = table.assign(
+        used=table.index.map(
+            lambda i: (
+                'fit' if i in fit_rows.index and ok.get(i, False) else ('failed' if i in fit_rows.index else 'held out')
+            )
+        )
+    )
+    if cfg.head == 'linear':  # no network: a logistic regression on the frames' statistics, in seconds
+        t = time.perf_counter()
+        fit = tr | va
+        head, history = fit_linear_head(batch.X[fit], y[fit], fit_rows.speaker.to_numpy()[fit], cfg.stats_C)
+        info = dict(
+            fold=fold,
+            n_train=int(fit.sum()),
+            n_valid=0,
+            n_test=int((table.split == 'test').sum()),
+            epochs_run=0,
+            best_epoch=None,
+            train_seconds=round(time.perf_counter() - t, 1),
+            seconds_per_epoch=None,
+            stats_C=history['C'],
+            failed=fit_rows.loc[~ok, 'path'].tolist(),
+        )
+        save_bundle(out / 'bundle', head, None, cfg, settings, fitted, history, extra=dict(training=info))
+        return info
     scaler = fit_scaler(batch.X[tr], mask_padding=cfg.pad_mode == 'mask')
     Xtr, Xva = scaler.transform(batch.X[tr], inplace=True), scaler.transform(batch.X[va], inplace=True)
     del batch
@@ -278,13 +325,6 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
 
     model = averaged(members) if len(members) > 1 else members[0]
     seconds = time.perf_counter() - t
-    fitted = table.assign(
-        used=table.index.map(
-            lambda i: (
-                'fit' if i in fit_rows.index and ok.get(i, False) else ('failed' if i in fit_rows.index else 'held out')
-            )
-        )
-    )
     info = dict(
         fold=fold,
         n_train=int(tr.sum()),
@@ -297,7 +337,7 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
         stats_C=history.get('statistics_member', {}).get('C'),
         failed=fit_rows.loc[~ok, 'path'].tolist(),
     )
-    save_bundle(out / 'bundle', model, scaler, cfg, fitted, history, extra=dict(training=info))
+    save_bundle(out / 'bundle', model, scaler, cfg, settings, fitted, history, extra=dict(training=info))
     return info
 
 # %% ../nbs/08_training.ipynb #4ca65ccb
