@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -102,6 +103,10 @@ def _fold_labels(nb, docs: bool):
         if docs:
             exported = cell.source.lstrip().startswith(('#| export', '#|export'))
             cell.metadata.update(ve_fold=exported, ve_label='source')
+            for out in cell.get('outputs', []):  # show_doc's Quarto link attributes mean nothing to nbconvert
+                md = out.get('data', {}).get('text/markdown')
+                if md:
+                    out['data']['text/markdown'] = re.sub(r'\{target="_blank"[^}]*\}', '', md)
 
 
 def render_html(
