@@ -574,7 +574,7 @@ def _register_docs(sub):
         help='render the documentation site (every chapter, executed) into reports/docs/',
         description='Execute every notebook of nbs/ with its default parameters and render the documentation '
         'site (signatures, examples, sidebar) into REPORTS_DIR/docs/, linked from REPORTS_DIR/index.html. '
-        'Works offline: no Quarto needed.',
+        'Works offline: no Quarto needed; the checks in the chapters need the dev extras (pip install -e ".[dev]").',
     )
     d.add_argument('--reports-dir', default='reports', metavar='DIR', help='report site folder (default: ./reports)')
     d.add_argument('--notebooks', metavar='DIR', help="the notebooks (default: the project's nbs/)")
