@@ -112,6 +112,8 @@ class Encoder:
             str(folder), device='cpu', compute_type=compute_type, intra_threads=threads
         )
         self.n_mels = self.model.n_mels
+        silence = ctranslate2.StorageView.from_array(np.zeros((1, self.n_mels, 2), np.float32))
+        self.width = int(np.asarray(self.model.encode(silence, to_cpu=True)).shape[-1])  # the frames' dimension
 
     def frames(self, y: np.ndarray) -> np.ndarray:  # mono samples at 16 kHz; -> (ceil(mel frames / 2), width) float32
         "Encoder frames of a clip, from the log-mel frames that cover it (no padding to 30 s)."
@@ -122,10 +124,6 @@ class Encoder:
             raise VoiceEmotionError(f'too short for the encoder ({len(y) / WHISPER_SR:.3f} s)')
         out = self.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None])), to_cpu=True)
         return np.asarray(out)[0].astype(np.float32, copy=False)
-
-    def info(self) -> dict:
-        "What a bundle records of its encoder: it refuses to run with another."
-        return dict(name=self.name, sha256=self.sha256, compute_type=self.compute_type, n_mels=self.n_mels)
 
     def __repr__(self):
         return f'Encoder({self.name}, {self.compute_type}, sha256 {self.sha256[:12]}…)'
@@ -175,16 +173,10 @@ def encoder_settings(
         compute_type=encoder.compute_type,
         n_mels=encoder.n_mels,
         max_len=int(window * WHISPER_SR) // WHISPER_HOP // 2,
-        width=int(encoder.model.encode(_silence(encoder.n_mels), to_cpu=True).shape[-1]),
+        width=encoder.width,
         window=window,
         folder=str(encoder.folder),
     )
-
-
-def _silence(n_mels: int):
-    import ctranslate2
-
-    return ctranslate2.StorageView.from_array(np.zeros((1, n_mels, 2), np.float32))
 
 # %% ../nbs/04_encoders.ipynb #038d5277
 def clip_encoder_frames(
