@@ -93,15 +93,21 @@ def benchmark_features(
     tmp = Path(tempfile.mkdtemp(prefix='ve-bench-'))
     (tmp / 'clips.txt').write_text('\n'.join(paths))
 
-    def timed(cmd):
+    def timed(name, cmd):  # what the command is, in the error; the command
         t = time.perf_counter()
-        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+        out = subprocess.run(
+            [cmd[0], '-X', 'faulthandler', *cmd[1:]],  # a crash in native code prints where it was
+            capture_output=True,
+            text=True,
+            env={**os.environ, 'PYTHONWARNINGS': 'ignore'},
+        )
         if out.returncode:
-            raise RuntimeError(f'{cmd[:3]} failed: {out.stderr[-500:]}')
+            how = f'signal {-out.returncode}' if out.returncode < 0 else f'exit code {out.returncode}'
+            raise RuntimeError(f'{name} failed ({how}): {out.stderr[-1500:]}')
         return time.perf_counter() - t, out.stdout
 
     try:
-        seed_s, out = timed([sys.executable, '-c', SEED_LOOP, str(tmp / 'clips.txt')])
+        seed_s, out = timed('the seed loop', [sys.executable, '-c', SEED_LOOP, str(tmp / 'clips.txt')])
         seed_mb, _, seed_loop_s = out.split()[-3:]
         cmd = (
             [
@@ -120,7 +126,7 @@ def benchmark_features(
             + (['--data-dir', str(data_dir)] if data_dir else [])
             + (['-n', str(n)] if n else [])
         )
-        cold_s, out = timed(cmd)
+        cold_s, out = timed('voice-emotion features', cmd)
         cold = json.loads(out)
         assert cold['computed'] + cold['cache_hits'] == len(
             paths
