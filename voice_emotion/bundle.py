@@ -17,7 +17,7 @@ import pandas as pd
 
 from .core import EMOTIONS, Config, VoiceEmotionError, import_keras, write_json
 from .encoders import settings_encoder
-from .features import FEATURE_VERSION, frame_statistics, real_frames
+from .features import FEATURE_VERSION, frame_statistics, real_frames, speaker_normalise
 
 # %% auto #0
 __all__ = ['BUNDLE_FORMAT', 'BUNDLE_FILES', 'Scaler', 'LinearHead', 'library_versions', 'save_bundle', 'Predictor', 'load_bundle',
@@ -52,12 +52,16 @@ class LinearHead:
     coef: np.ndarray  # (classes, 2 · width)
     intercept: np.ndarray  # (classes,)
 
-    def predict_on_batch(self, X: np.ndarray) -> np.ndarray:  # (clips, frames, width), zero after each clip
-        "Class probabilities (clips, classes)."
-        logits = ((frame_statistics(X) - self.mean) / self.scale) @ self.coef.T + self.intercept
+    def predict_statistics(self, S: np.ndarray) -> np.ndarray:  # (clips, 2 · width) statistics
+        "Class probabilities (clips, classes) of statistics rows."
+        logits = ((S - self.mean) / self.scale) @ self.coef.T + self.intercept
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def predict_on_batch(self, X: np.ndarray) -> np.ndarray:  # (clips, frames, width), zero after each clip
+        "Class probabilities (clips, classes) of frames."
+        return self.predict_statistics(frame_statistics(X))
 
 # %% ../nbs/07_bundle.ipynb #76246f3a
 BUNDLE_FORMAT = 1
@@ -101,13 +105,17 @@ def save_bundle(
     split: pd.DataFrame,  # the clips and the part each was in
     history: dict,  # what training recorded
     extra: dict | None = None,  # more to keep in bundle.json
+    speaker_head: LinearHead | None = None,  # a second linear head, on speaker-normalised statistics
 ) -> Path:
     "Write a bundle folder: model, scaler, labels, feature settings, config, split, history, versions."
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    if isinstance(model, LinearHead):
-        np.savez(path / 'head.npz', mean=model.mean, scale=model.scale, coef=model.coef, intercept=model.intercept)
-    else:
+    for name, head in (('head.npz', model), ('speaker_head.npz', speaker_head)):
+        if isinstance(head, LinearHead):
+            np.savez(path / name, mean=head.mean, scale=head.scale, coef=head.coef, intercept=head.intercept)
+    if speaker_head is not None:
+        extra = {**(extra or {}), 'speaker_norm': dict(min_clips=cfg.speaker_norm_min)}
+    if not isinstance(model, LinearHead):
         model.save(path / 'model.keras')
         np.savez(path / 'scaler.npz', mean=scaler.mean, scale=scaler.scale, mask_padding=scaler.mask_padding)
     split.to_csv(path / 'split.csv', index=False)
@@ -134,18 +142,42 @@ def save_bundle(
 class Predictor:
     "A loaded bundle: features in, probabilities out."
 
-    def __init__(self, path: Path, meta: dict, model, scaler: Scaler | None):  # scaler: None for a linear head
-        self.path, self.meta, self.model, self.scaler = path, meta, model, scaler
+    def __init__(
+        self,
+        path: Path,
+        meta: dict,
+        model,
+        scaler: Scaler | None,  # None for a linear head
+        speaker_head: LinearHead | None = None,  # the head on speaker-normalised statistics, if the bundle has one
+    ):
+        self.path, self.meta, self.model, self.scaler, self.speaker_head = path, meta, model, scaler, speaker_head
         self.labels, self.settings = meta['labels'], meta['feature_settings']
+        self.speaker_norm_min = meta.get('speaker_norm', {}).get('min_clips')
+
+    def speaker_normalised(self, groups) -> np.ndarray:  # the speaker (or recording) of each clip, or None
+        "Which clips the speaker-normalised head reads: those whose group has at least `speaker_norm_min` clips."
+        if groups is None or self.speaker_head is None:
+            return np.zeros(0 if groups is None else len(groups), bool)
+        _, index, counts = np.unique(np.asarray(groups, str), return_inverse=True, return_counts=True)
+        return counts[index] >= self.speaker_norm_min
 
     def predict_features(
-        self, X: np.ndarray, batch_size: int = 64
-    ) -> np.ndarray:  # (clips, frames, features), unscaled
+        self,
+        X: np.ndarray,  # (clips, frames, features), unscaled
+        batch_size: int = 64,
+        groups=None,  # the speaker of each clip: speaker-normalised where a speaker has enough clips
+    ) -> np.ndarray:
         "Class probabilities (clips, classes) for unscaled feature matrices."
         X = np.asarray(X, np.float32) if self.scaler is None else self.scaler.transform(np.asarray(X, np.float32))
         if len(X) <= batch_size:
-            return self._forward(X)
-        return np.concatenate([self._forward(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
+            P = self._forward(X)
+        else:
+            P = np.concatenate([self._forward(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
+        rows = self.speaker_normalised(groups)
+        if rows.any():
+            S = speaker_normalise(frame_statistics(X[rows]), np.asarray(groups, str)[rows])
+            P[rows] = self.speaker_head.predict_statistics(S)
+        return P
 
     def _forward(self, X: np.ndarray) -> np.ndarray:
         "One batch through the head: a network's compiled predict function (6 ms a clip; eager: 300), or NumPy."
@@ -199,8 +231,7 @@ def load_bundle(path) -> Predictor:  # a bundle folder
         if settings != ours:
             raise VoiceEmotionError(f'bundle expects features {settings}; this code computes {ours}', path=path)
     if head == 'linear':
-        h = np.load(path / 'head.npz')
-        return Predictor(path, meta, LinearHead(h['mean'], h['scale'], h['coef'], h['intercept']), None)
+        return Predictor(path, meta, _load_head(path / 'head.npz'), None, _load_head(path / 'speaker_head.npz'))
     keras = import_keras()
     saved = meta.get('versions', {}).get('keras', '0')
     if saved.split('.')[0] != keras.__version__.split('.')[0]:
@@ -210,6 +241,13 @@ def load_bundle(path) -> Predictor:  # a bundle folder
 
     scaler = Scaler(s['mean'], s['scale'], bool(s['mask_padding']) if 'mask_padding' in s else False)
     return Predictor(path, meta, keras.saving.load_model(path / 'model.keras', compile=False), scaler)
+
+# %% ../nbs/07_bundle.ipynb #5e7a1c10
+def _load_head(file: Path) -> LinearHead | None:
+    if not file.exists():
+        return None
+    h = np.load(file)
+    return LinearHead(h['mean'], h['scale'], h['coef'], h['intercept'])
 
 # %% ../nbs/07_bundle.ipynb #c1893217
 def run_parts(cfg: Config, run_dir) -> list[tuple[str, Path, int | None]]:

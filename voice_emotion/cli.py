@@ -227,6 +227,14 @@ def _show_metrics(m: dict):
         print(f"  {f['name']}: accuracy {f['accuracy']:.3f}, balanced {f['balanced_accuracy']:.3f}, n = {f['n']}")
     if m.get('report'):
         print(m['report'])
+    if sn := m.get('speaker_normalised'):
+        spread = f" ± {sn['accuracy_std']:.3f}" if 'accuracy_std' in sn else ''
+        print(
+            f"speaker-normalised: accuracy {sn['accuracy']:.3f}{spread}, balanced accuracy "
+            f"{sn['balanced_accuracy']:.3f}, macro F1 {sn['macro_f1']:.3f}"
+        )
+        if sn.get('text'):
+            print(f"  ({sn['text']})")
 
 # %% ../nbs/14_cli.ipynb #529e5f64
 def cmd_evaluate(args) -> int:
@@ -354,7 +362,9 @@ def cmd_predict(args) -> int:
         files, errors = find_audio(args.paths)
         for f in files:
             try:
-                tl, overall = predict_timeline(f, s.window, s.hop, args.model, silence_db=s.silence_db)
+                tl, overall = predict_timeline(
+                    f, s.window, s.hop, args.model, silence_db=s.silence_db, speaker_norm=args.speaker_norm
+                )
                 probs = (
                     {l: float(tl[tl.emotion != 'silence'][f'p_{l}'].astype(float).mean()) for l in labels}
                     if overall['emotion'] != 'silence'
@@ -368,6 +378,9 @@ def cmd_predict(args) -> int:
                         probabilities=probs,
                         windows=overall['windows'],
                         silent_windows=overall['silent_windows'],
+                        **(
+                            {'note': 'windows speaker-normalised together'} if overall.get('speaker_normalised') else {}
+                        ),
                         timeline=json.loads(tl.to_json(orient='records')),
                     )
                 )
@@ -375,7 +388,7 @@ def cmd_predict(args) -> int:
                 rows.append(dict(path=f, error=e.reason))
         rows += errors
     else:
-        df = predict_files(args.paths, args.model, jobs=s.jobs)
+        df = predict_files(args.paths, args.model, jobs=s.jobs, speaker_norm=args.speaker_norm)
         for r in json.loads(df.to_json(orient='records')):
             out = dict(path=r['path'])
             if r.get('error'):
@@ -424,6 +437,14 @@ def _register_predict(sub):
         help='--segment: windows quieter than this RMS (dBFS) are silence',
     )
     _config_option(p, '--jobs', '-j', field='jobs', type=int, help='feature worker processes; 0: all cores')
+    p.add_argument(
+        '--speaker-norm',
+        choices=('auto', 'off'),
+        default='auto',
+        help="auto (default): where the model has a speaker-normalised head, the clips of one folder (or the windows "
+        "of one recording under --segment) are taken as one speaker's and normalised together when there are enough "
+        "of them; off: every clip on its own",
+    )
     p.add_argument('--bench', action='store_true', help='benchmark start-up, warm latency and batch throughput')
     p.add_argument('-n', type=int, default=200, help='clips for --bench throughput (default: 200)')
     p.set_defaults(func=cmd_predict)

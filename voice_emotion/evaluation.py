@@ -16,8 +16,9 @@ from .core import EMOTIONS, Config, VoiceEmotionError, write_json
 from .store import extract_features
 
 # %% auto #0
-__all__ = ['PROTOCOL_TEXT', 'HEADLINE', 'classification_metrics', 'bootstrap_ci', 'group_accuracy', 'evaluate_predictions',
-           'predict_table', 'describe_protocol', 'evaluate_bundle', 'evaluate_run', 'evaluate_folder']
+__all__ = ['PROTOCOL_TEXT', 'SPEAKER_NORM_TEXT', 'HEADLINE', 'classification_metrics', 'bootstrap_ci', 'group_accuracy',
+           'evaluate_predictions', 'predict_table', 'describe_protocol', 'evaluate_bundle', 'evaluate_run',
+           'evaluate_folder']
 
 # %% ../nbs/09_evaluation.ipynb #7473b66c
 def classification_metrics(y_true, y_pred, labels=EMOTIONS) -> dict:  # true and predicted label names
@@ -98,13 +99,20 @@ def evaluate_predictions(preds: pd.DataFrame) -> dict:  # per-clip predictions
 
 # %% ../nbs/09_evaluation.ipynb #36cd96e8
 def predict_table(
-    predictor, table: pd.DataFrame, jobs: int = 0, cache_dir=None
-) -> pd.DataFrame:  # a loaded bundle; clips
+    predictor,  # a loaded bundle
+    table: pd.DataFrame,  # clips
+    jobs: int = 0,
+    cache_dir=None,
+    by_speaker: bool = False,  # speaker-normalised where the bundle can and a speaker has enough clips in `table`
+) -> pd.DataFrame:
     "Per-clip predictions: path, speaker, sex, intensity, true and predicted emotion, confidence and every probability."
     batch = extract_features(table.path, predictor.settings, jobs, cache_dir, progress=False)
     probs = np.full((len(table), len(predictor.labels)), np.nan, np.float32)
+    groups = table.speaker.to_numpy()[batch.ok] if by_speaker else None
+    normalised = np.zeros(len(table), bool)
     if batch.ok.any():
-        probs[batch.ok] = predictor.predict_features(batch.X[batch.ok])
+        probs[batch.ok] = predictor.predict_features(batch.X[batch.ok], groups=groups)
+        normalised[batch.ok] = predictor.speaker_normalised(groups) if by_speaker else False
     keep = [c for c in ('path', 'speaker', 'sex', 'intensity', 'emotion') if c in table]
     out = table[keep].reset_index(drop=True).copy()
     best = np.nan_to_num(probs, nan=-1).argmax(axis=1)
@@ -112,6 +120,7 @@ def predict_table(
     out['confidence'] = probs.max(axis=1, initial=0, where=~np.isnan(probs))
     for i, l in enumerate(predictor.labels):
         out[f'p_{l}'] = probs[:, i]
+    out['speaker_normalised'] = normalised
     out['error'] = [None] * len(out)
     for f in batch.failures:
         out.loc[out.path == f['path'], 'error'] = f['reason']
@@ -125,6 +134,11 @@ PROTOCOL_TEXT = {
     'speaker-kfold': 'Speaker-independent k-fold: each fold\'s test speakers were never heard by that fold\'s model; '
     'figures are the mean ± standard deviation over folds.',
 }
+SPEAKER_NORM_TEXT = (
+    'Speaker-normalised: each test speaker\'s statistics were z-normalised with that speaker\'s own test clips '
+    '(all of them, unlabelled) before a head trained the same way on its training speakers; it needs several clips '
+    'of a voice and uses the test speaker\'s other recordings, never their labels.'
+)
 
 
 def describe_protocol(cfg: Config) -> str:
@@ -133,7 +147,7 @@ def describe_protocol(cfg: Config) -> str:
 
 # %% ../nbs/09_evaluation.ipynb #10a21d1a
 def evaluate_bundle(bundle_dir, jobs: int = 0, cache_dir=None) -> tuple[dict, pd.DataFrame]:
-    "Metrics and predictions of a bundle on its own test part (from its saved split)."
+    "Metrics and predictions of a bundle on its test part (its saved split); also speaker-normalised, where it can."
     predictor = load_bundle(bundle_dir)
     split = predictor.split()
     test = split[split.split == 'test']
@@ -141,7 +155,16 @@ def evaluate_bundle(bundle_dir, jobs: int = 0, cache_dir=None) -> tuple[dict, pd
         raise VoiceEmotionError('this bundle has no test part (trained on every speaker)', path=bundle_dir)
     preds = predict_table(predictor, test, jobs, cache_dir)
     ok = preds[preds.predicted.notna()]
-    return dict(evaluate_predictions(ok), failed=int(preds.predicted.isna().sum())), preds
+    m = dict(evaluate_predictions(ok), failed=int(preds.predicted.isna().sum()))
+    if predictor.speaker_head is not None:
+        by_speaker = predict_table(predictor, test, jobs, cache_dir, by_speaker=True)
+        preds['predicted_by_speaker'] = by_speaker.predicted
+        ok = by_speaker[by_speaker.predicted.notna()]
+        m['speaker_normalised'] = dict(
+            {k: v for k, v in evaluate_predictions(ok).items() if k in HEADLINE},
+            clips_normalised=int(ok.speaker_normalised.sum()),
+        )
+    return m, preds
 
 
 HEADLINE = ('accuracy', 'balanced_accuracy', 'macro_f1', 'macro_precision', 'macro_recall')
@@ -179,8 +202,18 @@ def evaluate_run(run_dir) -> dict:  # a folder written by `train_run`
             folds=[{k: f[k] for k in ('name', 'n', 'n_speakers', *HEADLINE)} for f in folds],
             pooled=evaluate_predictions(pooled[pooled.predicted.notna()]),
         )
+        if all('speaker_normalised' in f for f in folds):
+            sn = [f['speaker_normalised'] for f in folds]
+            result['speaker_normalised'] = dict(
+                text=SPEAKER_NORM_TEXT,
+                **{k: float(np.mean([f[k] for f in sn])) for k in HEADLINE},
+                **{f'{k}_std': float(np.std([f[k] for f in sn])) for k in HEADLINE},
+                folds=sn,
+            )
     else:
         result.update(folds[0])
+        if 'speaker_normalised' in result:
+            result['speaker_normalised'] = dict(text=SPEAKER_NORM_TEXT, **result['speaker_normalised'])
     write_json(run_dir / 'metrics.json', result)
     return result
 

@@ -14,14 +14,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .bundle import load_bundle, run_parts
 from .core import Config, VoiceEmotionError, templates_dir, write_json
 from .evaluation import HEADLINE, evaluate_run
+from .features import frame_statistics, speaker_normalise
 from .inference import default_model_dir, forget_loaded_models
+from .store import extract_features
 from .training import train_run
 
 # %% auto #0
-__all__ = ['ARCHITECTURE_WORDS', 'NOT_THE_MODEL', 'compare_recipes', 'comparison_table', 'model_card', 'write_model_card',
-           'run_differences', 'make_default_model']
+__all__ = ['ARCHITECTURE_WORDS', 'NOT_THE_MODEL', 'compare_recipes', 'speaker_norm_study', 'comparison_table', 'model_card',
+           'write_model_card', 'run_differences', 'make_default_model']
 
 # %% ../nbs/11_experiments.ipynb #67a88c99
 def compare_recipes(
@@ -64,6 +67,12 @@ def compare_recipes(
                     folds=[{k: f[k] for k in ('name', 'n', *HEADLINE)} for f in m['folds']],
                     **{k: m[k] for k in HEADLINE},
                     **{f'{k}_std': m[f'{k}_std'] for k in HEADLINE},
+                    **(
+                        {'speaker_normalised': {k: v for k, v in m['speaker_normalised'].items() if k != 'text'}}
+                        if 'speaker_normalised' in m
+                        else {}
+                    ),
+                    **({'speaker_norm_study': speaker_norm_study(run)} if 'speaker_normalised' in m else {}),
                     train_seconds=sum(p['train_seconds'] for p in summary['parts']),
                     seconds_per_epoch=float(np.mean([p['seconds_per_epoch'] or np.nan for p in summary['parts']])),
                     epochs_run=[p['epochs_run'] for p in summary['parts']],
@@ -80,7 +89,64 @@ def compare_recipes(
                 )
     return done
 
+# %% ../nbs/11_experiments.ipynb #5e7a1c31
+def speaker_norm_study(
+    run_dir,  # a speaker-kfold run whose bundles have a speaker-normalised head
+    sizes: tuple = (1, 2, 5, 10, 20),  # clips of one speaker normalised together
+    draws: int = 20,  # random draws per speaker and size
+    skewed: tuple = (10, 8),  # (clips, of which one emotion) for the skewed case
+    seed: int = 0,
+) -> dict:
+    "Per-clip and speaker-normalised accuracy on the test speakers by number of clips, and for skewed speakers."
+    rng, run_dir = np.random.default_rng(seed), Path(run_dir)
+    cfg = Config.from_dict(json.loads((run_dir / 'config.json').read_text()))
+    tally = {}  # case → [per-clip correct, normalised correct, clips scored]
+
+    def score(case, S, y):
+        per_clip = pred.model.predict_statistics(S).argmax(1)
+        normalised = (
+            pred.speaker_head.predict_statistics(speaker_normalise(S, np.zeros(len(S)))).argmax(1)
+            if len(S) > 1
+            else per_clip
+        )  # one clip has nothing to normalise by: the per-clip head
+        t = tally.setdefault(case, [0, 0, 0])
+        t[0], t[1], t[2] = t[0] + int((per_clip == y).sum()), t[1] + int((normalised == y).sum()), t[2] + len(y)
+
+    for _, out, _ in run_parts(cfg, run_dir):
+        pred = load_bundle(out / 'bundle')
+        if pred.speaker_head is None:
+            raise VoiceEmotionError('this run has no speaker-normalised head', path=run_dir)
+        test = pred.split().query("split == 'test'")
+        batch = extract_features(test.path, pred.settings, cfg.jobs, cfg.cache_dir, progress=False)
+        test, S = test[batch.ok], frame_statistics(batch.X[batch.ok])
+        y, speakers = np.array([pred.labels.index(e) for e in test.emotion]), test.speaker.to_numpy()
+        for speaker in np.unique(speakers):
+            idx = np.flatnonzero(speakers == speaker)
+            for k in sizes:
+                for _ in range(draws if k < len(idx) else 0):
+                    rows = rng.choice(idx, k, replace=False)
+                    score(k, S[rows], y[rows])
+            score('all', S[idx], y[idx])
+            n, same = skewed
+            for e in np.unique(y[idx]):
+                mine, others = idx[y[idx] == e], idx[y[idx] != e]
+                for _ in range(draws // 4 if len(mine) >= same and len(others) >= n - same else 0):
+                    rows = np.concatenate([rng.choice(mine, same, replace=False), rng.choice(others, n - same, False)])
+                    score('skewed', S[rows], y[rows])
+    rows = [
+        dict(clips=case, per_clip=a / n, speaker_normalised=b / n, clips_scored=n) for case, (a, b, n) in tally.items()
+    ]
+    return dict(run=run_dir.name, draws=draws, skewed=dict(clips=skewed[0], one_emotion=skewed[1]), cases=rows)
+
 # %% ../nbs/11_experiments.ipynb #48063569
+def _speaker_normalised(rs: pd.DataFrame) -> str:
+    "Mean ± std over all folds of all seeds of the speaker-normalised accuracy, or – for recipes without it."
+    if 'speaker_normalised' not in rs or rs.speaker_normalised.isna().any():
+        return '–'
+    accs = [f['accuracy'] for r in rs.speaker_normalised for f in r['folds']]
+    return f"{100 * np.mean(accs):.1f} ± {100 * np.std(accs):.1f}"
+
+
 def comparison_table(results: list) -> pd.DataFrame:  # records from `compare_recipes`
     "Per recipe: accuracy and balanced accuracy, mean ± std over all folds of all seeds, seed means, and time."
     rows = []
@@ -95,6 +161,7 @@ def comparison_table(results: list) -> pd.DataFrame:  # records from `compare_re
                 'balanced accuracy': f"{100 * folds.balanced_accuracy.mean():.1f} "
                 f"± {100 * folds.balanced_accuracy.std(ddof=0):.1f}",
                 'macro F1': f"{100 * folds.macro_f1.mean():.1f}",
+                'speaker-normalised accuracy': _speaker_normalised(rs),
                 'seed means (accuracy)': ', '.join(f'{100 * a:.1f}' for a in rs.accuracy),
                 'minutes per 5-fold run': f"{rs.train_seconds.mean() / 60:.1f}",
                 's/epoch': f"{rs.seconds_per_epoch.mean():.2f}" if rs.seconds_per_epoch.notna().any() else '–',

@@ -19,7 +19,7 @@ from .core import Config, VoiceEmotionError
 # %% auto #0
 __all__ = ['FEATURE_VERSION', 'samples_needed', 'load_audio', 'mel_filters', 'chroma_filters', 'dct_matrix', 'power_spectrogram',
            'estimate_tuning', 'zero_crossing_rate', 'mel_power', 'power_to_db', 'signal_features', 'real_frames',
-           'frame_statistics', 'feature_kwargs', 'clip_features']
+           'frame_statistics', 'speaker_normalise', 'feature_kwargs', 'clip_features']
 
 # %% ../nbs/03_features.ipynb #32e19095
 def samples_needed(settings: dict) -> int:  # feature settings
@@ -309,6 +309,20 @@ def frame_statistics(X: np.ndarray) -> np.ndarray:  # (clips, frames, width), ze
     mean = (X * real).sum(axis=1) / n
     std = np.sqrt((((X - mean[:, None]) * real) ** 2).sum(axis=1) / n)
     return np.concatenate([mean, std], axis=1).astype(np.float32)
+
+# %% ../nbs/03_features.ipynb #5e7a1c02
+def speaker_normalise(
+    S: np.ndarray,  # (clips, columns) statistics, e.g. `frame_statistics`
+    groups,  # the speaker (or recording) of each clip
+    floor: float = 1e-3,  # smallest spread divided by: a column constant within a speaker stays finite
+) -> np.ndarray:
+    "Each column z-normalised within each group's clips: (clips, columns) float32."
+    S, groups = np.asarray(S, np.float32), np.asarray(groups)
+    out = np.empty_like(S)
+    for g in np.unique(groups):
+        rows = groups == g
+        out[rows] = (S[rows] - S[rows].mean(0)) / np.maximum(S[rows].std(0), floor)
+    return out
 
 # %% ../nbs/03_features.ipynb #9a1c2ab0
 def feature_kwargs(settings: dict) -> dict:  # feature settings as `Config.feature_settings()`

@@ -16,12 +16,12 @@ from .bundle import load_bundle
 from .core import Config, VoiceEmotionError, package_dir
 from .data import AUDIO_EXTENSIONS, audio_files
 from .encoders import analysed_seconds
-from .features import load_audio
+from .features import frame_statistics, load_audio, speaker_normalise
 from .store import clip_matrix, extract_features, samples_matrix
 
 # %% auto #0
-__all__ = ['too_short', 'default_model_dir', 'forget_loaded_models', 'get_predictor', 'predict_array', 'predict_file',
-           'find_audio', 'predict_files', 'predict_timeline']
+__all__ = ['SPEAKER_NORMS', 'SPEAKER_NORM_NOTE', 'too_short', 'default_model_dir', 'forget_loaded_models', 'get_predictor',
+           'predict_array', 'predict_file', 'find_audio', 'predict_files', 'predict_timeline']
 
 # %% ../nbs/10_inference.ipynb #af972e81
 def too_short(
@@ -128,13 +128,24 @@ def find_audio(paths) -> tuple[list[str], list[dict]]:  # files and folders
     return files, errors
 
 # %% ../nbs/10_inference.ipynb #33a13947
+SPEAKER_NORMS = ('auto', 'off')
+SPEAKER_NORM_NOTE = 'speaker-normalised with the other clips of its folder'
+
+
+def _check_speaker_norm(speaker_norm: str):
+    if speaker_norm not in SPEAKER_NORMS:
+        raise VoiceEmotionError(f'unknown speaker norm {speaker_norm!r}; choose one of {", ".join(SPEAKER_NORMS)}')
+
+
 def predict_files(
     paths,  # audio files and/or folders
     model=None,
     jobs: int = 0,
     batch_size: int = 64,
+    speaker_norm: str = 'auto',  # `auto`: the files of one folder are one speaker's (see below); `off`: each alone
 ) -> pd.DataFrame:
     "One row per file: path, emotion, confidence, p_<emotion> for each class, duration, note, error."
+    _check_speaker_norm(speaker_norm)
     pred = get_predictor(model)
     files, errors = find_audio(paths)
     batch = extract_features(files, pred.settings, jobs=jobs, cache_dir=False, progress=False)
@@ -163,7 +174,11 @@ def predict_files(
         rows.append(row)
     ok = np.flatnonzero(batch.ok)
     if len(ok):
-        probs = pred.predict_features(batch.X[ok], batch_size=batch_size)
+        groups = [str(Path(files[i]).parent) for i in ok] if speaker_norm == 'auto' else None
+        probs = pred.predict_features(batch.X[ok], batch_size=batch_size, groups=groups)
+        for i, normalised in zip(ok, pred.speaker_normalised(groups)):
+            if normalised:
+                rows[i]['note'] = '; '.join(filter(None, [rows[i]['note'], SPEAKER_NORM_NOTE]))
         for j, i in enumerate(ok):
             res = _result(probs[j], pred.labels)
             rows[i].update(
@@ -197,11 +212,15 @@ def predict_timeline(
     model=None,
     silence_db: float = Config.default('silence_db'),
     batch: int = 32,
+    speaker_norm: str = 'auto',  # `auto`: the windows are one speaker's, normalised together where the model can
 ) -> tuple[pd.DataFrame, dict]:
     "Per-window emotions of a long recording (start, end, emotion or `silence`, probabilities) and the overall label."
     if hop <= 0 or window <= 0 or hop > window:
         raise VoiceEmotionError(f'need 0 < hop <= window (got window {window}, hop {hop})')
+    _check_speaker_norm(speaker_norm)
     pred = get_predictor(model)
+    by_speaker = speaker_norm == 'auto' and pred.speaker_head is not None
+    stats, voiced_rows = [], []  # kept for the speaker-normalised pass: statistics, not frames (an hour is small)
     path = Path(path)
     load_audio(path, max_samples=1)  # the same one-line errors as everywhere for missing or unreadable files
     rows, feats, pending = [], [], []
@@ -209,7 +228,11 @@ def predict_timeline(
     def flush():
         if not feats:
             return
-        probs = pred.predict_features(np.stack(feats))
+        X = np.stack(feats)
+        probs = pred.predict_features(X)
+        if by_speaker:
+            stats.append(frame_statistics(X))
+            voiced_rows.extend(pending)
         for r, p in zip(pending, probs):
             r.update(_result(p, pred.labels))
             r.update({f'p_{l}': float(v) for l, v in zip(pred.labels, p)})
@@ -228,6 +251,11 @@ def predict_timeline(
         if len(feats) >= batch:
             flush()
     flush()
+    if by_speaker and len(voiced_rows) >= pred.speaker_norm_min:
+        S = np.concatenate(stats)
+        for r, p in zip(voiced_rows, pred.speaker_head.predict_statistics(speaker_normalise(S, np.zeros(len(S))))):
+            r.update(_result(p, pred.labels))
+            r.update({f'p_{l}': float(v) for l, v in zip(pred.labels, p)})
     tl = pd.DataFrame(rows)
     for c in ['emotion', 'confidence', *[f'p_{l}' for l in pred.labels]]:
         if c not in tl:
@@ -241,6 +269,7 @@ def predict_timeline(
             **_result(mean, pred.labels),
             windows=len(tl),
             silent_windows=int((tl.emotion == 'silence').sum()),
+            speaker_normalised=bool(by_speaker and len(voiced_rows) >= pred.speaker_norm_min),
         )
     else:
         overall = dict(path=str(path), emotion='silence', confidence=None, windows=len(tl), silent_windows=len(tl))
