@@ -22,7 +22,7 @@ def test_serving_imports_no_training_code():
     assert 'voice_emotion.training' not in loaded and 'voice_emotion.experiments' not in loaded, loaded
 
 def test_default_model_predictions_unchanged(sample_clips):
-    "The shipped model gives the probabilities it gave before the code was reorganised (saved in tests/data)."
+    "The shipped model gives the probabilities saved in tests/data when it was made (speaker-normalised per folder)."
     from voice_emotion.inference import predict_files
     from voice_emotion.data import sample_dir
     saved = pd.read_csv(ROOT/'tests'/'data'/'default_model_sample_predictions.csv')

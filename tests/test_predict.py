@@ -137,3 +137,13 @@ def test_no_file_succeeds_as_a_command(nothing_readable):
     code, out, err = run_cli('predict', *nothing_readable['missing'][0], *nothing_readable['empty folder'][0])
     assert code == 1 and 'internal error' not in err; assert_one_line_error(err)
     assert run_cli('predict')[0] == 2
+
+def test_predict_bench_side_by_side():
+    "predict --bench --against measures two models in one command and prints them side by side."
+    code, out, err = run_cli('predict', '--bench', '-n', '6', '--against', 'default', '--format', 'json')
+    assert code == 0, err
+    r = json.loads(out)
+    assert set(r) == {'model', 'against'} and r['model']['batch_clips'] == 6
+    assert all(v['warm_latency_ms_median'] > 0 and v['command_one_clip_s'] > 0 for v in r.values())
+    code, out, err = run_cli('predict', '--bench', '-n', '6', '--against', 'default')
+    assert code == 0 and 'warm latency, median' in out and out.count(' ms') >= 4, out

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from .core import Config, n_features
+from .data import sample_dir
 from .store import extract_features
 
 # %% auto #0
-__all__ = ['SEED_LOOP', 'seed_features', 'benchmark_features', 'benchmark_inference']
+__all__ = ['SEED_LOOP', 'seed_features', 'benchmark_features', 'benchmark_inference', 'benchmark_encoder']
 
 # %% ../nbs/15_bench.ipynb #9ff1e636
 def seed_features(path, max_len: int = 300) -> np.ndarray:
@@ -167,7 +168,6 @@ def benchmark_inference(model=None, n: int = 200, repeats: int = 50) -> dict:
     import sys
     import tempfile
 
-    from voice_emotion.data import sample_dir
     from voice_emotion.inference import _duration, get_predictor, predict_file, predict_files
 
     get_predictor(model)  # loaded once, before anything is timed
@@ -210,3 +210,26 @@ def benchmark_inference(model=None, n: int = 200, repeats: int = 50) -> dict:
         batch_clips_per_s=round(n / batch_s, 1),
         cores=os.cpu_count(),
     )
+
+# %% ../nbs/15_bench.ipynb #5e7a1c51
+def benchmark_encoder(n: int = 40, repeats: int = 3) -> dict:  # sample clips; passes over them (the best is kept)
+    "Milliseconds per clip of the encoder alone (log-mel + CTranslate2), int8 against float32, side by side."
+    from voice_emotion.encoders import WHISPER_SR, load_encoder
+    from voice_emotion.features import load_audio
+
+    clips = [load_audio(p, WHISPER_SR, max_samples=8 * WHISPER_SR) for p in sorted(sample_dir().rglob('*.flac'))[:n]]
+    out = dict(clips=len(clips), mean_clip_seconds=round(float(np.mean([len(y) for y in clips])) / WHISPER_SR, 2))
+    for compute_type in ('int8', 'float32'):
+        encoder = load_encoder(compute_type=compute_type)
+        encoder.frames(clips[0])  # first call: CTranslate2 allocates its buffers
+        best = min(_time_all(encoder, clips) for _ in range(repeats))
+        out[f'{compute_type}_ms_per_clip'] = round(1000 * best / len(clips), 1)
+    out['float32_vs_int8_time'] = round(out['float32_ms_per_clip'] / out['int8_ms_per_clip'], 2)
+    return out
+
+
+def _time_all(encoder, clips) -> float:
+    t = time.perf_counter()
+    for y in clips:
+        encoder.frames(y)
+    return time.perf_counter() - t

@@ -335,22 +335,24 @@ def cmd_predict(args) -> int:
     if args.bench:
         from voice_emotion.bench import benchmark_inference
 
-        r = benchmark_inference(args.model, n=max(args.n, 1))
+        models = {'model': args.model or 'default', **({'against': args.against} if args.against else {})}
+        results = {k: benchmark_inference(None if m == 'default' else m, n=max(args.n, 1)) for k, m in models.items()}
         if args.format == 'json':
-            _print_json(r)
-        else:
-            print(
-                f"command start-up with one {r['clip_seconds']} s clip: {r['command_one_clip_s']} s "
-                f"(bare --help: {r['command_help_s']} s)"
-            )
-            print(
-                f"warm latency per clip (decode + features + model): median {r['warm_latency_ms_median']} ms, "
-                f"p90 {r['warm_latency_ms_p90']} ms"
-            )
-            print(
-                f"batch: {r['batch_clips']} clips in {r['batch_seconds']} s = {r['batch_clips_per_s']} clips/s "
-                f"on {r['cores']} cores"
-            )
+            _print_json(results if args.against else results['model'])
+            return 0
+        r = results['model']
+        print(
+            f"one {r['clip_seconds']} s clip, {r['cores']} cores; " + ', '.join(f'{k}: {m}' for k, m in models.items())
+        )
+        for label, key, unit in (
+            ('command start-up, one clip', 'command_one_clip_s', 's'),
+            ('bare --help', 'command_help_s', 's'),
+            ('warm latency, median', 'warm_latency_ms_median', 'ms'),
+            ('warm latency, p90', 'warm_latency_ms_p90', 'ms'),
+            (f"batch of {r['batch_clips']} clips", 'batch_clips_per_s', 'clips/s'),
+        ):
+            cells = '   '.join(f"{k} {res[key]:>8} {unit}" for k, res in results.items())
+            print(f'{label:28} {cells}')
         return 0
     if not args.paths:
         print('voice-emotion predict: error: give one or more audio files or folders', file=sys.stderr)
@@ -447,6 +449,7 @@ def _register_predict(sub):
     )
     p.add_argument('--bench', action='store_true', help='benchmark start-up, warm latency and batch throughput')
     p.add_argument('-n', type=int, default=200, help='clips for --bench throughput (default: 200)')
+    p.add_argument('--against', metavar='BUNDLE', help='--bench: measure this model too, side by side')
     p.set_defaults(func=cmd_predict)
 
 

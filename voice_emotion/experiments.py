@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .bundle import load_bundle, run_parts
-from .core import Config, VoiceEmotionError, templates_dir, write_json
+from .core import DEFAULT_RECIPE, Config, VoiceEmotionError, templates_dir, write_json
 from .evaluation import HEADLINE, evaluate_run
 from .features import frame_statistics, speaker_normalise
 from .inference import default_model_dir, forget_loaded_models
@@ -201,6 +201,21 @@ def model_card(
             'balanced accuracy': folds.balanced_accuracy.map(lambda a: f'{100 * a:.1f} %'),
         }
     ).to_markdown(index=False, disable_numparse=True)
+    study = kfold.get('speaker_norm_study')
+    cases = pd.DataFrame(study['cases']).set_index('clips') if study else None
+    study_table = (
+        pd.DataFrame(
+            {
+                'clips of the speaker': [str(c) for c in cases.index if c != 'skewed'],
+                'per clip': [f'{100 * cases.per_clip[c]:.1f} %' for c in cases.index if c != 'skewed'],
+                'speaker-normalised': [
+                    f'{100 * cases.speaker_normalised[c]:.1f} %' for c in cases.index if c != 'skewed'
+                ],
+            }
+        ).to_markdown(index=False, disable_numparse=True)
+        if study
+        else None
+    )
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir()), keep_trailing_newline=True)
     env.filters.update(pct=_percent, tuple=tuple)
     return env.get_template('MODEL_CARD.md.j2').render(
@@ -211,7 +226,13 @@ def model_card(
         fs=fs,
         network_seeds=[cfg['seed'] + 1000 * k for k in range(cfg['networks'])],
         training=meta.get('training', {}),
-        seconds_analysed=(fs['max_len'] - 1) * fs['hop_length'] / fs['sr'],
+        seconds_analysed=fs['window']
+        if fs.get('kind') == 'whisper'
+        else (fs['max_len'] - 1) * fs['hop_length'] / fs['sr'],
+        speaker_norm=meta.get('speaker_norm'),
+        study=study,
+        study_table=study_table,
+        skewed=cases.loc['skewed'] if study else None,
         n_actors=len(actors),
         actors=f"{actors[0].split('_')[-1]}–{actors[-1].split('_')[-1]}",
         n_clips=len(split),
@@ -263,13 +284,15 @@ def run_differences(saved: Config, wanted: Config) -> list:
 def make_default_model(
     data_dir,  # RAVDESS folder (Actor_01 … Actor_20)
     out=None,  # bundle folder to write (default: the package's default model)
-    cfg: Config | None = None,  # the recipe (default: `Config()`'s)
+    cfg: Config | None = None,  # the recipe (default: `DEFAULT_RECIPE`'s)
     log=None,
     kfold_run=None,
 ) -> Path:  # an existing speaker-kfold run of the same recipe and seed to reuse (e.g. from `compare`)
     "Measure the recipe with speaker-kfold, train the final model on all actors, write bundle + MODEL_CARD.md."
     out = Path(out or default_model_dir())
-    cfg = (cfg or Config()).replace(dataset='ravdess', data_dir=str(Path(data_dir).expanduser().resolve()))
+    cfg = (cfg or Config.recipe(DEFAULT_RECIPE)).replace(
+        dataset='ravdess', data_dir=str(Path(data_dir).expanduser().resolve())
+    )
     work = Path(tempfile.mkdtemp(prefix='ve-default-'))
     try:
         kcfg = cfg.replace(protocol='speaker-kfold')
@@ -281,6 +304,8 @@ def make_default_model(
         else:
             train_run(kcfg, work / 'kfold', log=log)
             kfold = evaluate_run(work / 'kfold')
+        if 'speaker_normalised' in kfold:
+            kfold['speaker_norm_study'] = speaker_norm_study(kfold_run or work / 'kfold')
         train_run(cfg.replace(protocol='speaker', test_frac=0.0), work / 'final', log=log)
         bundle = work / 'final' / 'bundle'
         split = pd.read_csv(bundle / 'split.csv')

@@ -306,6 +306,7 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
             train_seconds=round(time.perf_counter() - t, 1),
             seconds_per_epoch=None,
             stats_C=history['C'],
+            speaker_stats_C=history.get('speaker_head', {}).get('C'),
             failed=fit_rows.loc[~ok, 'path'].tolist(),
         )
         save_bundle(
