@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import Config, n_features
+from .core import NETWORK_RECIPE, Config, n_features
 from .data import sample_dir
 from .store import extract_features
 
@@ -116,6 +116,8 @@ def benchmark_features(
                 '-m',
                 'voice_emotion.cli',
                 'features',
+                '--recipe',
+                NETWORK_RECIPE,  # the seed's features, as the seed loop computes them
                 '--dataset',
                 dataset,
                 '--cache-dir',

@@ -71,9 +71,11 @@ def _print_json(obj):
 EPOCHS_HELP = (
     "training epochs (default: the recipe's: "
     + ', '.join(
-        f"{name} {r['epochs']}{' at most, early-stopped' if r['early_stopping'] else ''}" for name, r in RECIPES.items()
+        f"{name} {r['epochs']}{' at most, early-stopped' if r['early_stopping'] else ''}"
+        for name, r in RECIPES.items()
+        if r.get('head', 'network') == 'network'
     )
-    + ')'
+    + '; the whisper-linear recipes train no epochs)'
 )
 
 # %% ../nbs/14_cli.ipynb #2a369015
@@ -140,20 +142,27 @@ def cmd_features(args) -> int:
         )
         return 0
     from voice_emotion.data import task_files
-    from voice_emotion.store import extract_features, keep_freed_memory
+    from voice_emotion.store import extract_features, keep_freed_memory, matrix_settings
 
     keep_freed_memory()
     cfg = _config(args)
     paths = task_files(cfg.dataset, cfg.data_dir)[: args.n]  # files are checked as they are decoded
     if not paths:
         raise VoiceEmotionError('no clip of the six emotions found', path=cfg.data_dir)
+    settings = matrix_settings(cfg)
     batch = extract_features(
-        paths, cfg.feature_settings(), cfg.jobs, None, progress=not args.json and sys.stderr.isatty(), keep=False
+        paths, settings, cfg.jobs, None, progress=not args.json and sys.stderr.isatty(), keep=False
     )
     import resource
 
     peak = lambda who: resource.getrusage(who).ru_maxrss // 1024  # MB (Linux reports kB)
+    what = (
+        f"{settings['encoder']} frames ({settings['compute_type']})"
+        if settings.get('kind') == 'whisper'
+        else "the seed's features"
+    )
     out = {
+        'features': what,
         **batch.stats,
         'peak_rss_mb': peak(resource.RUSAGE_SELF),
         'worker_peak_rss_mb': peak(resource.RUSAGE_CHILDREN),
@@ -164,7 +173,7 @@ def cmd_features(args) -> int:
     else:
         st = batch.stats
         print(
-            f"{st['clips']} clips in {st['seconds']} s ({st['clips_per_s']} clips/s, {st['jobs']} processes): "
+            f"{what}: {st['clips']} clips in {st['seconds']} s ({st['clips_per_s']} clips/s, {st['jobs']} processes): "
             f"{st['computed']} computed, {st['cache_hits']} from the cache, {st['failures']} failed"
         )
         for f in batch.failures:
@@ -543,7 +552,12 @@ def cmd_report(args) -> int:
         raise VoiceEmotionError('no clip of the six emotions found', path=cfg.data_dir)
     print(
         f"report run '{args.name or f'{cfg.dataset}-{cfg.protocol}'}': {cfg.dataset}, {cfg.protocol} protocol, "
-        f"{cfg.epochs} epochs{' at most' if cfg.early_stopping else ''}",
+        f"recipe {cfg.recipe_name}, "
+        + (
+            'a linear head (no epochs)'
+            if cfg.head == 'linear'
+            else f"{cfg.epochs} epochs{' at most' if cfg.early_stopping else ''}"
+        ),
         flush=True,
     )
     rec = run_report(cfg, args.name, args.stages, args.reports_dir, args.notebooks, log=sys.stdout)
@@ -635,15 +649,20 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser(
         'features',
         help='extract and cache the features of a corpus',
-        description='Extract MFCC, chroma, log-mel and ZCR features of every six-class clip into the cache.',
+        description="Extract what a recipe reads of every six-class clip into the cache: the speech encoder's frames "
+        "(the whisper-linear recipes, the default) or the seed's MFCC, chroma, log-mel and ZCR (the network recipes).",
     )
     _add_data_options(f)
+    _add_recipe_option(f)
+    _config_option(f, '--compute-type', field='compute_type', choices=('int8', 'float32'), help="the encoder's weights")
     _config_option(f, '--jobs', '-j', field='jobs', type=int, help='worker processes; 0: all cores; 1: serial')
     f.add_argument(
         '--cache-dir', metavar='DIR', help='cache folder (default: $VOICE_EMOTION_CACHE or the user cache folder)'
     )
     f.add_argument('-n', type=int, metavar='CLIPS', help='only the first CLIPS clips (by path)')
-    f.add_argument('--bench', action='store_true', help='benchmark: seed loop vs this extraction, cold and warm')
+    f.add_argument(
+        '--bench', action='store_true', help="benchmark: the seed's loop vs this extraction of the seed's features"
+    )
     f.add_argument('--json', action='store_true', help='print JSON')
     f.set_defaults(func=cmd_features)
 
