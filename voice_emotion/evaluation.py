@@ -156,15 +156,21 @@ def evaluate_bundle(bundle_dir, jobs: int = 0, cache_dir=None) -> tuple[dict, pd
     preds = predict_table(predictor, test, jobs, cache_dir)
     ok = preds[preds.predicted.notna()]
     m = dict(evaluate_predictions(ok), failed=int(preds.predicted.isna().sum()))
-    if predictor.speaker_head is not None:
-        by_speaker = predict_table(predictor, test, jobs, cache_dir, by_speaker=True)
-        preds['predicted_by_speaker'] = by_speaker.predicted
-        ok = by_speaker[by_speaker.predicted.notna()]
-        m['speaker_normalised'] = dict(
-            {k: v for k, v in evaluate_predictions(ok).items() if k in HEADLINE},
-            clips_normalised=int(ok.speaker_normalised.sum()),
-        )
-    return m, preds
+    return _with_speaker_normalised(m, preds, predictor, test, jobs, cache_dir), preds
+
+
+def _with_speaker_normalised(m: dict, preds: pd.DataFrame, predictor, clips, jobs, cache_dir) -> dict:
+    "The metrics with the speaker-normalised figures added, where the bundle has that head (and its predictions)."
+    if predictor.speaker_head is None:
+        return m
+    by_speaker = predict_table(predictor, clips, jobs, cache_dir, by_speaker=True)
+    preds['predicted_by_speaker'] = by_speaker.predicted.to_numpy()
+    ok = by_speaker[by_speaker.predicted.notna()]
+    m['speaker_normalised'] = dict(
+        {k: v for k, v in evaluate_predictions(ok).items() if k in HEADLINE},
+        clips_normalised=int(ok.speaker_normalised.sum()),
+    )
+    return m
 
 
 HEADLINE = ('accuracy', 'balanced_accuracy', 'macro_f1', 'macro_precision', 'macro_recall')
@@ -230,6 +236,9 @@ def evaluate_folder(
         raise VoiceEmotionError('no clip of the six emotions found', path=data_dir)
     preds = predict_table(predictor, clips[clips.in_task], jobs, cache_dir)
     ok = preds[preds.predicted.notna()]
+    extra = _with_speaker_normalised({}, preds, predictor, clips[clips.in_task], jobs, cache_dir)
+    if extra:
+        extra['speaker_normalised']['text'] = SPEAKER_NORM_TEXT
     split = predictor.split()
     trained_on = set(split[split.get('used', pd.Series('fit', index=split.index)) == 'fit'].speaker)
     seen = sorted(set(ok.speaker) & trained_on)  # same corpus naming: these voices were heard in training
@@ -238,4 +247,5 @@ def evaluate_folder(
         failed=int(preds.predicted.isna().sum()),
         dataset=dataset,
         speakers_seen_in_training=seen,
+        **extra,
     ), preds
