@@ -67,6 +67,7 @@ class Config:
     )
     compute_type: str = 'int8'  # the encoder's weights on the CPU: `int8` or `float32`
     encoder_window: float = 8.0  # seconds of each clip the encoder reads
+    encoder_context: float | None = None  # None: the encoder hears the clip alone; 30: padded with silence (Whisper)
     head: str = 'network'  # `network`: a Keras network over frames; `linear`: logistic regression on frame statistics
     recipe_name: str = 'ensemble'  # the named recipe (see `RECIPES`) these settings started from
     architecture: str = 'attention'  # the network (see `ARCHITECTURES`); the defaults below are its recipe's
@@ -226,6 +227,8 @@ RECIPES['whisper-linear'] = {
 }
 # the same in float32: slightly more accurate, the encoder twice as slow (the experiments and bench chapters)
 RECIPES['whisper-linear-float32'] = {**RECIPES['whisper-linear'], 'compute_type': 'float32'}
+# padded with silence to Whisper's 30 s, as the encoder was trained: more accurate, about 10× the encoder's time
+RECIPES['whisper-linear-30s'] = {**RECIPES['whisper-linear'], 'encoder_context': 30.0}
 
 DEFAULT_RECIPE = (
     'whisper-linear'  # the shipped model's recipe, and what `train`, `report` and `compare` make by default

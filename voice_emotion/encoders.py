@@ -115,15 +115,22 @@ class Encoder:
         silence = ctranslate2.StorageView.from_array(np.zeros((1, self.n_mels, 2), np.float32))
         self.width = int(np.asarray(self.model.encode(silence, to_cpu=True)).shape[-1])  # the frames' dimension
 
-    def frames(self, y: np.ndarray) -> np.ndarray:  # mono samples at 16 kHz; -> (ceil(mel frames / 2), width) float32
-        "Encoder frames of a clip, from the log-mel frames that cover it (no padding to 30 s)."
+    def frames(
+        self,
+        y: np.ndarray,  # mono samples at 16 kHz
+        context: float | None = None,  # seconds: the clip padded with silence to this length first (Whisper: 30)
+    ) -> np.ndarray:  # (ceil(mel frames / 2), width) float32: the frames that cover the clip
+        "Encoder frames of a clip, from the log-mel frames that cover it, alone or padded with silence to `context`."
         import ctranslate2
 
-        mel = whisper_log_mel(y, self.n_mels)
-        if mel.shape[1] < 2:
+        n = len(y) // WHISPER_HOP
+        if n < 2:
             raise VoiceEmotionError(f'too short for the encoder ({len(y) / WHISPER_SR:.3f} s)')
+        if context and len(y) < context * WHISPER_SR:
+            y = np.concatenate([y, np.zeros(int(context * WHISPER_SR) - len(y), np.float32)])
+        mel = whisper_log_mel(y, self.n_mels)
         out = self.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None])), to_cpu=True)
-        return np.asarray(out)[0].astype(np.float32, copy=False)
+        return np.asarray(out)[0, : (n + 1) // 2].astype(np.float32, copy=False)
 
     def __repr__(self):
         return f'Encoder({self.name}, {self.compute_type}, sha256 {self.sha256[:12]}…)'
@@ -164,9 +171,11 @@ def load_encoder(
 def encoder_settings(
     encoder: Encoder,  # a loaded encoder
     window: float = 8.0,  # seconds of each clip that are encoded
+    context: float | None = None,  # seconds of silence-padded context (None: the clip alone)
 ) -> dict:
     "The settings of encoder frames: what keys them in the cache and what a bundle records."
     return dict(
+        **({'context': context} if context else {}),  # absent when unused: earlier caches and bundles stay valid
         kind='whisper',
         encoder=encoder.name,
         sha256=encoder.sha256,
@@ -208,9 +217,9 @@ def fixed_frames(
     y: np.ndarray, settings: dict, threads: int = 0
 ) -> np.ndarray:  # mono 16 kHz samples; encoder settings
     "Encoder frames of audio in memory, cut to the window and zero-padded to the settings' fixed shape."
-    frames = settings_encoder(settings, threads).frames(y[: int(settings['window'] * WHISPER_SR)])[
-        : settings['max_len']
-    ]
+    frames = settings_encoder(settings, threads).frames(
+        y[: int(settings['window'] * WHISPER_SR)], settings.get('context')
+    )[: settings['max_len']]
     out = np.zeros((settings['max_len'], settings['width']), np.float32)
     out[: len(frames)] = frames
     return out

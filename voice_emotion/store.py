@@ -377,7 +377,8 @@ def matrix_settings(cfg: Config) -> dict:
     "The settings of the matrices a configuration's model reads: the seed's features, or its encoder's frames."
     if not cfg.encoder:
         return cfg.feature_settings()
-    return encoder_settings(load_encoder(cfg.encoder_dir, cfg.encoder, cfg.compute_type), cfg.encoder_window)
+    encoder = load_encoder(cfg.encoder_dir, cfg.encoder, cfg.compute_type)
+    return encoder_settings(encoder, cfg.encoder_window, cfg.encoder_context)
 
 # %% ../nbs/05_store.ipynb #b26a0d62
 def samples_matrix(y: np.ndarray, sr: int, settings: dict) -> np.ndarray:  # mono samples, their rate, the settings
