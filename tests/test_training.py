@@ -7,9 +7,10 @@ from conftest import run_cli, assert_one_line_error
 @pytest.mark.slow
 def test_train_then_evaluate_ravdess(tmp_path, ravdess):
     run = tmp_path/'run'
-    code, out, err = run_cli('train', '--dataset', 'ravdess', '--data-dir', ravdess, '--protocol', 'speaker', '--epochs', '3', '--out', run)
+    code, out, err = run_cli('train', '--dataset', 'ravdess', '--data-dir', ravdess, '--protocol', 'speaker', '--epochs', '3',
+                             '--recipe', 'ensemble', '--out', run)
     assert code == 0, err[-2000:]
-    assert len(re.findall(r'^Epoch \d/3$', out, re.M)) == 2 * 3 and 'total' in out  # the default recipe: two networks, 3 epochs each
+    assert len(re.findall(r'^Epoch \d/3$', out, re.M)) == 2 * 3 and 'total' in out  # two networks, 3 epochs each
     for f in ('config.json', 'clips.csv', 'training.json', 'bundle/model.keras', 'bundle/scaler.npz', 'bundle/bundle.json', 'bundle/split.csv'):
         assert (run/f).exists(), f
     code, out, err = run_cli('evaluate', run, '--json')
@@ -25,6 +26,21 @@ def test_train_then_evaluate_ravdess(tmp_path, ravdess):
     code, out, err = run_cli('evaluate', run/'bundle', '--dataset', 'sample', '--json')
     assert code == 0, err[-2000:]
     assert json.loads(out)['n'] == 176
+
+@pytest.mark.slow
+def test_default_recipe_reports_both_figures_on_ravdess(tmp_path, ravdess):
+    "The default recipe on RAVDESS: per-clip and speaker-normalised figures, the second said in words."
+    run = tmp_path/'run'
+    code, out, err = run_cli('train', '--dataset', 'ravdess', '--data-dir', ravdess, '--protocol', 'speaker', '--out', run)
+    assert code == 0 and 'whisper-linear' in out, err[-2000:]
+    assert (run/'bundle'/'speaker_head.npz').exists() and not (run/'bundle'/'model.keras').exists()
+    code, out, err = run_cli('evaluate', run, '--json')
+    m = json.loads(out)
+    sn = m['speaker_normalised']
+    assert code == 0 and m['n'] == 176 and sn['clips_normalised'] == 176  # 4 test actors, 44 clips each
+    assert 0 <= sn['accuracy'] <= 1 and "never their labels" in sn['text']
+    code, text, _ = run_cli('evaluate', run)
+    assert code == 0 and 'speaker-normalised: accuracy' in text and "speaker's own test clips" in text
 
 def test_evaluate_bad_target(tmp_path):
     code, _, err = run_cli('evaluate', tmp_path/'nothing')
