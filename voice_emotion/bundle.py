@@ -169,14 +169,20 @@ class Predictor:
     ) -> np.ndarray:
         "Class probabilities (clips, classes) for unscaled feature matrices."
         X = np.asarray(X, np.float32) if self.scaler is None else self.scaler.transform(np.asarray(X, np.float32))
-        if len(X) <= batch_size:
-            P = self._forward(X)
-        else:
-            P = np.concatenate([self._forward(X[i : i + batch_size]) for i in range(0, len(X), batch_size)])
+        batches = range(0, len(X), batch_size)
+        if not len(X):
+            return np.zeros((0, len(self.labels)), np.float32)
+        if not isinstance(self.model, LinearHead):
+            return (
+                self._forward(X)
+                if len(X) <= batch_size
+                else np.concatenate([self._forward(X[i : i + batch_size]) for i in batches])
+            )
+        S = np.concatenate([frame_statistics(X[i : i + batch_size]) for i in batches])  # one pass over the frames
+        P = self.model.predict_statistics(S)
         rows = self.speaker_normalised(groups)
         if rows.any():
-            S = speaker_normalise(frame_statistics(X[rows]), np.asarray(groups, str)[rows])
-            P[rows] = self.speaker_head.predict_statistics(S)
+            P[rows] = self.speaker_head.predict_statistics(speaker_normalise(S[rows], np.asarray(groups, str)[rows]))
         return P
 
     def _forward(self, X: np.ndarray) -> np.ndarray:

@@ -157,7 +157,8 @@ def cmd_features(args) -> int:
 
     peak = lambda who: resource.getrusage(who).ru_maxrss // 1024  # MB (Linux reports kB)
     what = (
-        f"{settings['encoder']} frames ({settings['compute_type']})"
+        f"{settings['encoder']} frames ({settings['compute_type']}"
+        + (f", {settings['context']:g} s context)" if settings.get('context') else ')')
         if settings.get('kind') == 'whisper'
         else "the seed's features"
     )
