@@ -80,7 +80,8 @@ def test_cli_cache_second_run_only_reads(tmp_path):
 @pytest.mark.slow
 def test_killed_run_resumes(tmp_path, ravdess):
     cache = tmp_path/'cache'
-    cmd = [sys.executable, '-m', 'voice_emotion.cli', 'features', '--dataset', 'ravdess', '--data-dir', str(ravdess), '--jobs', '1', '--cache-dir', str(cache), '--json']
+    cmd = [sys.executable, '-m', 'voice_emotion.cli', 'features', '--dataset', 'ravdess', '--data-dir', str(ravdess), '--recipe', 'ensemble',
+           '--jobs', '1', '--cache-dir', str(cache), '--json']  # the seed's features, whose cache `whole` counts
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     whole = lambda: len(FeatureCache(Config().feature_settings(), cache))  # records written in full
