@@ -184,7 +184,7 @@ def encoder_settings(
         max_len=int(window * WHISPER_SR) // WHISPER_HOP // 2,
         width=encoder.width,
         window=window,
-        folder=str(encoder.folder),
+        folder=None if encoder.name == DEFAULT_ENCODER else str(encoder.folder),  # the shipped weights: no local path
     )
 
 # %% ../nbs/04_encoders.ipynb #038d5277
