@@ -30,7 +30,7 @@ def odd_files(tmp_path_factory, sample_clips):
     raw = (d/'speech.wav').read_bytes(); (d/'corrupt.wav').write_bytes(raw[:44] + bytes(reversed(raw[44:2000])))
     (d/'truncated.flac').write_bytes((d/'speech.flac').read_bytes()[:300])
     sf.write(d/'zero.wav', np.zeros(0, 'float32'), sr)
-    bad = {'empty.wav': 'empty file', 'text.wav': 'not a readable audio file', 'truncated.flac': 'not a readable audio file',
+    bad = {'empty.wav': 'empty file', 'text.wav': 'not an audio file (no decoder recognised it)', 'truncated.flac': 'not a readable audio file',
            'zero.wav': 'no audio samples'}
     return d, good, bad
 

@@ -54,7 +54,7 @@ def test_bad_input_one_line_each_others_still_predicted(bad_files):
     rows = {Path(r['path']).name: r for r in json.loads(out)}
     assert rows['good.wav']['emotion'] in EMOTIONS
     assert rows['empty.wav']['error'] == 'empty file'
-    assert rows['notes.mp3']['error'].startswith('not a readable audio file')
+    assert rows['notes.mp3']['error'] == 'not an audio file (no decoder recognised it)'
     assert rows['truncated.flac']['error'].startswith('not a readable audio file')
     assert rows['blip.wav']['error'].startswith('too short to classify')
     assert rows['nothing_here']['error'].startswith('no audio files')
@@ -104,6 +104,21 @@ def test_one_hour_without_segment_says_what_it_used(hour_long):
     assert code == 0, err[-1500:]
     [r] = json.loads(out)
     assert 'only the first' in r['note'] and '3600.0 s' in r['note']
+
+def test_not_audio_non_finite_and_decoder_chatter(tmp_path, sample_clips):
+    "Random bytes named .mp3: 'not an audio file', the MP3 decoder's notes kept off the terminal (shown with -v); NaN samples: an error row."
+    (tmp_path/'noise.mp3').write_bytes(np.random.default_rng(0).bytes(5000))
+    bad = np.zeros(16000, np.float32); bad[[100, 200]] = np.nan, np.inf
+    sf.write(tmp_path/'nan.wav', bad, 16000, subtype='FLOAT')
+    code, out, err = run_cli('predict', tmp_path/'noise.mp3', tmp_path/'nan.wav', sample_clips[0], '--format', 'json')
+    assert code == 1
+    rows = {Path(r['path']).name: r for r in json.loads(out)}
+    assert rows['noise.mp3']['error'] == 'not an audio file (no decoder recognised it)'
+    assert rows['nan.wav']['error'] == 'its samples include NaN or infinite values'
+    assert rows[sample_clips[0].name]['emotion'] in EMOTIONS
+    assert 'MPEG' not in err and all(l.startswith('voice-emotion') for l in err.splitlines()), err
+    code, out, err = run_cli('predict', tmp_path/'noise.mp3', '-v')
+    assert 'Illegal Audio-MPEG-Header' in err
 
 @pytest.fixture(scope='module')
 def nothing_readable(tmp_path_factory):

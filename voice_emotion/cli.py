@@ -340,8 +340,10 @@ def _format_predictions(rows: list[dict], labels: list, fmt: str) -> str:
 
 def cmd_predict(args) -> int:
     "Predict the emotion of files and folders; with --segment a timeline per file. Exit 1 if any file failed."
+    from voice_emotion.features import DECODER_LOG
     from voice_emotion.inference import find_audio, get_predictor, predict_files, predict_timeline
 
+    DECODER_LOG.verbose = args.verbose
     if args.bench:
         from voice_emotion.bench import benchmark_inference
 
@@ -456,6 +458,9 @@ def _register_predict(sub):
         help="auto (default): where the model has a speaker-normalised head, the clips of one folder (or the windows "
         "of one recording under --segment) are taken as one speaker's and normalised together when there are enough "
         "of them; off: every clip on its own",
+    )
+    p.add_argument(
+        '--verbose', '-v', action='store_true', help="let the audio decoders' own messages through to the terminal"
     )
     p.add_argument('--bench', action='store_true', help='benchmark start-up, warm latency and batch throughput')
     p.add_argument('-n', type=int, default=200, help='clips for --bench throughput (default: 200)')

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['EMOTIONS', 'PROTOCOLS', 'DATASETS', 'ARCHITECTURES', 'PAD_MODES', 'HEADS', 'COMPUTE_TYPES', 'RECIPES',
+__all__ = ['EMOTIONS', 'PROTOCOLS', 'DATASETS', 'ARCHITECTURES', 'PAD_MODES', 'HEADS', 'COMPUTE_TYPES', 'FUNCTIONALS', 'RECIPES',
            'DEFAULT_RECIPE', 'NETWORK_RECIPE', 'VoiceEmotionError', 'Config', 'n_features', 'cache_root',
            'import_keras', 'package_dir', 'templates_dir', 'write_json']
 
@@ -34,10 +34,13 @@ class VoiceEmotionError(Exception):
 # %% ../nbs/00_core.ipynb #d4aad110
 PROTOCOLS = ('random', 'speaker', 'speaker-kfold')
 DATASETS = ('sample', 'cremad', 'ravdess')
-ARCHITECTURES = ('seed', 'attention')  # the networks `voice_emotion.model` builds
+ARCHITECTURES = ('seed', 'attention', 'pooling')  # the networks `voice_emotion.model` builds
 PAD_MODES = ('seed', 'mask')
 HEADS = ('network', 'linear')  # what reads the features: a Keras network, or a logistic regression on their statistics
 COMPUTE_TYPES = ('int8', 'float32')  # CTranslate2's weights for an encoder on the CPU
+FUNCTIONALS = (
+    'egemaps',
+)  # clip-level functionals set beside encoder frames: eGeMAPSv02 (openSMILE, an optional extra)
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Config:
     compute_type: str = 'int8'  # the encoder's weights on the CPU: `int8` or `float32`
     encoder_window: float = 8.0  # seconds of each clip the encoder reads
     encoder_context: float | None = None  # None: the encoder hears the clip alone; 30: padded with silence (Whisper)
+    functionals: str | None = None  # `egemaps`: eGeMAPSv02's 88 functionals of the clip on each encoder frame
     head: str = 'network'  # `network`: a Keras network over frames; `linear`: logistic regression on frame statistics
     recipe_name: str = 'ensemble'  # the named recipe (see `RECIPES`) these settings started from
     architecture: str = 'attention'  # the network (see `ARCHITECTURES`); the defaults below are its recipe's
@@ -135,6 +139,11 @@ class Config:
             ('window', 0 < self.hop <= self.window, 'at least hop, which must be > 0'),
             ('jobs', self.jobs >= 0, '0 (all cores) or more'),
             ('speaker_norm_min', self.speaker_norm_min >= 2, 'at least 2 (one clip has nothing to normalise by)'),
+            (
+                'functionals',
+                self.functionals is None or (self.functionals in FUNCTIONALS and self.encoder is not None),
+                f'one of {", ".join(FUNCTIONALS)}, with an encoder (its frames carry them)',
+            ),
         ):
             if not ok:
                 raise VoiceEmotionError(f'{name} must be {rule} (got {getattr(self, name)})')
@@ -229,6 +238,20 @@ RECIPES['whisper-linear'] = {
 RECIPES['whisper-linear-float32'] = {**RECIPES['whisper-linear'], 'compute_type': 'float32'}
 # padded with silence to Whisper's 30 s, as the encoder was trained: more accurate, 17× slower to serve
 RECIPES['whisper-linear-30s'] = {**RECIPES['whisper-linear'], 'encoder_context': 30.0}
+# eGeMAPSv02 functionals (openSMILE, `pip install -e ".[opensmile]"`) beside the frames' statistics
+RECIPES['whisper-linear-egemaps'] = {**RECIPES['whisper-linear'], 'functionals': 'egemaps'}
+RECIPES['whisper-linear-30s-egemaps'] = {**RECIPES['whisper-linear-30s'], 'functionals': 'egemaps'}
+# a Keras head over the frames themselves: attention and statistics pooling of a per-frame projection (`pooling_model`)
+RECIPES['whisper-pooling'] = {
+    **RECIPES['attention-stats'],
+    'encoder': 'whisper-tiny.en',
+    'architecture': 'pooling',
+    'dense_units': 128,
+    'stats_member': False,
+    'stats_C': RECIPES['whisper-linear']['stats_C'],
+}
+# that network averaged with the logistic regression on the frames' statistics
+RECIPES['whisper-pooling-stats'] = {**RECIPES['whisper-pooling'], 'stats_member': True}
 
 DEFAULT_RECIPE = (
     'whisper-linear'  # the shipped model's recipe, and what `train`, `report` and `compare` make by default

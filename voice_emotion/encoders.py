@@ -17,9 +17,9 @@ from .features import _hann, _real_fft, load_audio, mel_filters, samples_needed
 
 # %% auto #0
 __all__ = ['WHISPER_SR', 'WHISPER_HOP', 'WHISPER_N_FFT', 'DEFAULT_ENCODER', 'SHIPPED_WEIGHTS_SHA256', 'HUB_ENCODERS',
-           'whisper_log_mel', 'weights_sha256', 'shipped_encoder_dir', 'download_encoder', 'Encoder',
-           'check_shipped_weights', 'load_encoder', 'encoder_settings', 'clip_encoder_frames', 'settings_encoder',
-           'fixed_frames', 'analysed_seconds']
+           'EGEMAPS_WIDTH', 'whisper_log_mel', 'weights_sha256', 'shipped_encoder_dir', 'download_encoder', 'Encoder',
+           'check_shipped_weights', 'load_encoder', 'functionals_version', 'egemaps_functionals', 'encoder_settings',
+           'clip_encoder_frames', 'settings_encoder', 'fixed_frames', 'analysed_seconds']
 
 # %% ../nbs/04_encoders.ipynb #807bedc6
 WHISPER_SR = 16000  # Whisper's sample rate
@@ -167,22 +167,62 @@ def load_encoder(
     folder = shipped_encoder_dir()
     return Encoder(folder, DEFAULT_ENCODER, check_shipped_weights(folder), compute_type, threads)
 
+# %% ../nbs/04_encoders.ipynb #e6a3f002
+EGEMAPS_WIDTH = 88  # eGeMAPSv02's functionals
+
+
+@functools.lru_cache(maxsize=1)
+def _smile():
+    try:
+        import opensmile
+    except ImportError:
+        raise VoiceEmotionError(
+            'eGeMAPS functionals need openSMILE, an optional extra: pip install -e ".[opensmile]" (free for research '
+            'and education; commercial use needs a licence from audEERING)'
+        ) from None
+    return opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals
+    )
+
+
+def functionals_version() -> str:
+    "The openSMILE that computes the functionals: part of their settings, so another version's are not mixed in."
+    _smile()
+    import opensmile
+
+    return f'opensmile {opensmile.__version__}'
+
+
+def egemaps_functionals(
+    y: np.ndarray,  # mono samples
+    sr: int = 16000,  # their sample rate
+) -> np.ndarray:  # (88,) float32
+    "eGeMAPSv02's 88 functionals of a clip (openSMILE); those a clip is too short for are 0, never NaN."
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # openSMILE warns, and fills NaN, for a clip too short for one
+        values = _smile().process_signal(np.asarray(y, np.float32), sr).to_numpy()[0]
+    return np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
 # %% ../nbs/04_encoders.ipynb #6888fb86
 def encoder_settings(
     encoder: Encoder,  # a loaded encoder
     window: float = 8.0,  # seconds of each clip that are encoded
     context: float | None = None,  # seconds of silence-padded context (None: the clip alone)
+    functionals: str | None = None,  # `egemaps`: the clip's eGeMAPSv02 functionals beside each frame
 ) -> dict:
     "The settings of encoder frames: what keys them in the cache and what a bundle records."
     return dict(
         **({'context': context} if context else {}),  # absent when unused: earlier caches and bundles stay valid
+        **({'functionals': functionals, 'functionals_version': functionals_version()} if functionals else {}),
         kind='whisper',
         encoder=encoder.name,
         sha256=encoder.sha256,
         compute_type=encoder.compute_type,
         n_mels=encoder.n_mels,
         max_len=int(window * WHISPER_SR) // WHISPER_HOP // 2,
-        width=encoder.width,
+        width=encoder.width + (EGEMAPS_WIDTH if functionals else 0),
         window=window,
         folder=None if encoder.name == DEFAULT_ENCODER else str(encoder.folder),  # the shipped weights: no local path
     )
@@ -217,11 +257,12 @@ def fixed_frames(
     y: np.ndarray, settings: dict, threads: int = 0
 ) -> np.ndarray:  # mono 16 kHz samples; encoder settings
     "Encoder frames of audio in memory, cut to the window and zero-padded to the settings' fixed shape."
-    frames = settings_encoder(settings, threads).frames(
-        y[: int(settings['window'] * WHISPER_SR)], settings.get('context')
-    )[: settings['max_len']]
+    y = y[: int(settings['window'] * WHISPER_SR)]
+    frames = settings_encoder(settings, threads).frames(y, settings.get('context'))[: settings['max_len']]
     out = np.zeros((settings['max_len'], settings['width']), np.float32)
-    out[: len(frames)] = frames
+    out[: len(frames), : frames.shape[1]] = frames
+    if settings.get('functionals'):  # the clip's functionals on each of its frames
+        out[: len(frames), frames.shape[1] :] = egemaps_functionals(y, WHISPER_SR)
     return out
 
 # %% ../nbs/04_encoders.ipynb #3ad82156

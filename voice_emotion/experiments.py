@@ -23,8 +23,8 @@ from .store import extract_features
 from .training import train_run
 
 # %% auto #0
-__all__ = ['ARCHITECTURE_WORDS', 'NOT_THE_MODEL', 'compare_recipes', 'speaker_norm_study', 'comparison_table', 'model_card',
-           'write_model_card', 'run_differences', 'make_default_model']
+__all__ = ['ARCHITECTURE_WORDS', 'NOT_THE_MODEL', 'compare_recipes', 'speaker_norm_study', 'comparison_table', 'recipe_summary',
+           'model_card', 'write_model_card', 'run_differences', 'make_default_model']
 
 # %% ../nbs/11_experiments.ipynb #67a88c99
 def compare_recipes(
@@ -173,7 +173,68 @@ def comparison_table(results: list) -> pd.DataFrame:  # records from `compare_re
 ARCHITECTURE_WORDS = {
     'seed': "the seed notebook's CNN + BiLSTM (last LSTM state)",
     'attention': 'a CNN + BiLSTM that pools over time with masked attention and max pooling (padding masked)',
+    'pooling': 'a per-frame projection pooled over real frames by attention and statistics (no convolution)',
 }
+
+
+def recipe_summary(results: list) -> list:  # records from `compare_recipes`
+    "Per recipe on RAVDESS: seeds, accuracy per clip and speaker-normalised, pooled over all folds of all seeds."
+    out = []
+    for recipe, rs in pd.DataFrame([r for r in results if r['dataset'] == 'ravdess']).groupby('recipe', sort=False):
+        folds = [f for r in rs.itertuples() for f in r.folds]
+        spk = (
+            [
+                f
+                for r in rs.itertuples()
+                if isinstance(r.speaker_normalised, dict)
+                for f in r.speaker_normalised['folds']
+            ]
+            if 'speaker_normalised' in rs
+            else []
+        )
+        out.append(
+            dict(
+                recipe=recipe,
+                seeds=len(rs),
+                accuracy=float(np.mean([f['accuracy'] for f in folds])),
+                speaker_normalised=float(np.mean([f['accuracy'] for f in spk])) if spk else None,
+            )
+        )
+    return out
+
+
+def _recipes_table(compared: list, recipe: str) -> str:  # `recipe_summary` rows; the card's recipe
+    "Markdown: each recipe compared, its seeds and accuracies, the card's own marked."
+    pct = lambda a: '–' if a is None else f'{100 * a:.1f} %'
+    return pd.DataFrame(
+        {
+            'recipe': [f"**{r['recipe']}**" if r['recipe'] == recipe else r['recipe'] for r in compared],
+            'seeds': [str(r['seeds']) for r in compared],
+            'accuracy per clip': [pct(r['accuracy']) for r in compared],
+            'speaker-normalised': [pct(r['speaker_normalised']) for r in compared],
+        }
+    ).to_markdown(index=False, disable_numparse=True)
+
+
+def _egemaps_words(compared: list, recipe: str, fs: dict) -> str | None:
+    "What the card says of eGeMAPS: that the model uses it, or what it would add and why it is left out."
+    licence = 'openSMILE is free for research and education; commercial use needs a licence from audEERING'
+    if fs.get('functionals'):
+        return f"This model reads eGeMAPSv02 functionals ({fs['functionals_version']}) beside the encoder's: {licence}."
+    rows = {r['recipe']: r for r in compared}
+    if f'{recipe}-egemaps' not in rows or recipe not in rows:
+        return None
+    a, b = rows[f'{recipe}-egemaps'], rows[recipe]
+    spk = (
+        f" and {100 * a['speaker_normalised']:.1f} % against {100 * b['speaker_normalised']:.1f} % speaker-normalised"
+        if a['speaker_normalised'] and b['speaker_normalised']
+        else ''
+    )
+    return (
+        f"eGeMAPSv02 functionals (openSMILE) beside the encoder's statistics (`{recipe}-egemaps`) score "
+        f"{100 * a['accuracy']:.1f} % per clip against {100 * b['accuracy']:.1f} % without{spk}. "
+        f"This model leaves them out: {licence}, and every prediction would need that optional extra."
+    )
 
 
 def _percent(m: dict, k: str) -> str:
@@ -216,6 +277,7 @@ def model_card(
         if study
         else None
     )
+    compared = kfold.get('recipes_compared')
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(templates_dir()), keep_trailing_newline=True)
     env.filters.update(pct=_percent, tuple=tuple)
     return env.get_template('MODEL_CARD.md.j2').render(
@@ -232,6 +294,8 @@ def model_card(
         speaker_norm=meta.get('speaker_norm'),
         study=study,
         study_table=study_table,
+        recipes_table=_recipes_table(compared, cfg['recipe_name']) if compared else None,
+        egemaps_words=_egemaps_words(compared, cfg['recipe_name'], fs) if compared else None,
         skewed=cases.loc['skewed'] if study else None,
         n_actors=len(actors),
         actors=f"{actors[0].split('_')[-1]}–{actors[-1].split('_')[-1]}",
@@ -306,6 +370,9 @@ def make_default_model(
             kfold = evaluate_run(work / 'kfold')
         if 'speaker_normalised' in kfold:
             kfold['speaker_norm_study'] = speaker_norm_study(kfold_run or work / 'kfold')
+        compared = Path(kfold_run or work).parent / 'comparison.json'  # `compare`'s results beside its k-fold run
+        if kfold_run and compared.exists():  # what the recipe was chosen against
+            kfold['recipes_compared'] = recipe_summary(json.loads(compared.read_text()))
         train_run(cfg.replace(protocol='speaker', test_frac=0.0), work / 'final', log=log)
         bundle = work / 'final' / 'bundle'
         split = pd.read_csv(bundle / 'split.csv')

@@ -5,7 +5,9 @@
 # %% ../nbs/03_features.ipynb #ab34aa9e
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import re
 import stat
 import sys
@@ -17,9 +19,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .core import Config, VoiceEmotionError
 
 # %% auto #0
-__all__ = ['FEATURE_VERSION', 'samples_needed', 'load_audio', 'mel_filters', 'chroma_filters', 'dct_matrix', 'power_spectrogram',
-           'estimate_tuning', 'zero_crossing_rate', 'mel_power', 'power_to_db', 'signal_features', 'real_frames',
-           'frame_statistics', 'speaker_normalise', 'feature_kwargs', 'clip_features']
+__all__ = ['FEATURE_VERSION', 'samples_needed', 'DECODER_LOG', 'quiet_decoders', 'load_audio', 'mel_filters', 'chroma_filters',
+           'dct_matrix', 'power_spectrogram', 'estimate_tuning', 'zero_crossing_rate', 'mel_power', 'power_to_db',
+           'signal_features', 'real_frames', 'frame_statistics', 'speaker_normalise', 'feature_kwargs', 'clip_features']
 
 # %% ../nbs/03_features.ipynb #32e19095
 def samples_needed(settings: dict) -> int:  # feature settings
@@ -42,6 +44,40 @@ def _file_error(e: OSError) -> str:
     "The reason an audio file could not be opened, in a few words."
     return 'no such file' if isinstance(e, FileNotFoundError) else f'unreadable ({e.strerror or type(e).__name__})'
 
+
+class DECODER_LOG:
+    "What the decoders wrote last (`quiet_decoders`), and whether to let it through to the terminal."
+
+    verbose = False
+    last = ''
+
+
+@contextlib.contextmanager
+def quiet_decoders():
+    "Catch what C decoders (mpg123) write to the process's standard error while decoding: kept in `DECODER_LOG.last`."
+    import tempfile
+
+    try:
+        saved = os.dup(2)
+    except OSError:  # no standard error to redirect
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            DECODER_LOG.last = caught.read().decode(errors='replace')
+            if DECODER_LOG.verbose and DECODER_LOG.last:
+                sys.stderr.write(DECODER_LOG.last)
+
+
+# libsndfile's words for "none of my decoders knows this file" (the second one for MP3-named files)
+_UNRECOGNISED = ('Format not recognised', 'not a regular file (possibly a pipe?)', 'unknown format')
+
 # %% ../nbs/03_features.ipynb #bc33a522
 def load_audio(
     path,  # audio file
@@ -61,16 +97,20 @@ def load_audio(
     if info.st_size == 0:
         raise VoiceEmotionError('empty file', path=path)
     try:
-        with sf.SoundFile(str(path)) as f:
+        with quiet_decoders(), sf.SoundFile(str(path)) as f:
             frames = -1 if max_samples is None else int(np.ceil(max_samples * f.samplerate / sr)) + f.samplerate // 10
             x, sr_in = f.read(frames=frames, dtype='float32'), f.samplerate  # (n,) mono, (n, channels) otherwise
     except Exception as e:
         detail = re.sub(
             r"^Error opening .*?: ", '', str(e).splitlines()[0] if str(e) else type(e).__name__
         )  # it repeats the path
+        if any(words in detail for words in _UNRECOGNISED):
+            raise VoiceEmotionError('not an audio file (no decoder recognised it)', path=path) from None
         raise VoiceEmotionError(f'not a readable audio file ({detail[:100]})', path=path) from None
     if len(x) == 0:
         raise VoiceEmotionError('no audio samples', path=path)
+    if not np.isfinite(x).all():
+        raise VoiceEmotionError('its samples include NaN or infinite values', path=path)
     y = _resample(x if x.ndim == 1 else x.mean(axis=1), sr_in, sr)
     return y if max_samples is None else y[:max_samples]
 

@@ -16,7 +16,7 @@ from .bundle import load_bundle
 from .core import Config, VoiceEmotionError, package_dir
 from .data import AUDIO_EXTENSIONS, audio_files
 from .encoders import analysed_seconds
-from .features import frame_statistics, load_audio, speaker_normalise
+from .features import frame_statistics, load_audio, quiet_decoders, speaker_normalise
 from .store import clip_matrix, extract_features, samples_matrix
 
 # %% auto #0
@@ -77,6 +77,8 @@ def predict_array(
     "Emotion, confidence and all probabilities for audio samples in memory."
     pred = get_predictor(model)
     samples = np.asarray(samples, np.float32)
+    if not np.isfinite(samples).all():
+        raise VoiceEmotionError('the samples include NaN or infinite values')
     n = samples.shape[-1] if samples.ndim > 1 and samples.shape[0] < samples.shape[-1] else len(samples)
     if short := too_short(n / sr):
         raise VoiceEmotionError(short)
@@ -99,7 +101,8 @@ def predict_file(path, model=None) -> dict:  # audio file; bundle (None: default
 
 
 def _duration(path) -> float:
-    info = sf.info(str(path))
+    with quiet_decoders():
+        info = sf.info(str(path))
     return info.frames / info.samplerate
 
 

@@ -13,7 +13,7 @@ from .features import real_frames
 # %% auto #0
 __all__ = ['keras', 'BUILDERS', 'seed_model', 'FrameMask', 'MaskDownsample', 'MaskedAttentionPooling', 'MaskedMaxPooling',
            'attention_model', 'StatisticsPooling', 'utterance_statistics', 'statistics_model', 'averaged',
-           'build_model', 'compile_model']
+           'pooling_model', 'build_model', 'compile_model']
 
 # %% ../nbs/06_model.ipynb #3702d51f
 def seed_model(
@@ -169,22 +169,54 @@ def averaged(models: list, name: str = 'ensemble'):
     ]  # unique names
     return keras.Model(inputs, layers.Average()([m(inputs) for m in members]), name=name)
 
+# %% ../nbs/06_model.ipynb #7a0c5e02
+def pooling_model(
+    input_shape: tuple = (400, 384),  # (frames, width), e.g. Whisper tiny.en frames
+    n_classes: int = 6,
+    dense_units: int = 128,  # width of the per-frame projection (and of the layer after pooling)
+    dropout: float = 0.3,
+):
+    "Per-frame Dense-ReLU → [masked attention pooling ; masked statistics pooling] → Dense → softmax."
+    x = inputs = keras.Input(shape=input_shape, name='features')
+    mask = FrameMask(name='frame_mask')(inputs)
+    h = layers.Dense(dense_units, activation='relu', name='frame_projection')(layers.Dropout(dropout)(x))
+    pooled = layers.Concatenate()(
+        [
+            MaskedAttentionPooling()([h, layers.Dense(1, name='attention_score')(h), mask]),
+            StatisticsPooling()([h, mask]),
+        ]
+    )
+    x = layers.Dense(dense_units, activation='relu')(layers.Dropout(dropout)(pooled))
+    outputs = layers.Dense(n_classes, activation='softmax', name='emotion')(layers.Dropout(dropout)(x))
+    return keras.Model(inputs, outputs, name='frame_pooling')
+
 # %% ../nbs/06_model.ipynb #915401c3
-BUILDERS = {'seed': seed_model, 'attention': attention_model}  # architecture name → the function that builds it
+BUILDERS = {
+    'seed': seed_model,
+    'attention': attention_model,
+    'pooling': pooling_model,
+}  # architecture name → the function that builds it
 
 
-def build_model(cfg: Config, n_classes: int = len(EMOTIONS)):
-    "The configured model for the configured features."
+def build_model(
+    cfg: Config,
+    n_classes: int = len(EMOTIONS),
+    input_shape: tuple | None = None,  # (frames, width) of its input; None: the configuration's seed features
+):
+    "The configured model for the configured features (the architecture's own settings taken from `cfg`)."
+    import inspect
+
     s = cfg.feature_settings()
-    return BUILDERS[cfg.architecture](
-        (s['max_len'], n_features(s)),
+    builder = BUILDERS[cfg.architecture]
+    wanted = inspect.signature(builder).parameters
+    return builder(
+        input_shape or (s['max_len'], n_features(s)),
         n_classes,
-        conv_filters=cfg.conv_filters,
-        kernel_size=cfg.kernel_size,
-        lstm_units=cfg.lstm_units,
-        dense_units=cfg.dense_units,
-        dropout=cfg.dropout,
-        l2=cfg.l2,
+        **{
+            k: getattr(cfg, k)
+            for k in ('conv_filters', 'kernel_size', 'lstm_units', 'dense_units', 'dropout', 'l2')
+            if k in wanted
+        },
     )
 
 # %% ../nbs/06_model.ipynb #1d0844ab

@@ -134,7 +134,11 @@ def fit_model(
     from voice_emotion.model import build_model, compile_model
 
     keras.utils.set_random_seed(cfg.seed)
-    model = compile_model(build_model(cfg), cfg, steps_per_epoch=int(np.ceil(len(X_train) / cfg.batch_size)))
+    model = compile_model(
+        build_model(cfg, input_shape=X_train.shape[1:]),
+        cfg,
+        steps_per_epoch=int(np.ceil(len(X_train) / cfg.batch_size)),
+    )
     onehot = lambda y: np.eye(len(EMOTIONS), dtype=np.float32)[y]
     seconds = []  # per epoch, for the run's timing figures
     callbacks = [
