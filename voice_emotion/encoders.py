@@ -125,7 +125,9 @@ class Encoder:
 
         n = len(y) // WHISPER_HOP
         if n < 2:
-            raise VoiceEmotionError(f'too short for the encoder ({len(y) / WHISPER_SR:.3f} s)')
+            raise VoiceEmotionError(
+                f'too short for the encoder ({len(y)} samples at 16 kHz; at least {2 * WHISPER_HOP})'
+            )
         if context and len(y) < context * WHISPER_SR:
             y = np.concatenate([y, np.zeros(int(context * WHISPER_SR) - len(y), np.float32)])
         mel = whisper_log_mel(y, self.n_mels)

@@ -1,0 +1,71 @@
+"A fuzz test of `voice-emotion predict`: over a hundred generated broken files, each exactly one row, no traceback."
+import json, subprocess, sys
+from pathlib import Path
+import numpy as np, soundfile as sf, pytest
+from voice_emotion.core import EMOTIONS
+
+FORMATS = {'wav': dict(format='WAV', subtype='PCM_16'), 'flac': dict(format='FLAC'),
+           'ogg': dict(format='OGG', subtype='VORBIS'), 'mp3': dict(format='MP3')}
+
+def broken_files(d: Path, clip: Path, seed: int = 7) -> list:
+    "Write the broken files (and one intact file per format) into `d`; their names."
+    rng = np.random.default_rng(seed)
+    y, sr = sf.read(clip, dtype='float32')
+    y = y[:2 * sr]
+    names = []
+    def write(name, data):
+        (d/name).write_bytes(bytes(data)); names.append(name)
+    for ext, kw in FORMATS.items():
+        sf.write(d/f'intact.{ext}', y, sr, **kw); names.append(f'intact.{ext}')
+        raw = (d/f'intact.{ext}').read_bytes()
+        for k, cut in enumerate(sorted(rng.integers(1, len(raw), 10))):  # truncated at random offsets
+            write(f'truncated{k}.{ext}', raw[:cut])
+        for k in range(10):  # 1 to 46 bits flipped anywhere, the header included
+            b = bytearray(raw)
+            for i in rng.integers(0, len(b), 1 + 5 * k): b[i] ^= 1 << int(rng.integers(8))
+            write(f'flipped{k}.{ext}', b)
+    for k in range(12):  # random bytes under every extension
+        write(f'random{k}.{list(FORMATS)[k % 4]}', rng.bytes(int(rng.integers(1, 20000))))
+    b = bytearray((d/'intact.wav').read_bytes())  # a header that claims gigabytes of samples
+    at = b.find(b'data')
+    b[4:8], b[at + 4:at + 8] = (0xFFFFFFF0).to_bytes(4, 'little'), (0xFFFFFF00).to_bytes(4, 'little')
+    write('gigabytes.wav', b)
+    special = {'zero_samples.wav': (y[:0], sr, {}), 'zero_samples.flac': (y[:0], sr, {}), 'one_sample.wav': (y[:1], sr, {}),
+               'one_sample.flac': (y[:1], sr, {}), 'nan.wav': (np.where(np.arange(len(y)) % 1000 == 7, np.nan, y), sr, dict(subtype='FLOAT')),
+               'inf.wav': (np.where(np.arange(len(y)) == 3, np.inf, y), sr, dict(subtype='FLOAT')),
+               'six_channels.wav': (np.tile(y[:, None], (1, 6)), sr, {}), 'eight_bit.wav': (y, sr, dict(subtype='PCM_U8')),
+               'hires_24bit_96k.wav': (np.repeat(y, 6), 96000, dict(subtype='PCM_24'))}
+    for name, (samples, rate, kw) in special.items():
+        sf.write(d/name, samples, rate, **kw); names.append(name)
+    return names
+
+def test_fuzz_every_file_one_row_no_traceback(tmp_path, sample_clips):
+    names = broken_files(tmp_path, sample_clips[3])
+    assert len(names) - len(FORMATS) >= 100
+    out_file = tmp_path.parent/f'{tmp_path.name}.json'
+    # one process (--jobs 1), so that its peak memory is the whole run's
+    code = ("import sys, json; from voice_emotion.cli import main; rc = main(['predict', sys.argv[1], '--format', 'json', "
+            "'--jobs', '1', '--output', sys.argv[2]]); hwm = next(int(l.split()[1]) for l in open('/proc/self/status') "
+            "if l.startswith('VmHWM')); print(json.dumps([rc, hwm]))")
+    r = subprocess.run([sys.executable, '-c', code, str(tmp_path), str(out_file)], capture_output=True, text=True, timeout=600)
+    assert 'Traceback' not in r.stderr, r.stderr[-2000:]
+    rc, hwm_kb = json.loads(r.stdout.strip().splitlines()[-1])
+    assert rc == 1 and hwm_kb < 1_500_000, (rc, hwm_kb)
+    assert all(l.startswith('voice-emotion') for l in r.stderr.splitlines()), r.stderr[-2000:]  # no decoder chatter
+    rows = json.loads(out_file.read_text())
+    got = [Path(row['path']).name for row in rows]
+    assert sorted(got) == sorted(names)  # every file exactly once
+    by_name = dict(zip(got, rows))
+    for name, row in by_name.items():
+        if row.get('error'):
+            assert '\n' not in row['error'] and row.get('emotion') is None, (name, row)
+        else:
+            assert row['emotion'] in EMOTIONS and np.isfinite(row['confidence']), (name, row)
+            assert all(np.isfinite(p) for p in row['probabilities'].values()), (name, row)
+    for ext in FORMATS: assert not by_name[f'intact.{ext}'].get('error'), by_name[f'intact.{ext}']
+    for name in ('nan.wav', 'inf.wav'): assert 'NaN or infinite' in by_name[name]['error']
+    for k in range(12): assert by_name[f'random{k}.{list(FORMATS)[k % 4]}'].get('error'), k
+    errors = [row['error'] for row in rows if row.get('error')]
+    print(f'{len(rows)} files: {len(rows) - len(errors)} predicted, {len(errors)} errors; peak memory {hwm_kb / 1024:.0f} MiB')
+    for reason in sorted({e.split(' (')[0] for e in errors}):
+        print(f'  {sum(e.startswith(reason) for e in errors):3d}  {reason}')
