@@ -59,6 +59,8 @@ def test_fuzz_every_file_one_row_no_traceback(tmp_path, sample_clips):
     for name, row in by_name.items():
         if row.get('error'):
             assert '\n' not in row['error'] and row.get('emotion') is None, (name, row)
+        elif row['emotion'] is None:  # decoded, but no speech in it: the reason says so
+            assert row['note'].startswith('no speech detected') and row['confidence'] is None, (name, row)
         else:
             assert row['emotion'] in EMOTIONS and np.isfinite(row['confidence']), (name, row)
             assert all(np.isfinite(p) for p in row['probabilities'].values()), (name, row)
@@ -66,6 +68,8 @@ def test_fuzz_every_file_one_row_no_traceback(tmp_path, sample_clips):
     for name in ('nan.wav', 'inf.wav'): assert 'NaN or infinite' in by_name[name]['error']
     for k in range(12): assert by_name[f'random{k}.{list(FORMATS)[k % 4]}'].get('error'), k
     errors = [row['error'] for row in rows if row.get('error')]
-    print(f'{len(rows)} files: {len(rows) - len(errors)} predicted, {len(errors)} errors; peak memory {hwm_kb / 1024:.0f} MiB')
+    silent = sum(1 for row in rows if not row.get('error') and row['emotion'] is None)
+    print(f'{len(rows)} files: {len(rows) - len(errors) - silent} predicted, {silent} no speech, {len(errors)} errors; '
+          f'peak memory {hwm_kb / 1024:.0f} MiB')
     for reason in sorted({e.split(' (')[0] for e in errors}):
         print(f'  {sum(e.startswith(reason) for e in errors):3d}  {reason}')

@@ -94,9 +94,9 @@ def test_one_hour_timeline_in_bounded_memory(hour_long):
     [res] = json.loads(out_file.read_text())
     tl = res['timeline']
     assert len(tl) == 2399 and tl[-1]['end'] == pytest.approx(3600, abs=2)
-    voiced = [w for w in tl if w['emotion'] != 'silence']
-    assert 12 <= len(voiced) <= 40 and all(w['emotion'] in EMOTIONS for w in voiced)
-    assert res['emotion'] in EMOTIONS and res['silent_windows'] == len(tl) - len(voiced)
+    voiced = [w for w in tl if w['emotion'] in EMOTIONS]
+    assert 12 <= len(voiced) <= 40 and all(w['emotion'] in (*EMOTIONS, 'silence', 'no speech') for w in tl)
+    assert res['emotion'] in EMOTIONS and res['silent_windows'] + res['no_speech_windows'] == len(tl) - len(voiced)
 
 @pytest.mark.slow
 def test_one_hour_without_segment_says_what_it_used(hour_long):
@@ -119,6 +119,25 @@ def test_not_audio_non_finite_and_decoder_chatter(tmp_path, sample_clips):
     assert 'MPEG' not in err and all(l.startswith('voice-emotion') for l in err.splitlines()), err
     code, out, err = run_cli('predict', tmp_path/'noise.mp3', '-v')
     assert 'Illegal Audio-MPEG-Header' in err
+
+def test_no_speech_no_emotion(tmp_path, sample_clips):
+    "Silence, hiss and hum get no emotion and a reason (not an error); the same speech 40 dB down still gets one."
+    sr, rng = 16000, np.random.default_rng(0)
+    t = np.arange(4 * sr) / sr
+    sf.write(tmp_path/'silence.wav', np.zeros(3 * sr, np.float32), sr)
+    sf.write(tmp_path/'hiss.wav', (rng.normal(size=4 * sr) * 0.01).astype(np.float32), sr)
+    sf.write(tmp_path/'hum.wav', (0.3 * np.sin(2 * np.pi * 50 * t)).astype(np.float32), sr)
+    y, sr_ = sf.read(sample_clips[7], dtype='float32')
+    sf.write(tmp_path/'quiet_speech.wav', y * 0.01, sr_, subtype='PCM_16')
+    code, out, err = run_cli('predict', *sorted(tmp_path.iterdir()), '--format', 'json', '--speaker-norm', 'off')
+    assert code == 0, err[-1500:]
+    rows = {Path(r['path']).stem: r for r in json.loads(out)}
+    for name in ('silence', 'hiss', 'hum'):
+        assert rows[name]['emotion'] is None and rows[name]['confidence'] is None, rows[name]
+        assert rows[name]['note'] == 'no speech detected (0.0 s of speech)' and 'error' not in rows[name]
+    assert rows['quiet_speech']['emotion'] in EMOTIONS and rows['quiet_speech']['speech'] > 1.0
+    code, out, _ = run_cli('predict', tmp_path/'hiss.wav', tmp_path/'quiet_speech.wav')  # the table says it in words
+    assert code == 0 and 'no speech detected' in out
 
 @pytest.fixture(scope='module')
 def nothing_readable(tmp_path_factory):

@@ -20,8 +20,8 @@ from .encoders import settings_encoder
 from .features import FEATURE_VERSION, frame_statistics, real_frames, speaker_normalise
 
 # %% auto #0
-__all__ = ['BUNDLE_FORMAT', 'BUNDLE_FILES', 'Scaler', 'LinearHead', 'library_versions', 'save_bundle', 'Predictor', 'load_bundle',
-           'run_parts']
+__all__ = ['BUNDLE_FORMAT', 'BUNDLE_FILES', 'MODEL_FILES', 'Scaler', 'LinearHead', 'file_hashes', 'library_versions',
+           'save_bundle', 'Predictor', 'load_bundle', 'run_parts']
 
 # %% ../nbs/07_bundle.ipynb #e27f50de
 @dataclass
@@ -66,6 +66,16 @@ class LinearHead:
 # %% ../nbs/07_bundle.ipynb #76246f3a
 BUNDLE_FORMAT = 1
 BUNDLE_FILES = {'network': ('bundle.json', 'model.keras', 'scaler.npz'), 'linear': ('bundle.json', 'head.npz')}
+MODEL_FILES = ('model.keras', 'scaler.npz', 'head.npz', 'speaker_head.npz')  # their SHA-256 is kept in bundle.json
+
+
+def file_hashes(path) -> dict:  # a bundle folder
+    "SHA-256 of each model file in a bundle folder: recorded by `save_bundle`, checked by `load_bundle`."
+    import hashlib
+
+    return {
+        n: hashlib.sha256((Path(path) / n).read_bytes()).hexdigest() for n in MODEL_FILES if (Path(path) / n).exists()
+    }
 
 
 def library_versions() -> dict:
@@ -133,6 +143,7 @@ def save_bundle(
             config=cfg.to_dict(),
             versions=library_versions(),
             created=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+            files=file_hashes(path),
             **(extra or {}),
         ),
     )
@@ -216,6 +227,7 @@ def load_bundle(path) -> Predictor:  # a bundle folder
     missing = [f for f in BUNDLE_FILES.get(head, BUNDLE_FILES['network']) if not (path / f).exists()]
     if missing:
         raise VoiceEmotionError(f'incomplete bundle: missing {", ".join(missing)}', path=path)
+    _check_files(path, meta)
     if meta.get('format') != BUNDLE_FORMAT:
         raise VoiceEmotionError(
             f"bundle format {meta.get('format')} is not supported (this version reads format {BUNDLE_FORMAT})",
@@ -246,7 +258,32 @@ def load_bundle(path) -> Predictor:  # a bundle folder
     import voice_emotion.model  # noqa: F401 (registers the custom layers the saved model may use)
 
     scaler = Scaler(s['mean'], s['scale'], bool(s['mask_padding']) if 'mask_padding' in s else False)
-    return Predictor(path, meta, keras.saving.load_model(path / 'model.keras', compile=False), scaler)
+    return Predictor(path, meta, _load_keras(path / 'model.keras'), scaler)
+
+
+def _check_files(path: Path, meta: dict):
+    "Refuse model files that are not the ones the bundle was saved with (bundles from before hashes: unchecked)."
+    if 'files' not in meta:
+        return
+    found = file_hashes(path)
+    for name in sorted(set(found) | set(meta['files'])):
+        if found.get(name) != meta['files'].get(name):
+            why = 'is not recorded in bundle.json' if name not in meta['files'] else 'is not the file it was saved with'
+            raise VoiceEmotionError(f'{name} {why} (SHA-256 mismatch): refused', path=path)
+
+
+def _load_keras(file: Path):
+    "A saved Keras model, in safe mode: a Lambda layer (Python code run on loading) is refused."
+    keras = import_keras()
+    try:
+        return keras.saving.load_model(file, compile=False, safe_mode=True)
+    except Exception as e:
+        if 'Lambda' in str(e) or 'safe_mode' in str(e):
+            raise VoiceEmotionError(
+                'model.keras holds a Lambda layer (Python code that would run on loading): refused', path=file.parent
+            ) from None
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise VoiceEmotionError(f'model.keras could not be loaded ({first[:150]})', path=file.parent) from None
 
 # %% ../nbs/07_bundle.ipynb #5e7a1c10
 def _load_head(file: Path) -> LinearHead | None:

@@ -324,6 +324,9 @@ def _format_predictions(rows: list[dict], labels: list, fmt: str) -> str:
             continue
         p = r.get('probabilities') or {}
         conf = f"{r['confidence']:.2f}" if r.get('confidence') is not None else '  -'
+        if r.get('emotion') is None:  # no speech heard: the reason instead of probabilities
+            lines.append(f"{name:40s} {'–':8s} {conf:>5s}  {r.get('note', '')}")
+            continue
         lines.append(
             f"{name:40s} {r['emotion']:8s} {conf:>5s}  " + ' '.join(f"{p.get(l, float('nan')):7.2f}" for l in labels)
         )
@@ -380,8 +383,8 @@ def cmd_predict(args) -> int:
                     f, s.window, s.hop, args.model, silence_db=s.silence_db, speaker_norm=args.speaker_norm
                 )
                 probs = (
-                    {l: float(tl[tl.emotion != 'silence'][f'p_{l}'].astype(float).mean()) for l in labels}
-                    if overall['emotion'] != 'silence'
+                    {l: float(tl[tl.emotion.isin(labels)][f'p_{l}'].astype(float).mean()) for l in labels}
+                    if overall['emotion'] in labels
                     else {}
                 )
                 rows.append(
@@ -392,9 +395,11 @@ def cmd_predict(args) -> int:
                         probabilities=probs,
                         windows=overall['windows'],
                         silent_windows=overall['silent_windows'],
+                        no_speech_windows=overall['no_speech_windows'],
                         **(
                             {'note': 'windows speaker-normalised together'} if overall.get('speaker_normalised') else {}
                         ),
+                        **({'note': overall['note']} if overall.get('note') else {}),
                         timeline=json.loads(tl.to_json(orient='records')),
                     )
                 )
@@ -408,9 +413,8 @@ def cmd_predict(args) -> int:
             if r.get('error'):
                 out['error'] = r['error']
             else:
-                out.update(
-                    emotion=r['emotion'], confidence=r['confidence'], probabilities={l: r[f'p_{l}'] for l in labels}
-                )
+                probs = {l: r[f'p_{l}'] for l in labels} if r['emotion'] else None  # None: no speech, see the note
+                out.update(emotion=r['emotion'], confidence=r['confidence'], probabilities=probs, speech=r['speech'])
                 if r.get('note'):
                     out['note'] = r['note']
             rows.append(out)

@@ -107,6 +107,8 @@ class Config:
     window: float = 3.0  # `--segment`: window length, seconds
     hop: float = 1.5  # `--segment`: hop between windows, seconds
     silence_db: float = -60.0  # `--segment`: windows quieter than this RMS (dBFS) are silence
+    vad_threshold: float = 0.1  # Silero VAD: a 32 ms chunk above this speech probability is speech
+    min_speech: float = 0.1  # seconds of speech a clip or window needs to get an emotion (else: no speech detected)
     jobs: int = 0  # feature worker processes; 0 = all cores
     cache_dir: str | None = None  # feature cache; default: per-user cache folder
 

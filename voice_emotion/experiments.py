@@ -336,6 +336,8 @@ NOT_THE_MODEL = (
     'window',
     'hop',
     'silence_db',
+    'vad_threshold',
+    'min_speech',
 )  # and what inference does with the model
 
 

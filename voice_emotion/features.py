@@ -11,6 +11,7 @@ import os
 import re
 import stat
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -52,27 +53,42 @@ class DECODER_LOG:
     last = ''
 
 
+_QUIET_LOCK = threading.Lock()
+_QUIET = dict(
+    depth=0, saved=None, caught=None
+)  # shared by threads decoding at once: the first redirects, the last restores
+
+
 @contextlib.contextmanager
 def quiet_decoders():
     "Catch what C decoders (mpg123) write to the process's standard error while decoding: kept in `DECODER_LOG.last`."
     import tempfile
 
+    with _QUIET_LOCK:
+        if _QUIET['depth'] == 0:
+            try:
+                saved = os.dup(2)
+            except OSError:  # no standard error to redirect
+                saved = None
+            if saved is not None:
+                _QUIET.update(saved=saved, caught=tempfile.TemporaryFile())
+                os.dup2(_QUIET['caught'].fileno(), 2)
+        _QUIET['depth'] += 1
     try:
-        saved = os.dup(2)
-    except OSError:  # no standard error to redirect
         yield
-        return
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            DECODER_LOG.last = caught.read().decode(errors='replace')
-            if DECODER_LOG.verbose and DECODER_LOG.last:
-                sys.stderr.write(DECODER_LOG.last)
+    finally:
+        with _QUIET_LOCK:
+            _QUIET['depth'] -= 1
+            if _QUIET['depth'] == 0 and _QUIET['saved'] is not None:
+                os.dup2(_QUIET['saved'], 2)
+                os.close(_QUIET['saved'])
+                caught = _QUIET['caught']
+                caught.seek(0)
+                DECODER_LOG.last = caught.read().decode(errors='replace')
+                caught.close()
+                _QUIET.update(saved=None, caught=None)
+                if DECODER_LOG.verbose and DECODER_LOG.last:
+                    sys.stderr.write(DECODER_LOG.last)
 
 
 # libsndfile's words for "none of my decoders knows this file" (the second one for MP3-named files)

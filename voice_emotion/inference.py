@@ -16,12 +16,14 @@ from .bundle import load_bundle
 from .core import Config, VoiceEmotionError, package_dir
 from .data import AUDIO_EXTENSIONS, audio_files
 from .encoders import analysed_seconds
-from .features import frame_statistics, load_audio, quiet_decoders, speaker_normalise
+from .features import _resample, frame_statistics, load_audio, quiet_decoders, speaker_normalise
 from .store import clip_matrix, extract_features, samples_matrix
 
 # %% auto #0
-__all__ = ['SPEAKER_NORMS', 'SPEAKER_NORM_NOTE', 'too_short', 'default_model_dir', 'forget_loaded_models', 'get_predictor',
-           'predict_array', 'predict_file', 'find_audio', 'predict_files', 'predict_timeline']
+__all__ = ['VAD_FILE', 'VAD_SHA256', 'VAD_SR', 'VAD_CHUNK', 'VAD_CONTEXT', 'SPEAKER_NORMS', 'SPEAKER_NORM_NOTE', 'NO_SPEECH',
+           'too_short', 'default_model_dir', 'forget_loaded_models', 'get_predictor', 'vad_session',
+           'speech_probabilities', 'speech_seconds', 'no_speech', 'predict_array', 'predict_file', 'find_audio',
+           'predict_files', 'predict_timeline']
 
 # %% ../nbs/10_inference.ipynb #af972e81
 def too_short(
@@ -61,6 +63,65 @@ def get_predictor(model=None):  # bundle folder, run folder, `default` or None (
         raise VoiceEmotionError('no such model bundle', path=p)
     return _load(str(p.resolve()))
 
+# %% ../nbs/10_inference.ipynb #5e7a1ca1
+VAD_FILE = 'silero_vad_16k_op15.onnx'  # from the silero-vad 6.2.3 wheel, unchanged (models/vad/README.md)
+VAD_SHA256 = '7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49'
+VAD_SR, VAD_CHUNK, VAD_CONTEXT = 16000, 512, 64  # Silero's rate, its 32 ms step, and the samples it re-reads
+
+
+@functools.lru_cache(maxsize=1)
+def vad_session():
+    "Silero VAD as an onnxruntime session (one thread: clips are batched instead), its file checked by SHA-256."
+    import hashlib
+
+    import onnxruntime as ort
+
+    file = package_dir() / 'models' / 'vad' / VAD_FILE
+    if hashlib.sha256(file.read_bytes()).hexdigest() != VAD_SHA256:
+        raise VoiceEmotionError('the voice-activity model is not the one this version ships', path=file)
+    opts = ort.SessionOptions()
+    opts.inter_op_num_threads = opts.intra_op_num_threads = 1
+    return ort.InferenceSession(str(file), sess_options=opts, providers=['CPUExecutionProvider'])
+
+
+def speech_probabilities(
+    clips: list,  # mono float32 arrays at `sr` (one array: a list of one)
+    sr: int = VAD_SR,  # their sample rate
+) -> list:  # per clip: (ceil(samples / 512),) float32, one probability per 32 ms at 16 kHz
+    "Silero VAD's speech probability for every 32 ms of each clip, each scaled to a −1 dBFS peak first; run as a batch."
+    ys = [_resample(np.asarray(y, np.float32), sr, VAD_SR) for y in clips]
+    n_chunks = [-(-len(y) // VAD_CHUNK) for y in ys]
+    X = np.zeros((len(ys), max(n_chunks, default=0) * VAD_CHUNK), np.float32)
+    for i, y in enumerate(ys):
+        peak = float(np.abs(y).max()) if len(y) else 0.0
+        if peak > 1e-4:  # below -80 dBFS: digital silence, nothing to scale up
+            X[i, : len(y)] = y * (0.89 / peak)
+    session, state = vad_session(), np.zeros((2, len(ys), 128), np.float32)
+    context, out = np.zeros((len(ys), VAD_CONTEXT), np.float32), []
+    for start in range(0, X.shape[1], VAD_CHUNK):
+        x = np.concatenate([context, X[:, start : start + VAD_CHUNK]], axis=1)
+        p, state = session.run(None, {'input': x, 'state': state, 'sr': np.array(VAD_SR, np.int64)})
+        out.append(p[:, 0])
+        context = x[:, -VAD_CONTEXT:]
+    P = np.stack(out, axis=1) if out else np.zeros((len(ys), 0), np.float32)
+    return [P[i, :n].astype(np.float32) for i, n in enumerate(n_chunks)]
+
+
+def speech_seconds(
+    probabilities: np.ndarray,  # one clip's `speech_probabilities`
+    threshold: float = Config.default('vad_threshold'),
+) -> float:
+    "Seconds of a clip that the detector calls speech."
+    return round(float((probabilities > threshold).sum() * VAD_CHUNK / VAD_SR), 3)
+
+
+def no_speech(
+    seconds: float,  # `speech_seconds` of a clip or window
+    min_speech: float = Config.default('min_speech'),
+) -> str | None:
+    "The reason a clip gets no emotion, or None when it holds enough speech."
+    return f'no speech detected ({seconds:.1f} s of speech)' if seconds < min_speech else None
+
 # %% ../nbs/10_inference.ipynb #ee17d4d8
 def _result(probs: np.ndarray, labels: list) -> dict:
     i = int(np.argmax(probs))
@@ -74,7 +135,7 @@ def predict_array(
     sr: int,  # its sample rate
     model=None,
 ) -> dict:  # bundle; None: the default model
-    "Emotion, confidence and all probabilities for audio samples in memory."
+    "Emotion, confidence and all probabilities for audio samples in memory (no emotion, and why, without speech)."
     pred = get_predictor(model)
     samples = np.asarray(samples, np.float32)
     if not np.isfinite(samples).all():
@@ -83,21 +144,47 @@ def predict_array(
     if short := too_short(n / sr):
         raise VoiceEmotionError(short)
     mono = samples if samples.ndim == 1 else samples.mean(axis=0 if samples.shape[0] < samples.shape[-1] else 1)
-    res = _result(pred.predict_features(samples_matrix(mono, sr, pred.settings)[None])[0], pred.labels)
     used = min(n / sr, analysed_seconds(pred.settings))
-    return dict(res, duration=n / sr, analysed_seconds=round(used, 2), truncated=n / sr > used + 1e-6)
+    coverage = dict(duration=n / sr, analysed_seconds=round(used, 2), truncated=n / sr > used + 1e-6)
+    heard = speech_seconds(speech_probabilities([mono[: int(used * sr)]], sr)[0])
+    if reason := no_speech(heard):
+        return dict(emotion=None, confidence=None, probabilities=None, speech=heard, note=reason, **coverage)
+    res = _result(pred.predict_features(samples_matrix(mono, sr, pred.settings)[None])[0], pred.labels)
+    return dict(res, speech=heard, **coverage)
 
 # %% ../nbs/10_inference.ipynb #2f55d18c
 def predict_file(path, model=None) -> dict:  # audio file; bundle (None: default model)
-    "Emotion, confidence and all probabilities for one audio file; raises `VoiceEmotionError` for a bad file."
+    "Emotion, confidence and all probabilities for one audio file (none without speech); `VoiceEmotionError` if bad."
     pred = get_predictor(model)
     path = Path(path)
     X = clip_matrix(path, pred.settings)  # the same one-line errors as everywhere for missing or unreadable files
     duration = _duration(path)
     if short := too_short(duration):
         raise VoiceEmotionError(short, path=path)
+    [heard] = _speech_of_files([path], analysed_seconds(pred.settings))
+    if reason := no_speech(heard):
+        cov = _coverage(duration, pred.settings)
+        note = '; '.join(filter(None, [reason, cov.pop('note', None)]))
+        return dict(path=str(path), emotion=None, confidence=None, probabilities=None, speech=heard, note=note, **cov)
     res = _result(pred.predict_features(X[None])[0], pred.labels)
-    return dict(path=str(path), **res, **_coverage(duration, pred.settings))
+    return dict(path=str(path), **res, speech=heard, **_coverage(duration, pred.settings))
+
+
+def _speech_of_files(
+    files: list, seconds: float, batch: int = 64
+) -> list:  # audio files; the part the model reads; clips per VAD batch
+    "Seconds of speech in the first `seconds` of each file (decoded in threads, detected in batches)."
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    def speech(f):
+        return load_audio(f, VAD_SR, max_samples=int(seconds * VAD_SR))
+
+    out = []
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for i in range(0, len(files), batch):
+            out += [speech_seconds(p) for p in speech_probabilities(list(pool.map(speech, files[i : i + batch])))]
+    return out
 
 
 def _duration(path) -> float:
@@ -147,7 +234,7 @@ def predict_files(
     batch_size: int = 64,
     speaker_norm: str = 'auto',  # `auto`: the files of one folder are one speaker's (see below); `off`: each alone
 ) -> pd.DataFrame:
-    "One row per file: path, emotion, confidence, p_<emotion> for each class, duration, note, error."
+    "One row per file: path, emotion, confidence, p_<emotion> per class, speech (seconds), duration, note, error."
     _check_speaker_norm(speaker_norm)
     pred = get_predictor(model)
     files, errors = find_audio(paths)
@@ -160,6 +247,7 @@ def predict_files(
             emotion=None,
             confidence=None,
             **{f'p_{l}': None for l in pred.labels},
+            speech=None,
             duration=None,
             note=None,
             error=reasons.get(f),
@@ -175,6 +263,11 @@ def predict_files(
             else:
                 row.update(duration=cov.get('duration'), note=cov.get('note'))
         rows.append(row)
+    heard = np.flatnonzero(batch.ok)
+    for i, seconds in zip(heard, _speech_of_files([files[i] for i in heard], analysed_seconds(pred.settings))):
+        rows[i]['speech'] = seconds
+        if reason := no_speech(seconds):  # no emotion for it, and the reason; not an error
+            rows[i]['note'], batch.ok[i] = '; '.join(filter(None, [reason, rows[i]['note']])), False
     ok = np.flatnonzero(batch.ok)
     if len(ok):
         groups = [str(Path(files[i]).parent) for i in ok] if speaker_norm == 'auto' else None
@@ -189,13 +282,16 @@ def predict_files(
                 confidence=res['confidence'],
                 **{f'p_{l}': p for l, p in res['probabilities'].items()},
             )
-    columns = ['path', 'emotion', 'confidence', *[f'p_{l}' for l in pred.labels], 'duration', 'note', 'error']
+    columns = ['path', 'emotion', 'confidence', *[f'p_{l}' for l in pred.labels], 'speech', 'duration', 'note', 'error']
     out = pd.DataFrame(
         rows + [dict(path=e['path'], error=e['error']) for e in errors], columns=columns
     )  # columns even when no file succeeded
     return out.astype({'confidence': float, **{f'p_{l}': float for l in pred.labels}})
 
 # %% ../nbs/10_inference.ipynb #040b7330
+NO_SPEECH = 'no speech'  # a timeline window loud enough to listen to, in which the detector heard no speech
+
+
 def _windows(path, window: float, hop: float):
     "Yield (start seconds, mono float32 block at the file's rate, rate) for each window of a file."
     info = sf.info(str(path))
@@ -226,32 +322,40 @@ def predict_timeline(
     stats, voiced_rows = [], []  # kept for the speaker-normalised pass: statistics, not frames (an hour is small)
     path = Path(path)
     load_audio(path, max_samples=1)  # the same one-line errors as everywhere for missing or unreadable files
-    rows, feats, pending = [], [], []
+    rows, pending = [], []  # pending: (row, samples, rate) of windows loud enough to listen to
 
     def flush():
-        if not feats:
+        if not pending:
             return
-        X = np.stack(feats)
+        heard = speech_probabilities([y for _, y, _ in pending], pending[0][2])
+        voiced = []
+        for (row, y, sr), p in zip(pending, heard):
+            row['speech'] = speech_seconds(p)
+            if no_speech(row['speech']):
+                row.update(emotion=NO_SPEECH, confidence=None)
+            else:
+                voiced.append((row, samples_matrix(y, sr, pred.settings)))
+        pending.clear()
+        if not voiced:
+            return
+        X = np.stack([x for _, x in voiced])
         probs = pred.predict_features(X)
         if by_speaker:
             stats.append(frame_statistics(X))
-            voiced_rows.extend(pending)
-        for r, p in zip(pending, probs):
+            voiced_rows.extend(r for r, _ in voiced)
+        for (r, _), p in zip(voiced, probs):
             r.update(_result(p, pred.labels))
             r.update({f'p_{l}': float(v) for l, v in zip(pred.labels, p)})
-        feats.clear()
-        pending.clear()
 
     for start, y, sr in _windows(path, window, hop):
         rms_db = 20 * np.log10(np.sqrt(np.mean(y**2)) + 1e-12)
         row = dict(start=round(start, 3), end=round(start + len(y) / sr, 3), rms_db=round(float(rms_db), 1))
         rows.append(row)
         if rms_db < silence_db:
-            row.update(emotion='silence', confidence=None)
+            row.update(emotion='silence', confidence=None, speech=0.0)
             continue
-        feats.append(samples_matrix(y, sr, pred.settings))
-        pending.append(row)
-        if len(feats) >= batch:
+        pending.append((row, y, sr))
+        if len(pending) >= batch:
             flush()
     flush()
     if by_speaker and len(voiced_rows) >= pred.speaker_norm_min:
@@ -260,20 +364,26 @@ def predict_timeline(
             r.update(_result(p, pred.labels))
             r.update({f'p_{l}': float(v) for l, v in zip(pred.labels, p)})
     tl = pd.DataFrame(rows)
-    for c in ['emotion', 'confidence', *[f'p_{l}' for l in pred.labels]]:
+    for c in ['emotion', 'confidence', 'speech', *[f'p_{l}' for l in pred.labels]]:
         if c not in tl:
             tl[c] = None
-    tl = tl[['start', 'end', 'emotion', 'confidence', 'rms_db', *[f'p_{l}' for l in pred.labels]]]
-    voiced = tl[tl.emotion != 'silence']
+    tl = tl[['start', 'end', 'emotion', 'confidence', 'rms_db', 'speech', *[f'p_{l}' for l in pred.labels]]]
+    voiced = tl[tl.emotion.isin(pred.labels)]
+    counts = dict(
+        windows=len(tl),
+        silent_windows=int((tl.emotion == 'silence').sum()),
+        no_speech_windows=int((tl.emotion == NO_SPEECH).sum()),
+    )
     if len(voiced):
         mean = voiced[[f'p_{l}' for l in pred.labels]].astype(float).mean().to_numpy()
         overall = dict(
             path=str(path),
             **_result(mean, pred.labels),
-            windows=len(tl),
-            silent_windows=int((tl.emotion == 'silence').sum()),
+            **counts,
             speaker_normalised=bool(by_speaker and len(voiced_rows) >= pred.speaker_norm_min),
         )
+    elif counts['no_speech_windows']:
+        overall = dict(path=str(path), emotion=None, confidence=None, **counts, note='no speech detected in any window')
     else:
-        overall = dict(path=str(path), emotion='silence', confidence=None, windows=len(tl), silent_windows=len(tl))
+        overall = dict(path=str(path), emotion='silence', confidence=None, **counts)
     return tl, overall

@@ -191,7 +191,9 @@ def plot_group_accuracy(
     return fig
 
 # %% ../nbs/02_eda.ipynb #82cbc80d
-TIMELINE_COLORS = dict(zip([*EMOTIONS, 'silence'], [*plt.cm.tab10.colors[:6], (0.85, 0.85, 0.85)]))
+TIMELINE_COLORS = dict(
+    zip([*EMOTIONS, 'silence', 'no speech'], [*plt.cm.tab10.colors[:6], (0.85, 0.85, 0.85), (0.6, 0.6, 0.6)])
+)
 
 
 def plot_timeline(
