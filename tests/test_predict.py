@@ -139,6 +139,17 @@ def test_no_speech_no_emotion(tmp_path, sample_clips):
     code, out, _ = run_cli('predict', tmp_path/'hiss.wav', tmp_path/'quiet_speech.wav')  # the table says it in words
     assert code == 0 and 'no speech detected' in out
 
+def test_min_confidence_answers_uncertain(sample_clips):
+    code, out, err = run_cli('predict', *sample_clips[:40], '--min-confidence', '0.99', '--format', 'json', '--speaker-norm', 'off')
+    assert code == 0, err[-1500:]
+    rows = json.loads(out)
+    unsure = [r for r in rows if r['emotion'] == 'uncertain']
+    assert unsure and len(unsure) < len(rows)
+    assert all(r['confidence'] < 0.99 and 'below the 0.99 asked for' in r['note'] for r in unsure)
+    assert all(r['confidence'] >= 0.99 for r in rows if r['emotion'] != 'uncertain')
+    code, _, err = run_cli('predict', sample_clips[0], '--min-confidence', '1.5')
+    assert code != 0 and 'min_confidence must be in [0, 1)' in err
+
 @pytest.fixture(scope='module')
 def nothing_readable(tmp_path_factory):
     "Inputs of which no file can be predicted: a missing path, an empty folder, a folder without audio, only broken files."

@@ -51,13 +51,15 @@ class LinearHead:
     scale: np.ndarray  # (2 · width,) and their spread
     coef: np.ndarray  # (classes, 2 · width)
     intercept: np.ndarray  # (classes,)
+    temperature: float = 1.0  # logits divided by it: fitted on held-out training speakers, so confidence is honest
+    floor: float = 0.0  # share of probability spread over all classes (fitted with the temperature)
 
     def predict_statistics(self, S: np.ndarray) -> np.ndarray:  # (clips, 2 · width) statistics
         "Class probabilities (clips, classes) of statistics rows."
-        logits = ((S - self.mean) / self.scale) @ self.coef.T + self.intercept
+        logits = (((S - self.mean) / self.scale) @ self.coef.T + self.intercept) / self.temperature
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
-        return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+        return ((1 - self.floor) * p / p.sum(axis=1, keepdims=True) + self.floor / p.shape[1]).astype(np.float32)
 
     def predict_on_batch(self, X: np.ndarray) -> np.ndarray:  # (clips, frames, width), zero after each clip
         "Class probabilities (clips, classes) of frames."
@@ -122,7 +124,15 @@ def save_bundle(
     path.mkdir(parents=True, exist_ok=True)
     for name, head in (('head.npz', model), ('speaker_head.npz', speaker_head)):
         if isinstance(head, LinearHead):
-            np.savez(path / name, mean=head.mean, scale=head.scale, coef=head.coef, intercept=head.intercept)
+            np.savez(
+                path / name,
+                mean=head.mean,
+                scale=head.scale,
+                coef=head.coef,
+                intercept=head.intercept,
+                temperature=np.float64(head.temperature),
+                floor=np.float64(head.floor),
+            )
     if speaker_head is not None:
         extra = {**(extra or {}), 'speaker_norm': dict(min_clips=cfg.speaker_norm_min)}
     if not isinstance(model, LinearHead):
@@ -290,7 +300,8 @@ def _load_head(file: Path) -> LinearHead | None:
     if not file.exists():
         return None
     h = np.load(file)
-    return LinearHead(h['mean'], h['scale'], h['coef'], h['intercept'])
+    calibration = [float(h[k]) if k in h else default for k, default in (('temperature', 1.0), ('floor', 0.0))]
+    return LinearHead(h['mean'], h['scale'], h['coef'], h['intercept'], *calibration)  # before calibration: 1 and 0
 
 # %% ../nbs/07_bundle.ipynb #c1893217
 def run_parts(cfg: Config, run_dir) -> list[tuple[str, Path, int | None]]:

@@ -380,11 +380,17 @@ def cmd_predict(args) -> int:
         for f in files:
             try:
                 tl, overall = predict_timeline(
-                    f, s.window, s.hop, args.model, silence_db=s.silence_db, speaker_norm=args.speaker_norm
+                    f,
+                    s.window,
+                    s.hop,
+                    args.model,
+                    silence_db=s.silence_db,
+                    speaker_norm=args.speaker_norm,
+                    min_confidence=s.min_confidence,
                 )
                 probs = (
-                    {l: float(tl[tl.emotion.isin(labels)][f'p_{l}'].astype(float).mean()) for l in labels}
-                    if overall['emotion'] in labels
+                    {l: float(tl[tl[f'p_{l}'].notna()][f'p_{l}'].astype(float).mean()) for l in labels}
+                    if overall['emotion'] in (*labels, 'uncertain')
                     else {}
                 )
                 rows.append(
@@ -407,7 +413,9 @@ def cmd_predict(args) -> int:
                 rows.append(dict(path=f, error=e.reason))
         rows += errors
     else:
-        df = predict_files(args.paths, args.model, jobs=s.jobs, speaker_norm=args.speaker_norm)
+        df = predict_files(
+            args.paths, args.model, jobs=s.jobs, speaker_norm=args.speaker_norm, min_confidence=s.min_confidence
+        )
         for r in json.loads(df.to_json(orient='records')):
             out = dict(path=r['path'])
             if r.get('error'):
@@ -455,6 +463,14 @@ def _register_predict(sub):
         help='--segment: windows quieter than this RMS (dBFS) are silence',
     )
     _config_option(p, '--jobs', '-j', field='jobs', type=int, help='feature worker processes; 0: all cores')
+    _config_option(
+        p,
+        '--min-confidence',
+        field='min_confidence',
+        type=float,
+        metavar='P',
+        help='answer "uncertain" below this confidence (the evaluation shows accuracy against coverage for each P)',
+    )
     p.add_argument(
         '--speaker-norm',
         choices=('auto', 'off'),

@@ -72,6 +72,7 @@ class Config:
     encoder_window: float = 8.0  # seconds of each clip the encoder reads
     encoder_context: float | None = None  # None: the encoder hears the clip alone; 30: padded with silence (Whisper)
     functionals: str | None = None  # `egemaps`: eGeMAPSv02's 88 functionals of the clip on each encoder frame
+    level: str | None = None  # `peak`: each clip scaled to a -1 dBFS peak before the encoder (recording level ignored)
     head: str = 'network'  # `network`: a Keras network over frames; `linear`: logistic regression on frame statistics
     recipe_name: str = 'ensemble'  # the named recipe (see `RECIPES`) these settings started from
     architecture: str = 'attention'  # the network (see `ARCHITECTURES`); the defaults below are its recipe's
@@ -109,6 +110,7 @@ class Config:
     silence_db: float = -60.0  # `--segment`: windows quieter than this RMS (dBFS) are silence
     vad_threshold: float = 0.1  # Silero VAD: a 32 ms chunk above this speech probability is speech
     min_speech: float = 0.1  # seconds of speech a clip or window needs to get an emotion (else: no speech detected)
+    min_confidence: float = 0.0  # `predict`: below this confidence the answer is `uncertain` (see the evaluation)
     jobs: int = 0  # feature worker processes; 0 = all cores
     cache_dir: str | None = None  # feature cache; default: per-user cache folder
 
@@ -140,7 +142,9 @@ class Config:
             ('max_len', self.max_len >= 1, 'at least 1'),
             ('window', 0 < self.hop <= self.window, 'at least hop, which must be > 0'),
             ('jobs', self.jobs >= 0, '0 (all cores) or more'),
+            ('min_confidence', 0 <= self.min_confidence < 1, 'in [0, 1)'),
             ('speaker_norm_min', self.speaker_norm_min >= 2, 'at least 2 (one clip has nothing to normalise by)'),
+            ('level', self.level in (None, 'peak'), "None or 'peak'"),
             (
                 'functionals',
                 self.functionals is None or (self.functionals in FUNCTIONALS and self.encoder is not None),
@@ -243,6 +247,8 @@ RECIPES['whisper-linear-30s'] = {**RECIPES['whisper-linear'], 'encoder_context':
 # eGeMAPSv02 functionals (openSMILE, `pip install -e ".[opensmile]"`) beside the frames' statistics
 RECIPES['whisper-linear-egemaps'] = {**RECIPES['whisper-linear'], 'functionals': 'egemaps'}
 RECIPES['whisper-linear-30s-egemaps'] = {**RECIPES['whisper-linear-30s'], 'functionals': 'egemaps'}
+# each clip scaled to a -1 dBFS peak before the encoder: the recording level is no longer a feature
+RECIPES['whisper-linear-peak'] = {**RECIPES['whisper-linear'], 'level': 'peak'}
 # a Keras head over the frames themselves: attention and statistics pooling of a per-frame projection (`pooling_model`)
 RECIPES['whisper-pooling'] = {
     **RECIPES['attention-stats'],

@@ -19,7 +19,7 @@ from .features import _hann, _real_fft, load_audio, mel_filters, samples_needed
 __all__ = ['WHISPER_SR', 'WHISPER_HOP', 'WHISPER_N_FFT', 'DEFAULT_ENCODER', 'SHIPPED_WEIGHTS_SHA256', 'HUB_ENCODERS',
            'EGEMAPS_WIDTH', 'whisper_log_mel', 'weights_sha256', 'shipped_encoder_dir', 'download_encoder', 'Encoder',
            'check_shipped_weights', 'load_encoder', 'functionals_version', 'egemaps_functionals', 'encoder_settings',
-           'clip_encoder_frames', 'settings_encoder', 'fixed_frames', 'analysed_seconds']
+           'clip_encoder_frames', 'settings_encoder', 'peak_normalised', 'fixed_frames', 'analysed_seconds']
 
 # %% ../nbs/04_encoders.ipynb #807bedc6
 WHISPER_SR = 16000  # Whisper's sample rate
@@ -213,10 +213,12 @@ def encoder_settings(
     window: float = 8.0,  # seconds of each clip that are encoded
     context: float | None = None,  # seconds of silence-padded context (None: the clip alone)
     functionals: str | None = None,  # `egemaps`: the clip's eGeMAPSv02 functionals beside each frame
+    level: str | None = None,  # `peak`: the clip scaled to a -1 dBFS peak first
 ) -> dict:
     "The settings of encoder frames: what keys them in the cache and what a bundle records."
     return dict(
         **({'context': context} if context else {}),  # absent when unused: earlier caches and bundles stay valid
+        **({'level': level} if level else {}),
         **({'functionals': functionals, 'functionals_version': functionals_version()} if functionals else {}),
         kind='whisper',
         encoder=encoder.name,
@@ -255,11 +257,19 @@ def settings_encoder(settings: dict, threads: int = 0) -> Encoder:  # encoder se
     return encoder
 
 
+def peak_normalised(y: np.ndarray, peak_db: float = -1.0) -> np.ndarray:  # mono samples; the peak wanted (dBFS)
+    "The samples scaled to the given peak, so the recording's level is not a feature (digital silence left as is)."
+    peak = float(np.abs(y).max()) if len(y) else 0.0
+    return y if peak < 1e-4 else (y * (10 ** (peak_db / 20) / peak)).astype(np.float32)
+
+
 def fixed_frames(
     y: np.ndarray, settings: dict, threads: int = 0
 ) -> np.ndarray:  # mono 16 kHz samples; encoder settings
     "Encoder frames of audio in memory, cut to the window and zero-padded to the settings' fixed shape."
     y = y[: int(settings['window'] * WHISPER_SR)]
+    if settings.get('level') == 'peak':
+        y = peak_normalised(y)
     frames = settings_encoder(settings, threads).frames(y, settings.get('context'))[: settings['max_len']]
     out = np.zeros((settings['max_len'], settings['width']), np.float32)
     out[: len(frames), : frames.shape[1]] = frames

@@ -13,12 +13,14 @@ import pandas as pd
 
 from .bundle import load_bundle, run_parts
 from .core import EMOTIONS, Config, VoiceEmotionError, write_json
-from .store import extract_features
+from .encoders import analysed_seconds
+from .store import extract_features, samples_matrix
 
 # %% auto #0
-__all__ = ['PROTOCOL_TEXT', 'SPEAKER_NORM_TEXT', 'HEADLINE', 'classification_metrics', 'bootstrap_ci', 'group_accuracy',
-           'evaluate_predictions', 'predict_table', 'describe_protocol', 'evaluate_bundle', 'evaluate_run',
-           'evaluate_folder']
+__all__ = ['PROTOCOL_TEXT', 'SPEAKER_NORM_TEXT', 'HEADLINE', 'DEGRADATIONS', 'classification_metrics', 'bootstrap_ci',
+           'group_accuracy', 'reliability', 'expected_calibration_error', 'accuracy_coverage', 'evaluate_predictions',
+           'predict_table', 'describe_protocol', 'evaluate_bundle', 'evaluate_run', 'evaluate_folder', 'degrade',
+           'robustness', 'run_robustness']
 
 # %% ../nbs/09_evaluation.ipynb #7473b66c
 def classification_metrics(y_true, y_pred, labels=EMOTIONS) -> dict:  # true and predicted label names
@@ -81,15 +83,64 @@ def group_accuracy(preds: pd.DataFrame, column: str) -> dict:  # predictions wit
     g = preds.assign(correct=preds.emotion == preds.predicted).groupby(column).correct
     return {str(k): dict(accuracy=float(v.mean()), n=int(v.size)) for k, v in g}
 
+# %% ../nbs/09_evaluation.ipynb #5e7a1cb1
+def reliability(
+    confidence,  # each clip's confidence (its top probability)
+    correct,  # whether its prediction was right
+    bins: int = 15,
+) -> pd.DataFrame:  # equal-width bins of confidence over [0, 1]
+    "Per confidence bin: its range, clips, mean confidence and accuracy (the reliability diagram's points)."
+    confidence, correct = np.asarray(confidence, float), np.asarray(correct, float)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    rows = [
+        dict(
+            low=b / bins,
+            high=(b + 1) / bins,
+            clips=int((which == b).sum()),
+            confidence=float(confidence[which == b].mean()) if (which == b).any() else np.nan,
+            accuracy=float(correct[which == b].mean()) if (which == b).any() else np.nan,
+        )
+        for b in range(bins)
+    ]
+    return pd.DataFrame(rows)
+
+
+def expected_calibration_error(confidence, correct, bins: int = 15) -> float:
+    "ECE: the clip-weighted mean gap between accuracy and confidence over equal-width confidence bins."
+    r = reliability(confidence, correct, bins)
+    r = r[r.clips > 0]
+    return float((r.clips * (r.accuracy - r.confidence).abs()).sum() / r.clips.sum())
+
+
+def accuracy_coverage(
+    confidence, correct, thresholds=(0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+) -> pd.DataFrame:  # the minimum confidences to try
+    "For each minimum confidence: the share of clips answered (coverage) and the accuracy on them."
+    confidence, correct = np.asarray(confidence, float), np.asarray(correct, bool)
+    return pd.DataFrame(
+        [
+            dict(
+                min_confidence=t,
+                coverage=float((confidence >= t).mean()),
+                accuracy=float(correct[confidence >= t].mean()) if (confidence >= t).any() else np.nan,
+            )
+            for t in thresholds
+        ]
+    )
+
 # %% ../nbs/09_evaluation.ipynb #ddbd6bc7
 def evaluate_predictions(preds: pd.DataFrame) -> dict:  # per-clip predictions
     "Every metric of a set of per-clip predictions."
     if preds.empty:
         raise VoiceEmotionError('no clip could be scored: every file failed or none is in the six-class task')
     m = classification_metrics(preds.emotion.tolist(), preds.predicted.tolist())
-    lo, hi = bootstrap_ci(preds.emotion == preds.predicted)
+    correct = preds.emotion == preds.predicted
+    lo, hi = bootstrap_ci(correct)
     m.update(
         accuracy_ci95=[lo, hi],
+        ece=expected_calibration_error(preds.confidence, correct),
+        mean_confidence=float(preds.confidence.mean()),
+        accuracy_coverage=accuracy_coverage(preds.confidence, correct).to_dict(orient='records'),
         n_speakers=int(preds.speaker.nunique()),
         per_speaker=group_accuracy(preds, 'speaker'),
         per_sex=group_accuracy(preds, 'sex'),
@@ -208,6 +259,7 @@ def evaluate_run(run_dir) -> dict:  # a folder written by `train_run`
             folds=[{k: f[k] for k in ('name', 'n', 'n_speakers', *HEADLINE)} for f in folds],
             pooled=evaluate_predictions(pooled[pooled.predicted.notna()]),
         )
+        result.update(ece=result['pooled']['ece'], mean_confidence=result['pooled']['mean_confidence'])
         if all('speaker_normalised' in f for f in folds):
             sn = [f['speaker_normalised'] for f in folds]
             result['speaker_normalised'] = dict(
@@ -249,3 +301,109 @@ def evaluate_folder(
         speakers_seen_in_training=seen,
         **extra,
     ), preds
+
+# %% ../nbs/09_evaluation.ipynb #5e7a1cd1
+DEGRADATIONS = (
+    '-20 dB',
+    '-40 dB',
+    'white noise, 20 dB SNR',
+    'white noise, 10 dB SNR',
+    'telephone, 8 kHz',
+    'MP3, 64 kbit/s',
+)  # how `degrade` can change a clip
+
+
+def degrade(
+    y: np.ndarray,  # mono float32 samples
+    sr: int,  # their rate
+    how: str,  # one of `DEGRADATIONS`
+    seed: int = 0,  # the noise's
+) -> tuple:  # (samples, rate)
+    "A clip as it might have been recorded or sent: quieter (16-bit), noisier, telephone-band, or MP3-coded."
+    import io
+
+    import soundfile as sf
+
+    from voice_emotion.features import _resample
+
+    if how.endswith(' dB'):  # a level change, then 16-bit samples, as a quieter recording would be stored
+        return (np.round(y * 10 ** (float(how.split()[0]) / 20) * 32767) / 32767).astype(np.float32), sr
+    if how.endswith('SNR'):  # white noise of the clip's power (silences included) less `snr` dB
+        snr = float(how.split(', ')[1].split()[0])
+        noise = np.random.default_rng(seed).normal(0, np.sqrt(np.mean(y**2) / 10 ** (snr / 10)), len(y))
+        return (y + noise).astype(np.float32), sr
+    if how.startswith('telephone'):
+        return _resample(y, sr, 8000), 8000
+    if how.startswith('MP3'):
+        buf = io.BytesIO()
+        with sf.SoundFile(buf, 'w', sr, 1, format='MP3', compression_level=0.62, bitrate_mode='CONSTANT') as f:
+            f.write(y)  # compression 0.62: libsndfile's 64 kbit/s at constant bit rate
+        buf.seek(0)
+        return sf.read(buf, dtype='float32')[0], sr
+    raise VoiceEmotionError(f'unknown degradation {how!r}; choose one of {", ".join(DEGRADATIONS)}')
+
+
+def _degraded_matrix(path, how: str, settings: dict) -> np.ndarray | None:
+    "A clip's matrix after `degrade` (None when the file can't be read)."
+    from voice_emotion.features import load_audio
+
+    sr = 16000 if settings.get('kind') == 'whisper' else settings['sr']
+    try:
+        y = load_audio(path, sr, max_samples=int(analysed_seconds(settings) * sr) + sr // 10)
+    except VoiceEmotionError:
+        return None
+    return samples_matrix(*degrade(y, sr, how, seed=len(str(path))), settings)
+
+
+def robustness(
+    predictor,  # a loaded bundle
+    preds: pd.DataFrame,  # its clean predictions (`predict_table`): path, emotion, predicted
+    conditions: tuple = DEGRADATIONS,
+    batch: int = 64,
+) -> pd.DataFrame:  # one row per condition (and `clean`)
+    """Accuracy under each degradation, and agreement with the clean prediction, on the clips that had one. Clips are
+    degraded in memory, one at a time (the encoder uses every core), and never cached."""
+    clean = preds[preds.predicted.notna()].reset_index(drop=True)
+    rows = [dict(condition='clean', clips=len(clean), accuracy=float((clean.predicted == clean.emotion).mean()))]
+    for how in conditions:
+        predicted = []
+        for i in range(0, len(clean), batch):
+            X = [_degraded_matrix(p, how, predictor.settings) for p in clean.path.iloc[i : i + batch]]
+            ok = [x is not None for x in X]
+            P = predictor.predict_features(np.stack([x for x in X if x is not None])) if any(ok) else []
+            it = iter(np.array(predictor.labels)[np.argmax(P, axis=1)] if any(ok) else [])
+            predicted += [next(it) if k else None for k in ok]
+        predicted = pd.Series(predicted)
+        rows.append(
+            dict(
+                condition=how,
+                clips=int(predicted.notna().sum()),
+                accuracy=float((predicted == clean.emotion).mean()),
+                agreement=float((predicted == clean.predicted).mean()),
+            )
+        )
+    return pd.DataFrame(rows)
+
+
+def run_robustness(run_dir, conditions: tuple = DEGRADATIONS) -> pd.DataFrame:
+    "`robustness` of every model of an evaluated run on its own test clips, pooled: written to `robustness.json`."
+    run_dir = Path(run_dir)
+    cfg = Config.from_dict(json.loads((run_dir / 'config.json').read_text()))
+    tables = []
+    for _, out, _ in run_parts(cfg, run_dir):
+        if not (out / 'predictions.csv').exists():
+            raise VoiceEmotionError('evaluate the run first (no predictions.csv)', path=out)
+        t = robustness(load_bundle(out / 'bundle'), pd.read_csv(out / 'predictions.csv'), conditions)
+        tables.append(t.assign(right=t.accuracy * t.clips, same=t.agreement * t.clips))
+    pooled = pd.concat(tables).groupby('condition', sort=False)[['clips', 'right', 'same']].sum()
+    out = pd.DataFrame(
+        dict(
+            condition=pooled.index,
+            clips=pooled.clips.astype(int).to_numpy(),
+            accuracy=(pooled.right / pooled.clips).to_numpy(),
+            agreement=(pooled.same / pooled.clips).to_numpy(),
+        )
+    )
+    out.loc[out.condition == 'clean', 'agreement'] = np.nan
+    write_json(run_dir / 'robustness.json', out.to_dict(orient='records'))
+    return out

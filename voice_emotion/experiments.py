@@ -16,7 +16,7 @@ import pandas as pd
 
 from .bundle import load_bundle, run_parts
 from .core import DEFAULT_RECIPE, Config, VoiceEmotionError, templates_dir, write_json
-from .evaluation import HEADLINE, evaluate_run
+from .evaluation import HEADLINE, evaluate_run, run_robustness
 from .features import frame_statistics, speaker_normalise
 from .inference import default_model_dir, forget_loaded_models
 from .store import extract_features
@@ -67,6 +67,7 @@ def compare_recipes(
                     folds=[{k: f[k] for k in ('name', 'n', *HEADLINE)} for f in m['folds']],
                     **{k: m[k] for k in HEADLINE},
                     **{f'{k}_std': m[f'{k}_std'] for k in HEADLINE},
+                    ece=m['ece'],
                     **(
                         {'speaker_normalised': {k: v for k, v in m['speaker_normalised'].items() if k != 'text'}}
                         if 'speaker_normalised' in m
@@ -162,6 +163,7 @@ def comparison_table(results: list) -> pd.DataFrame:  # records from `compare_re
                 f"± {100 * folds.balanced_accuracy.std(ddof=0):.1f}",
                 'macro F1': f"{100 * folds.macro_f1.mean():.1f}",
                 'speaker-normalised accuracy': _speaker_normalised(rs),
+                'ECE': f"{rs.ece.mean():.3f}" if 'ece' in rs and rs.ece.notna().any() else '–',
                 'seed means (accuracy)': ', '.join(f'{100 * a:.1f}' for a in rs.accuracy),
                 'minutes per 5-fold run': f"{rs.train_seconds.mean() / 60:.1f}",
                 's/epoch': f"{rs.seconds_per_epoch.mean():.2f}" if rs.seconds_per_epoch.notna().any() else '–',
@@ -212,6 +214,30 @@ def _recipes_table(compared: list, recipe: str) -> str:  # `recipe_summary` rows
             'seeds': [str(r['seeds']) for r in compared],
             'accuracy per clip': [pct(r['accuracy']) for r in compared],
             'speaker-normalised': [pct(r['speaker_normalised']) for r in compared],
+        }
+    ).to_markdown(index=False, disable_numparse=True)
+
+
+def _coverage_table(rows: list) -> str:  # `accuracy_coverage` records
+    "Markdown: each minimum confidence, the share of clips it answers, and their accuracy."
+    return pd.DataFrame(
+        {
+            '--min-confidence': [f"{r['min_confidence']:.1f}" for r in rows],
+            'clips answered': [f"{100 * r['coverage']:.0f} %" for r in rows],
+            'accuracy on them': [f"{100 * r['accuracy']:.1f} %" for r in rows],
+        }
+    ).to_markdown(index=False, disable_numparse=True)
+
+
+def _robustness_table(rows: list) -> str:  # `run_robustness` records
+    "Markdown: each recording condition's accuracy and agreement with the clean prediction."
+    return pd.DataFrame(
+        {
+            'condition': [r['condition'] for r in rows],
+            'accuracy': [f"{100 * r['accuracy']:.1f} %" for r in rows],
+            'same answer as clean': [
+                '–' if r['condition'] == 'clean' else f"{100 * r['agreement']:.0f} %" for r in rows
+            ],
         }
     ).to_markdown(index=False, disable_numparse=True)
 
@@ -295,6 +321,8 @@ def model_card(
         study=study,
         study_table=study_table,
         recipes_table=_recipes_table(compared, cfg['recipe_name']) if compared else None,
+        coverage_table=_coverage_table(kfold['pooled'].get('accuracy_coverage')) if 'ece' in kfold else None,
+        robustness_table=_robustness_table(kfold['robustness']) if kfold.get('robustness') else None,
         egemaps_words=_egemaps_words(compared, cfg['recipe_name'], fs) if compared else None,
         skewed=cases.loc['skewed'] if study else None,
         n_actors=len(actors),
@@ -338,6 +366,7 @@ NOT_THE_MODEL = (
     'silence_db',
     'vad_threshold',
     'min_speech',
+    'min_confidence',
 )  # and what inference does with the model
 
 
@@ -373,6 +402,7 @@ def make_default_model(
         if 'speaker_normalised' in kfold:
             kfold['speaker_norm_study'] = speaker_norm_study(kfold_run or work / 'kfold')
         compared = Path(kfold_run or work).parent / 'comparison.json'  # `compare`'s results beside its k-fold run
+        kfold['robustness'] = run_robustness(kfold_run or work / 'kfold').to_dict(orient='records')
         if kfold_run and compared.exists():  # what the recipe was chosen against
             kfold['recipes_compared'] = recipe_summary(json.loads(compared.read_text()))
         train_run(cfg.replace(protocol='speaker', test_frac=0.0), work / 'final', log=log)

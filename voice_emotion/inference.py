@@ -20,8 +20,8 @@ from .features import _resample, frame_statistics, load_audio, quiet_decoders, s
 from .store import clip_matrix, extract_features, samples_matrix
 
 # %% auto #0
-__all__ = ['VAD_FILE', 'VAD_SHA256', 'VAD_SR', 'VAD_CHUNK', 'VAD_CONTEXT', 'SPEAKER_NORMS', 'SPEAKER_NORM_NOTE', 'NO_SPEECH',
-           'too_short', 'default_model_dir', 'forget_loaded_models', 'get_predictor', 'vad_session',
+__all__ = ['VAD_FILE', 'VAD_SHA256', 'VAD_SR', 'VAD_CHUNK', 'VAD_CONTEXT', 'UNCERTAIN', 'SPEAKER_NORMS', 'SPEAKER_NORM_NOTE',
+           'NO_SPEECH', 'too_short', 'default_model_dir', 'forget_loaded_models', 'get_predictor', 'vad_session',
            'speech_probabilities', 'speech_seconds', 'no_speech', 'predict_array', 'predict_file', 'find_audio',
            'predict_files', 'predict_timeline']
 
@@ -123,10 +123,17 @@ def no_speech(
     return f'no speech detected ({seconds:.1f} s of speech)' if seconds < min_speech else None
 
 # %% ../nbs/10_inference.ipynb #ee17d4d8
-def _result(probs: np.ndarray, labels: list) -> dict:
+UNCERTAIN = 'uncertain'  # the answer when the confidence is below the `min_confidence` asked for
+
+
+def _result(probs: np.ndarray, labels: list, min_confidence: float = 0.0) -> dict:
     i = int(np.argmax(probs))
+    sure = probs[i] >= min_confidence
     return dict(
-        emotion=labels[i], confidence=float(probs[i]), probabilities={l: float(p) for l, p in zip(labels, probs)}
+        emotion=labels[i] if sure else UNCERTAIN,
+        confidence=float(probs[i]),
+        probabilities={l: float(p) for l, p in zip(labels, probs)},
+        **({} if sure else {'note': f'{labels[i]} at {probs[i]:.2f}, below the {min_confidence:.2f} asked for'}),
     )
 
 
@@ -233,6 +240,7 @@ def predict_files(
     jobs: int = 0,
     batch_size: int = 64,
     speaker_norm: str = 'auto',  # `auto`: the files of one folder are one speaker's (see below); `off`: each alone
+    min_confidence: float = Config.default('min_confidence'),  # below it the emotion is `uncertain` (note: the best)
 ) -> pd.DataFrame:
     "One row per file: path, emotion, confidence, p_<emotion> per class, speech (seconds), duration, note, error."
     _check_speaker_norm(speaker_norm)
@@ -276,12 +284,14 @@ def predict_files(
             if normalised:
                 rows[i]['note'] = '; '.join(filter(None, [rows[i]['note'], SPEAKER_NORM_NOTE]))
         for j, i in enumerate(ok):
-            res = _result(probs[j], pred.labels)
+            res = _result(probs[j], pred.labels, min_confidence)
             rows[i].update(
                 emotion=res['emotion'],
                 confidence=res['confidence'],
                 **{f'p_{l}': p for l, p in res['probabilities'].items()},
             )
+            if 'note' in res:
+                rows[i]['note'] = '; '.join(filter(None, [res['note'], rows[i]['note']]))
     columns = ['path', 'emotion', 'confidence', *[f'p_{l}' for l in pred.labels], 'speech', 'duration', 'note', 'error']
     out = pd.DataFrame(
         rows + [dict(path=e['path'], error=e['error']) for e in errors], columns=columns
@@ -312,6 +322,7 @@ def predict_timeline(
     silence_db: float = Config.default('silence_db'),
     batch: int = 32,
     speaker_norm: str = 'auto',  # `auto`: the windows are one speaker's, normalised together where the model can
+    min_confidence: float = Config.default('min_confidence'),  # below it a window's emotion is `uncertain`
 ) -> tuple[pd.DataFrame, dict]:
     "Per-window emotions of a long recording (start, end, emotion or `silence`, probabilities) and the overall label."
     if hop <= 0 or window <= 0 or hop > window:
@@ -344,7 +355,7 @@ def predict_timeline(
             stats.append(frame_statistics(X))
             voiced_rows.extend(r for r, _ in voiced)
         for (r, _), p in zip(voiced, probs):
-            r.update(_result(p, pred.labels))
+            r.update(_result(p, pred.labels, min_confidence))
             r.update({f'p_{l}': float(v) for l, v in zip(pred.labels, p)})
 
     for start, y, sr in _windows(path, window, hop):
@@ -361,14 +372,14 @@ def predict_timeline(
     if by_speaker and len(voiced_rows) >= pred.speaker_norm_min:
         S = np.concatenate(stats)
         for r, p in zip(voiced_rows, pred.speaker_head.predict_statistics(speaker_normalise(S, np.zeros(len(S))))):
-            r.update(_result(p, pred.labels))
+            r.update(_result(p, pred.labels, min_confidence))
             r.update({f'p_{l}': float(v) for l, v in zip(pred.labels, p)})
     tl = pd.DataFrame(rows)
     for c in ['emotion', 'confidence', 'speech', *[f'p_{l}' for l in pred.labels]]:
         if c not in tl:
             tl[c] = None
     tl = tl[['start', 'end', 'emotion', 'confidence', 'rms_db', 'speech', *[f'p_{l}' for l in pred.labels]]]
-    voiced = tl[tl.emotion.isin(pred.labels)]
+    voiced = tl[tl.emotion.isin([*pred.labels, UNCERTAIN])]
     counts = dict(
         windows=len(tl),
         silent_windows=int((tl.emotion == 'silence').sum()),
@@ -378,7 +389,7 @@ def predict_timeline(
         mean = voiced[[f'p_{l}' for l in pred.labels]].astype(float).mean().to_numpy()
         overall = dict(
             path=str(path),
-            **_result(mean, pred.labels),
+            **_result(mean, pred.labels, min_confidence),
             **counts,
             speaker_normalised=bool(by_speaker and len(voiced_rows) >= pred.speaker_norm_min),
         )

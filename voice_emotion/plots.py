@@ -14,7 +14,7 @@ from .core import EMOTIONS, Config
 # %% auto #0
 __all__ = ['EMOTION_COLORS', 'TIMELINE_COLORS', 'plot_emotion_counts', 'plot_counts_by', 'plot_durations', 'example_clips',
            'plot_waveform', 'plot_spectrogram', 'plot_history', 'plot_confusion', 'plot_group_accuracy',
-           'plot_timeline']
+           'plot_reliability', 'plot_timeline']
 
 # %% ../nbs/02_eda.ipynb #e3c84e9e
 EMOTION_COLORS = dict(zip(EMOTIONS, plt.cm.tab10.colors[:6]))
@@ -190,9 +190,34 @@ def plot_group_accuracy(
     fig.tight_layout()
     return fig
 
+# %% ../nbs/02_eda.ipynb #5e7a1cc0
+def plot_reliability(
+    table: pd.DataFrame,  # `voice_emotion.evaluation.reliability`: low, high, clips, confidence, accuracy per bin
+    title: str = '',
+):
+    "Reliability diagram: each confidence bin's accuracy (bars) against the diagonal of honest confidence."
+    t = table[table.clips > 0]
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    ax.bar(t.low, t.accuracy, width=t.high - t.low, align='edge', color='tab:blue', edgecolor='white', label='accuracy')
+    ax.plot(t.confidence, t.accuracy, 'o', color='tab:red', ms=3, label='at the bin\'s mean confidence')
+    ax.plot([0, 1], [0, 1], color='gray', ls='--', lw=1, label='honest confidence')
+    for _, r in t.iterrows():
+        ax.text((r.low + r.high) / 2, min(r.accuracy + 0.02, 0.97), str(int(r.clips)), ha='center', fontsize=6)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel('confidence')
+    ax.set_ylabel('accuracy')
+    ax.set_title(title or 'Reliability (clips per bin above each bar)', fontsize=10)
+    ax.legend(fontsize=7, loc='upper left')
+    fig.tight_layout()
+    return fig
+
 # %% ../nbs/02_eda.ipynb #82cbc80d
 TIMELINE_COLORS = dict(
-    zip([*EMOTIONS, 'silence', 'no speech'], [*plt.cm.tab10.colors[:6], (0.85, 0.85, 0.85), (0.6, 0.6, 0.6)])
+    zip(
+        [*EMOTIONS, 'uncertain', 'silence', 'no speech'],
+        [*plt.cm.tab10.colors[:6], plt.cm.tab10.colors[7], (0.85, 0.85, 0.85), (0.6, 0.6, 0.6)],
+    )
 )
 
 

@@ -21,7 +21,7 @@ from .store import extract_features, matrix_settings
 
 # %% auto #0
 __all__ = ['fit_scaler', 'class_weights', 'augment_batch', 'training_batches', 'fit_model', 'fit_logistic_regression',
-           'fit_statistics_member', 'fit_linear_head', 'train_run', 'ensure_trained']
+           'calibrated', 'fit_calibration', 'fit_statistics_member', 'fit_linear_head', 'train_run', 'ensure_trained']
 
 # %% ../nbs/08_training.ipynb #afbc9a75
 def fit_scaler(X: np.ndarray, mask_padding: bool = False) -> Scaler:  # training features (clips, frames, features)
@@ -198,22 +198,59 @@ def fit_logistic_regression(
     speakers: np.ndarray,  # speaker of each clip
     Cs: tuple = Config.default('stats_C'),  # candidate C values
 ) -> tuple:  # (mean, scale, coef, intercept, info)
-    "A standardised multinomial logistic regression, `C` chosen by speaker-grouped cross-validation, over all emotions."
+    """A standardised multinomial logistic regression, `C` chosen by speaker-grouped cross-validation, over all
+    emotions; its temperature fitted on the same cross-validation's held-out logits (`info['temperature']`)."""
     from sklearn.model_selection import GroupKFold
 
     n_groups = len(np.unique(speakers))
-    scores = {}
+    scores, held_out = {}, {}
     if n_groups >= 2:
         for C in Cs:
-            accs = []
+            accs, held_out[C] = [], np.zeros((len(y), len(EMOTIONS)), np.float32)
             for a, v in GroupKFold(min(4, n_groups)).split(S, y, speakers):
                 mean, scale, lr = _standardised_logreg(S[a], y[a], C)
-                accs.append(float((lr.predict((S[v] - mean) / scale) == y[v]).mean()))
+                held_out[C][v] = _logits(lr, (S[v] - mean) / scale)
+                accs.append(float((held_out[C][v].argmax(1) == y[v]).mean()))
             scores[C] = float(np.mean(accs))
     C = max(scores, key=scores.get) if scores else 0.01
     mean, scale, lr = _standardised_logreg(S, y, C)
     coef, intercept = (lr.coef_, lr.intercept_) if len(lr.classes_) == len(EMOTIONS) else _all_classes(lr)
-    return mean, scale, coef, intercept, dict(C=C, inner_accuracy=scores)
+    temperature, floor = fit_calibration(held_out[C], y) if scores else (1.0, 0.0)
+    return mean, scale, coef, intercept, dict(C=C, inner_accuracy=scores, temperature=temperature, floor=floor)
+
+
+def calibrated(
+    logits: np.ndarray,  # (clips, classes)
+    temperature: float = 1.0,  # divides the logits: above 1 softens
+    floor: float = 0.0,  # share of probability spread evenly over the classes (caps the confidence below 1)
+) -> np.ndarray:  # (clips, classes) probabilities
+    "softmax(logits / temperature), mixed with the uniform distribution by `floor`."
+    z = logits / temperature
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    return (1 - floor) * p / p.sum(axis=1, keepdims=True) + floor / logits.shape[1]
+
+
+def fit_calibration(
+    logits: np.ndarray,  # (clips, classes) held-out logits: of clips whose speaker the model did not see
+    y: np.ndarray,  # their integer labels
+) -> tuple:  # (temperature, floor)
+    """Temperature scaling (Guo et al., 2017) with a uniform floor: the two minimise the cross-entropy of `calibrated`
+    on held-out clips. The temperature softens all confidences; the floor curbs the confident mistakes a voice the
+    model never heard brings, which one temperature cannot fix without softening everything else."""
+    from scipy.optimize import minimize
+
+    def nll(params):
+        p = calibrated(logits, np.exp(params[0]), 1 / (1 + np.exp(-params[1])))
+        return float(-np.mean(np.log(np.maximum(p[np.arange(len(y)), y], 1e-12))))
+
+    fit = minimize(nll, x0=[0.0, -4.0], method='L-BFGS-B', bounds=[(np.log(0.05), np.log(20.0)), (-12.0, 0.0)])
+    return float(np.exp(fit.x[0])), float(1 / (1 + np.exp(-fit.x[1])))
+
+
+def _logits(lr, Z: np.ndarray) -> np.ndarray:
+    "A fitted regression's logits over all six emotions (those it never saw: -30, as `_all_classes` gives them)."
+    coef, intercept = (lr.coef_, lr.intercept_) if len(lr.classes_) == len(EMOTIONS) else _all_classes(lr)
+    return Z @ coef.T + intercept
 
 
 def fit_statistics_member(
@@ -240,7 +277,7 @@ def fit_linear_head(
     S = frame_statistics(X)
     S = speaker_normalise(S, speakers) if by_speaker else S
     mean, scale, coef, intercept, info = fit_logistic_regression(S, y, speakers, Cs)
-    return LinearHead(mean, scale, coef, intercept), info
+    return LinearHead(mean, scale, coef, intercept, info['temperature'], info['floor']), info
 
 
 def _standardised_logreg(S, y, C):
@@ -310,6 +347,8 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
             train_seconds=round(time.perf_counter() - t, 1),
             seconds_per_epoch=None,
             stats_C=history['C'],
+            temperature=history['temperature'],
+            floor=history['floor'],
             speaker_stats_C=history.get('speaker_head', {}).get('C'),
             failed=fit_rows.loc[~ok, 'path'].tolist(),
         )
