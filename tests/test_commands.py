@@ -40,7 +40,7 @@ def test_data_and_features(capsys, tmp_path):
     code, out, _ = run(capsys, 'features', '--json', '--cache-dir', tmp_path, '-n', '20', '--jobs', '1')
     f = json.loads(out)
     assert code == 0 and (f['clips'], f['computed'], f['failures']) == (20, 20, 0)
-    assert f['features'] == 'whisper-tiny.en frames (int8)'  # what the default recipe reads
+    assert f['features'] == 'whisper-tiny.en frames (int8, peak-normalised)'  # what the default recipe reads
     code, out, _ = run(capsys, 'features', '--json', '--cache-dir', tmp_path, '-n', '5', '--recipe', 'ensemble')
     f = json.loads(out)
     assert code == 0 and f['features'] == "the seed's features" and f['computed'] == 5
@@ -150,6 +150,8 @@ def test_whisper_linear_trains_and_serves_without_tensorflow(capsys, tmp_path, s
     m = json.loads(run(capsys, 'evaluate', run_dir, '--json')[1])
     preds = pd.read_csv(run_dir/'predictions.csv')
     assert m['n'] == 44 and m['accuracy'] == pytest.approx((preds.emotion == preds.predicted).mean())
+    assert 0 <= m['ece'] <= 1 and m['mean_confidence'] == pytest.approx(preds.confidence.mean())  # calibration, in --json
+    assert 'expected calibration error' in run(capsys, 'evaluate', run_dir)[1]
     code = ("import sys, json; from voice_emotion.cli import main; rc = main(['predict', sys.argv[1], '--model', sys.argv[2], "
             "'--format', 'json']); print(json.dumps([rc, 'tensorflow' in sys.modules, 'keras' in sys.modules]))")
     r = subprocess.run([sys.executable, '-c', code, str(sample_clips[7]), str(run_dir/'bundle')], capture_output=True, text=True)

@@ -158,7 +158,10 @@ def cmd_features(args) -> int:
     peak = lambda who: resource.getrusage(who).ru_maxrss // 1024  # MB (Linux reports kB)
     what = (
         f"{settings['encoder']} frames ({settings['compute_type']}"
-        + (f", {settings['context']:g} s context)" if settings.get('context') else ')')
+        + (f", {settings['context']:g} s context" if settings.get('context') else '')
+        + (', peak-normalised' if settings.get('level') == 'peak' else '')
+        + (', eGeMAPS' if settings.get('functionals') else '')
+        + ')'
         if settings.get('kind') == 'whisper'
         else "the seed's features"
     )
@@ -237,6 +240,11 @@ def _show_metrics(m: dict):
         print(f"  {f['name']}: accuracy {f['accuracy']:.3f}, balanced {f['balanced_accuracy']:.3f}, n = {f['n']}")
     if m.get('report'):
         print(m['report'])
+    if 'ece' in m:
+        print(
+            f"calibration: expected calibration error {m['ece']:.3f} (15 bins), "
+            f"mean confidence {m['mean_confidence']:.3f}"
+        )
     if sn := m.get('speaker_normalised'):
         spread = f" ± {sn['accuracy_std']:.3f}" if 'accuracy_std' in sn else ''
         print(

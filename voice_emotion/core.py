@@ -73,6 +73,10 @@ class Config:
     encoder_context: float | None = None  # None: the encoder hears the clip alone; 30: padded with silence (Whisper)
     functionals: str | None = None  # `egemaps`: eGeMAPSv02's 88 functionals of the clip on each encoder frame
     level: str | None = None  # `peak`: each clip scaled to a -1 dBFS peak before the encoder (recording level ignored)
+    noise_copies: int = 0  # linear head: noisy copies of each training clip added to its training set (robustness)
+    noise_snr: tuple = (5.0, 30.0)  # their signal-to-noise ratios, in dB, drawn uniformly per clip and copy
+    quiet_copies: int = 0  # linear head: copies of each training clip made quieter and stored in 16 bits again
+    quiet_db: tuple = (-45.0, -15.0)  # their level changes, in dB, drawn uniformly per clip and copy
     head: str = 'network'  # `network`: a Keras network over frames; `linear`: logistic regression on frame statistics
     recipe_name: str = 'ensemble'  # the named recipe (see `RECIPES`) these settings started from
     architecture: str = 'attention'  # the network (see `ARCHITECTURES`); the defaults below are its recipe's
@@ -115,10 +119,12 @@ class Config:
     cache_dir: str | None = None  # feature cache; default: per-user cache folder
 
     def __post_init__(self):
-        self.conv_filters, self.lstm_units, self.stats_C = (
+        self.conv_filters, self.lstm_units, self.stats_C, self.noise_snr, self.quiet_db = (
             tuple(self.conv_filters),
             tuple(self.lstm_units),
             tuple(self.stats_C),
+            tuple(self.noise_snr),
+            tuple(self.quiet_db),
         )
         for name, choices in (
             ('dataset', DATASETS),
@@ -145,6 +151,16 @@ class Config:
             ('min_confidence', 0 <= self.min_confidence < 1, 'in [0, 1)'),
             ('speaker_norm_min', self.speaker_norm_min >= 2, 'at least 2 (one clip has nothing to normalise by)'),
             ('level', self.level in (None, 'peak'), "None or 'peak'"),
+            (
+                'noise_copies',
+                self.noise_copies >= 0 and (not self.noise_copies or self.encoder),
+                '0 or more, with an encoder',
+            ),
+            (
+                'quiet_copies',
+                self.quiet_copies >= 0 and (not self.quiet_copies or self.encoder),
+                '0 or more, with an encoder',
+            ),
             (
                 'functionals',
                 self.functionals is None or (self.functionals in FUNCTIONALS and self.encoder is not None),
@@ -249,6 +265,13 @@ RECIPES['whisper-linear-egemaps'] = {**RECIPES['whisper-linear'], 'functionals':
 RECIPES['whisper-linear-30s-egemaps'] = {**RECIPES['whisper-linear-30s'], 'functionals': 'egemaps'}
 # each clip scaled to a -1 dBFS peak before the encoder: the recording level is no longer a feature
 RECIPES['whisper-linear-peak'] = {**RECIPES['whisper-linear'], 'level': 'peak'}
+RECIPES['whisper-linear-egemaps-peak'] = {**RECIPES['whisper-linear-peak'], 'functionals': 'egemaps'}
+# and two noisy copies of each training clip (white noise, 5 to 30 dB SNR): steadier in noise
+RECIPES['whisper-linear-peak-noise'] = {**RECIPES['whisper-linear-peak'], 'noise_copies': 2}
+# one noisy copy and one quieter copy (20 to 45 dB down, 16-bit) of each training clip
+RECIPES['whisper-linear-peak-robust'] = {**RECIPES['whisper-linear-peak'], 'noise_copies': 1, 'quiet_copies': 1}
+# all three: the most accurate per clip, 17× slower to serve and needing openSMILE (batch and research use)
+RECIPES['whisper-linear-30s-egemaps-peak'] = {**RECIPES['whisper-linear-30s-egemaps'], 'level': 'peak'}
 # a Keras head over the frames themselves: attention and statistics pooling of a per-frame projection (`pooling_model`)
 RECIPES['whisper-pooling'] = {
     **RECIPES['attention-stats'],
@@ -262,7 +285,7 @@ RECIPES['whisper-pooling'] = {
 RECIPES['whisper-pooling-stats'] = {**RECIPES['whisper-pooling'], 'stats_member': True}
 
 DEFAULT_RECIPE = (
-    'whisper-linear'  # the shipped model's recipe, and what `train`, `report` and `compare` make by default
+    'whisper-linear-peak-robust'  # the shipped model's recipe, and what `train`, `report` and `compare` make by default
 )
 NETWORK_RECIPE = 'ensemble'  # what `Config()` holds: the network settings the notebooks demonstrate by default
 

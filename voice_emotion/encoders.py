@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import zlib
 from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .core import VoiceEmotionError
-from .features import _hann, _real_fft, load_audio, mel_filters, samples_needed
+from .features import _hann, _real_fft, add_white_noise, load_audio, mel_filters, samples_needed
 
 # %% auto #0
 __all__ = ['WHISPER_SR', 'WHISPER_HOP', 'WHISPER_N_FFT', 'DEFAULT_ENCODER', 'SHIPPED_WEIGHTS_SHA256', 'HUB_ENCODERS',
@@ -238,9 +239,13 @@ def clip_encoder_frames(
     threads: int = 0,  # CTranslate2 threads (1 in each worker of a parallel extraction)
 ) -> np.ndarray:  # (max_len, width) float32, zero after the clip's frames
     "A clip's encoder frames in the store's fixed shape, from the encoder the settings name (loaded once per process)."
-    return fixed_frames(
-        load_audio(path, WHISPER_SR, max_samples=int(settings['window'] * WHISPER_SR)), settings, threads
-    )
+    y = load_audio(path, WHISPER_SR, max_samples=int(settings['window'] * WHISPER_SR))
+    rng = np.random.default_rng([settings.get('copy', 0), zlib.crc32(Path(path).name.encode())])
+    if settings.get('noise_snr'):  # a noisy training copy (`Config.noise_copies`): the same noise every time
+        y = add_white_noise(y, rng.uniform(*settings['noise_snr']), rng)
+    if settings.get('quiet_db'):  # a quieter training copy (`Config.quiet_copies`), stored in 16 bits again
+        y = (np.round(y * 10 ** (rng.uniform(*settings['quiet_db']) / 20) * 32767) / 32767).astype(np.float32)
+    return fixed_frames(y, settings, threads)
 
 
 def settings_encoder(settings: dict, threads: int = 0) -> Encoder:  # encoder settings; CTranslate2 threads

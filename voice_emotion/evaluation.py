@@ -324,14 +324,12 @@ def degrade(
 
     import soundfile as sf
 
-    from voice_emotion.features import _resample
+    from voice_emotion.features import _resample, add_white_noise
 
     if how.endswith(' dB'):  # a level change, then 16-bit samples, as a quieter recording would be stored
         return (np.round(y * 10 ** (float(how.split()[0]) / 20) * 32767) / 32767).astype(np.float32), sr
     if how.endswith('SNR'):  # white noise of the clip's power (silences included) less `snr` dB
-        snr = float(how.split(', ')[1].split()[0])
-        noise = np.random.default_rng(seed).normal(0, np.sqrt(np.mean(y**2) / 10 ** (snr / 10)), len(y))
-        return (y + noise).astype(np.float32), sr
+        return add_white_noise(y, float(how.split(', ')[1].split()[0]), np.random.default_rng(seed)), sr
     if how.startswith('telephone'):
         return _resample(y, sr, 8000), 8000
     if how.startswith('MP3'):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .bundle import load_bundle, run_parts
-from .core import DEFAULT_RECIPE, Config, VoiceEmotionError, templates_dir, write_json
+from .core import DEFAULT_RECIPE, RECIPES, Config, VoiceEmotionError, templates_dir, write_json
 from .evaluation import HEADLINE, evaluate_run, run_robustness
 from .features import frame_statistics, speaker_normalise
 from .inference import default_model_dir, forget_loaded_models
@@ -248,18 +248,23 @@ def _egemaps_words(compared: list, recipe: str, fs: dict) -> str | None:
     if fs.get('functionals'):
         return f"This model reads eGeMAPSv02 functionals ({fs['functionals_version']}) beside the encoder's: {licence}."
     rows = {r['recipe']: r for r in compared}
-    if f'{recipe}-egemaps' not in rows or recipe not in rows:
+    # the same frames with and without eGeMAPS, training copies aside (they change the clips, not the features)
+    base = {k: v for k, v in RECIPES.get(recipe, {}).items() if k not in ('noise_copies', 'quiet_copies')}
+    without = [n for n, r in RECIPES.items() if r == base and n in rows]
+    with_them = [n for n, r in RECIPES.items() if r == {**base, 'functionals': 'egemaps'} and n in rows]
+    if not without or not with_them:
         return None
-    a, b = rows[f'{recipe}-egemaps'], rows[recipe]
+    a, b = rows[with_them[0]], rows[without[0]]
     spk = (
         f" and {100 * a['speaker_normalised']:.1f} % against {100 * b['speaker_normalised']:.1f} % speaker-normalised"
         if a['speaker_normalised'] and b['speaker_normalised']
         else ''
     )
     return (
-        f"eGeMAPSv02 functionals (openSMILE) beside the encoder's statistics (`{recipe}-egemaps`) score "
-        f"{100 * a['accuracy']:.1f} % per clip against {100 * b['accuracy']:.1f} % without{spk}. "
-        f"This model leaves them out: {licence}, and every prediction would need that optional extra."
+        f"eGeMAPSv02 functionals (openSMILE) beside the encoder's statistics score {100 * a['accuracy']:.1f} % "
+        "per clip "
+        f"against {100 * b['accuracy']:.1f} % without{spk} (`{with_them[0]}` against `{without[0]}`). This model "
+        f"leaves them out: {licence}, and every prediction would need that optional extra."
     )
 
 

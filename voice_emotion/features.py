@@ -22,7 +22,8 @@ from .core import Config, VoiceEmotionError
 # %% auto #0
 __all__ = ['FEATURE_VERSION', 'samples_needed', 'DECODER_LOG', 'quiet_decoders', 'load_audio', 'mel_filters', 'chroma_filters',
            'dct_matrix', 'power_spectrogram', 'estimate_tuning', 'zero_crossing_rate', 'mel_power', 'power_to_db',
-           'signal_features', 'real_frames', 'frame_statistics', 'speaker_normalise', 'feature_kwargs', 'clip_features']
+           'signal_features', 'real_frames', 'frame_statistics', 'speaker_normalise', 'add_white_noise',
+           'feature_kwargs', 'clip_features']
 
 # %% ../nbs/03_features.ipynb #32e19095
 def samples_needed(settings: dict) -> int:  # feature settings
@@ -379,6 +380,16 @@ def speaker_normalise(
         rows = groups == g
         out[rows] = (S[rows] - S[rows].mean(0)) / np.maximum(S[rows].std(0), floor)
     return out
+
+# %% ../nbs/03_features.ipynb #5e7a1ce1
+def add_white_noise(
+    y: np.ndarray,  # mono float32 samples
+    snr_db: float,  # the clip's power over the noise's, in dB
+    rng: np.random.Generator,  # the noise's source (seeded by the caller, so a copy is the same every time)
+) -> np.ndarray:
+    "The clip with white Gaussian noise `snr_db` below its mean power."
+    power = float(np.mean(np.square(y))) if len(y) else 0.0
+    return (y + rng.normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), len(y))).astype(np.float32)
 
 # %% ../nbs/03_features.ipynb #9a1c2ab0
 def feature_kwargs(settings: dict) -> dict:  # feature settings as `Config.feature_settings()`

@@ -304,6 +304,21 @@ def _all_classes(lr):
     return coef, intercept
 
 # %% ../nbs/08_training.ipynb #f25e633b
+def _with_noisy_copies(cfg: Config, settings: dict, rows: pd.DataFrame, X, y, speakers, log) -> tuple:
+    "Training frames with noisy and quieter copies of each clip (`noise_copies`, `quiet_copies`), labels, speakers."
+    copies = [{'noise_snr': cfg.noise_snr, 'copy': k} for k in range(cfg.noise_copies)]
+    copies += [{'quiet_db': cfg.quiet_db, 'copy': k} for k in range(cfg.quiet_copies)]
+    if not copies:
+        return X, y, speakers
+    Xs, ys, ss = [X], [y], [speakers]
+    for copy in copies:
+        b = extract_features(
+            rows.path, {**settings, **copy}, cfg.jobs, cfg.cache_dir, progress=log is not None and log.isatty()
+        )
+        Xs.append(b.X[b.ok]), ys.append(y[b.ok]), ss.append(speakers[b.ok])
+    return np.concatenate(Xs), np.concatenate(ys), np.concatenate(ss)
+
+
 def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
     "Train and save one model on its split's training and validation parts."
     table = assign_split(clips, cfg, fold)
@@ -331,7 +346,9 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
         t = time.perf_counter()
         fit = tr | va
         speakers = fit_rows.speaker.to_numpy()[fit]
-        head, history = fit_linear_head(batch.X[fit], y[fit], speakers, cfg.stats_C)
+        X, y_fit, spk = _with_noisy_copies(cfg, settings, fit_rows[fit], batch.X[fit], y[fit], speakers, log)
+        head, history = fit_linear_head(X, y_fit, spk, cfg.stats_C)
+        del X
         speaker_head = None
         if cfg.speaker_norm:  # each training speaker normalised by its own clips, as a test speaker will be
             speaker_head, history['speaker_head'] = fit_linear_head(
