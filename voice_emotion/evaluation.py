@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -350,7 +351,7 @@ def _degraded_matrix(path, how: str, settings: dict) -> np.ndarray | None:
         y = load_audio(path, sr, max_samples=int(analysed_seconds(settings) * sr) + sr // 10)
     except VoiceEmotionError:
         return None
-    return samples_matrix(*degrade(y, sr, how, seed=len(str(path))), settings)
+    return samples_matrix(*degrade(y, sr, how, seed=zlib.crc32(Path(path).name.encode())), settings)
 
 
 def robustness(
