@@ -5,6 +5,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RAVDESS = Path(os.environ.get('VOICE_EMOTION_RAVDESS', ROOT.parent/'shared'/'data'/'ravdess16k'))
+NEMO = Path(os.environ.get('VOICE_EMOTION_NEMO', ROOT.parent/'shared'/'data'/'nemo16k'))
 
 @pytest.fixture(autouse=True, scope='session')
 def isolated_cache(tmp_path_factory):
@@ -15,6 +16,11 @@ def isolated_cache(tmp_path_factory):
 def ravdess():
     if not (RAVDESS/'Actor_01').is_dir(): pytest.skip(f'real RAVDESS data not found at {RAVDESS}')
     return RAVDESS
+
+@pytest.fixture(scope='session')
+def nemo():
+    if not (NEMO/'data.tsv').is_file(): pytest.skip(f'real nEMO data not found at {NEMO}')
+    return NEMO
 
 def run_cli(*args, timeout=900, cwd=None):
     "Run `voice-emotion` in a subprocess; (exit code, stdout, stderr)."

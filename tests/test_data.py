@@ -19,6 +19,19 @@ def test_ravdess_speaker_split(ravdess):
     assert not set(parts['train']) & set(parts['test']) and not set(parts['valid']) & set(parts['test']) and not set(parts['train']) & set(parts['valid'])
     assert sum(d['per_split'].values()) == d['n_task_clips']
 
+def test_nemo_speaker_split_without_disgust(nemo, tmp_path):
+    "nEMO: nine Polish actors, sex read from data.tsv, five of the six emotions; a clear line without its data.tsv."
+    code, out, err = run_cli('data', '--dataset', 'nemo', '--data-dir', nemo, '--split', 'speaker', '--json')
+    assert code == 0, err
+    d = json.loads(out)
+    assert (d['n_clips'], d['n_speakers'], d['n_task_clips']) == (1966, 9, 1966) and 'disgust' not in d['per_emotion']
+    parts = d['speakers_per_split']
+    assert not set(parts['train']) & set(parts['test']) and all(s.startswith('nemo_') for p in parts.values() for s in p)
+    shutil.copy(next((nemo/'samples').iterdir()), tmp_path)  # a clip, without the corpus's data.tsv
+    code, _, err = run_cli('data', '--dataset', 'nemo', '--data-dir', tmp_path)
+    assert code == 1 and "nEMO's data.tsv (the speakers' sex) is not in this folder" in err
+    assert_one_line_error(err)
+
 def test_kfold_covers_every_speaker_once(ravdess):
     from voice_emotion.core import Config
     from voice_emotion.data import assign_split, check_split

@@ -33,7 +33,7 @@ class VoiceEmotionError(Exception):
 
 # %% ../nbs/00_core.ipynb #d4aad110
 PROTOCOLS = ('random', 'speaker', 'speaker-kfold')
-DATASETS = ('sample', 'cremad', 'ravdess')
+DATASETS = ('sample', 'cremad', 'ravdess', 'nemo')
 ARCHITECTURES = ('seed', 'attention', 'pooling')  # the networks `voice_emotion.model` builds
 PAD_MODES = ('seed', 'mask')
 HEADS = ('network', 'linear')  # what reads the features: a Keras network, or a logistic regression on their statistics
@@ -47,7 +47,7 @@ FUNCTIONALS = (
 class Config:
     "Every default of a run: data, protocol, features, architecture, training and inference."
 
-    dataset: str = 'sample'  # `sample` (bundled, offline), `cremad` or `ravdess`
+    dataset: str = 'sample'  # `sample` (bundled, offline), `cremad`, `ravdess` or `nemo`
     data_dir: str | None = None  # local corpus folder (CREMA-D: downloaded when empty)
     protocol: str = 'speaker'  # `random`, `speaker` or `speaker-kfold`
     seed: int = 42  # seeds the split and the weight initialisation

@@ -20,10 +20,11 @@ if TYPE_CHECKING:  # pandas is imported where a table is built: `voice-emotion f
 
 # %% auto #0
 __all__ = ['CREMAD_EMOTIONS', 'CREMAD_INTENSITIES', 'CREMAD_SENTENCES', 'CREMAD_FEMALE', 'RAVDESS_EMOTIONS',
-           'RAVDESS_INTENSITIES', 'RAVDESS_STATEMENTS', 'AUDIO_EXTENSIONS', 'PARSERS', 'COLUMNS', 'parse_cremad_name',
-           'parse_ravdess_name', 'sample_dir', 'download_cremad', 'corpus_dir', 'audio_files', 'task_files',
-           'scan_corpus', 'problem_counts', 'random_split', 'speaker_split', 'speaker_folds', 'fold_split',
-           'assign_split', 'check_split', 'corpus_summary', 'load_table']
+           'RAVDESS_INTENSITIES', 'RAVDESS_STATEMENTS', 'NEMO_EMOTIONS', 'AUDIO_EXTENSIONS', 'PARSERS', 'CORPUS_NAMES',
+           'COLUMNS', 'parse_cremad_name', 'parse_ravdess_name', 'parse_nemo_name', 'nemo_sexes', 'sample_dir',
+           'download_cremad', 'corpus_dir', 'audio_files', 'task_files', 'scan_corpus', 'problem_counts',
+           'random_split', 'speaker_split', 'speaker_folds', 'fold_split', 'assign_split', 'check_split',
+           'corpus_summary', 'load_table']
 
 # %% ../nbs/01_data.ipynb #cbd7b53c
 CREMAD_EMOTIONS = {'ANG': 'angry', 'DIS': 'disgust', 'FEA': 'fear', 'HAP': 'happy', 'NEU': 'neutral', 'SAD': 'sad'}
@@ -143,9 +144,45 @@ def parse_ravdess_name(name: str) -> dict | None:  # a file name such as `03-01-
         repetition=int(rep),
     )
 
+# %% ../nbs/01_data.ipynb #5e7a1d01
+NEMO_EMOTIONS = {
+    'anger': 'angry',
+    'fear': 'fear',
+    'happiness': 'happy',
+    'sadness': 'sad',
+    'neutral': 'neutral',
+    'surprised': 'surprised',
+}
+
+
+def parse_nemo_name(name: str) -> dict | None:  # a file name such as `EB0_anger_12.flac`
+    "Fields of an nEMO file name, or None when the name is not nEMO's (sex: from `data.tsv`, see `scan_corpus`)."
+    m = re.fullmatch(r'([A-Z]{2}\d)_([a-z]+)_(\d+)', Path(name).stem)
+    if not m or m.group(2) not in NEMO_EMOTIONS:
+        return None
+    speaker, emotion, sentence = m.groups()
+    return dict(speaker=f'nemo_{speaker}', sex=None, sentence=sentence, emotion=NEMO_EMOTIONS[emotion], intensity=None)
+
+
+def nemo_sexes(root: Path) -> dict:  # the nEMO folder (its `data.tsv` there or in the folder above)
+    "Speaker → sex from nEMO's `data.tsv` (`speaker_id`, `gender`)."
+    import pandas as pd
+
+    tsv = next((d / 'data.tsv' for d in (Path(root), Path(root).parent) if (d / 'data.tsv').exists()), None)
+    if tsv is None:
+        raise VoiceEmotionError("nEMO's data.tsv (the speakers' sex) is not in this folder", path=root)
+    table = pd.read_csv(tsv, sep='\t', usecols=['speaker_id', 'gender'])
+    return {f'nemo_{s}': g for s, g in table.drop_duplicates('speaker_id').itertuples(index=False)}
+
 # %% ../nbs/01_data.ipynb #1d3cc771
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3')
-PARSERS = {'cremad': parse_cremad_name, 'ravdess': parse_ravdess_name, 'sample': parse_ravdess_name}
+PARSERS = {
+    'cremad': parse_cremad_name,
+    'ravdess': parse_ravdess_name,
+    'sample': parse_ravdess_name,
+    'nemo': parse_nemo_name,
+}
+CORPUS_NAMES = {'cremad': 'cremad', 'ravdess': 'ravdess', 'sample': 'ravdess', 'nemo': 'nemo'}  # the table's `corpus`
 
 
 def sample_dir() -> Path:
@@ -178,7 +215,7 @@ def corpus_dir(
     if dataset == 'cremad' and data_dir is None:
         return download_cremad()
     if data_dir is None:
-        raise VoiceEmotionError(f'the {dataset} corpus needs --data-dir DIR (the folder of its Actor_XX folders)')
+        raise VoiceEmotionError(f'the {dataset} corpus needs --data-dir DIR (its folder)')
     d = Path(data_dir).expanduser()
     if not d.is_dir():
         raise VoiceEmotionError('no such folder', path=d)
@@ -262,8 +299,10 @@ def scan_corpus(
             rows.append(row)
     import pandas as pd
 
-    clips = pd.DataFrame(rows, columns=COLUMNS + (['repetition'] if dataset != 'cremad' else []))
-    clips['corpus'] = 'cremad' if dataset == 'cremad' else 'ravdess'
+    clips = pd.DataFrame(rows, columns=COLUMNS + (['repetition'] if dataset in ('ravdess', 'sample') else []))
+    clips['corpus'] = CORPUS_NAMES[dataset]
+    if dataset == 'nemo' and len(clips):
+        clips['sex'] = clips.speaker.map(nemo_sexes(root))
     clips['in_task'] = clips.emotion.isin(EMOTIONS)
     if not len(rows) and not problems:
         raise VoiceEmotionError(f'no audio files ({", ".join(AUDIO_EXTENSIONS)}) found', path=root)

@@ -15,15 +15,15 @@ import soundfile as sf
 from .bundle import load_bundle
 from .core import Config, VoiceEmotionError, package_dir
 from .data import AUDIO_EXTENSIONS, audio_files
-from .encoders import analysed_seconds
+from .encoders import analysed_seconds, fixed_frames
 from .features import _resample, frame_statistics, load_audio, quiet_decoders, speaker_normalise
 from .store import clip_matrix, extract_features, samples_matrix
 
 # %% auto #0
-__all__ = ['VAD_FILE', 'VAD_SHA256', 'VAD_SR', 'VAD_CHUNK', 'VAD_CONTEXT', 'UNCERTAIN', 'SPEAKER_NORMS', 'SPEAKER_NORM_NOTE',
-           'NO_SPEECH', 'too_short', 'default_model_dir', 'forget_loaded_models', 'get_predictor', 'vad_session',
-           'speech_probabilities', 'speech_seconds', 'no_speech', 'predict_array', 'predict_file', 'find_audio',
-           'predict_files', 'predict_timeline']
+__all__ = ['VAD_FILE', 'VAD_SHA256', 'VAD_SR', 'VAD_CHUNK', 'VAD_CONTEXT', 'VAD_BLOCK', 'UNCERTAIN', 'SPEAKER_NORMS',
+           'SPEAKER_NORM_NOTE', 'NO_SPEECH', 'too_short', 'default_model_dir', 'forget_loaded_models', 'get_predictor',
+           'vad_session', 'speech_probabilities', 'speech_seconds', 'no_speech', 'predict_array', 'predict_file',
+           'find_audio', 'predict_files', 'predict_timeline']
 
 # %% ../nbs/10_inference.ipynb #af972e81
 def too_short(
@@ -64,14 +64,15 @@ def get_predictor(model=None):  # bundle folder, run folder, `default` or None (
     return _load(str(p.resolve()))
 
 # %% ../nbs/10_inference.ipynb #5e7a1ca1
-VAD_FILE = 'silero_vad_16k_op15.onnx'  # from the silero-vad 6.2.3 wheel, unchanged (models/vad/README.md)
-VAD_SHA256 = '7ed98ddbad84ccac4cd0aeb3099049280713df825c610a8ed34543318f1b2c49'
+VAD_FILE = 'silero_vad_16k_sequence.onnx'  # from the silero-vad 6.2.3 wheel, unchanged (models/vad/README.md)
+VAD_SHA256 = '9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85'
 VAD_SR, VAD_CHUNK, VAD_CONTEXT = 16000, 512, 64  # Silero's rate, its 32 ms step, and the samples it re-reads
+VAD_BLOCK = 512  # chunks per onnxruntime call (16 s); the state carries over between blocks
 
 
 @functools.lru_cache(maxsize=1)
 def vad_session():
-    "Silero VAD as an onnxruntime session (one thread: clips are batched instead), its file checked by SHA-256."
+    "Silero VAD (its sequence model) as an onnxruntime session on one thread, its file checked by SHA-256."
     import hashlib
 
     import onnxruntime as ort
@@ -84,27 +85,28 @@ def vad_session():
     return ort.InferenceSession(str(file), sess_options=opts, providers=['CPUExecutionProvider'])
 
 
+def _clip_speech(y: np.ndarray) -> np.ndarray:  # mono float32 at 16 kHz
+    "One clip's speech probability per 32 ms chunk: each chunk with the 64 samples before it, a block per call."
+    peak = float(np.abs(y).max()) if len(y) else 0.0
+    y = y * (0.89 / peak) if peak > 1e-4 else np.zeros_like(y)  # below -80 dBFS: digital silence, nothing to hear
+    n = -(-len(y) // VAD_CHUNK)
+    chunks = np.zeros((n, VAD_CHUNK), np.float32)
+    chunks.reshape(-1)[: len(y)] = y
+    before = np.zeros((n, VAD_CONTEXT), np.float32)
+    before[1:] = chunks[:-1, -VAD_CONTEXT:]
+    X, h, c, out = np.concatenate([before, chunks], axis=1), *np.zeros((2, 1, 1, 128), np.float32), []
+    for start in range(0, n, VAD_BLOCK):
+        p, h, c = vad_session().run(None, {'input': X[start : start + VAD_BLOCK], 'h': h, 'c': c})
+        out.append(p)
+    return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+
+
 def speech_probabilities(
     clips: list,  # mono float32 arrays at `sr` (one array: a list of one)
     sr: int = VAD_SR,  # their sample rate
 ) -> list:  # per clip: (ceil(samples / 512),) float32, one probability per 32 ms at 16 kHz
-    "Silero VAD's speech probability for every 32 ms of each clip, each scaled to a −1 dBFS peak first; run as a batch."
-    ys = [_resample(np.asarray(y, np.float32), sr, VAD_SR) for y in clips]
-    n_chunks = [-(-len(y) // VAD_CHUNK) for y in ys]
-    X = np.zeros((len(ys), max(n_chunks, default=0) * VAD_CHUNK), np.float32)
-    for i, y in enumerate(ys):
-        peak = float(np.abs(y).max()) if len(y) else 0.0
-        if peak > 1e-4:  # below -80 dBFS: digital silence, nothing to scale up
-            X[i, : len(y)] = y * (0.89 / peak)
-    session, state = vad_session(), np.zeros((2, len(ys), 128), np.float32)
-    context, out = np.zeros((len(ys), VAD_CONTEXT), np.float32), []
-    for start in range(0, X.shape[1], VAD_CHUNK):
-        x = np.concatenate([context, X[:, start : start + VAD_CHUNK]], axis=1)
-        p, state = session.run(None, {'input': x, 'state': state, 'sr': np.array(VAD_SR, np.int64)})
-        out.append(p[:, 0])
-        context = x[:, -VAD_CONTEXT:]
-    P = np.stack(out, axis=1) if out else np.zeros((len(ys), 0), np.float32)
-    return [P[i, :n].astype(np.float32) for i, n in enumerate(n_chunks)]
+    "Silero VAD's speech probability for every 32 ms of each clip, each clip scaled to a −1 dBFS peak first."
+    return [_clip_speech(_resample(np.asarray(y, np.float32), sr, VAD_SR)) for y in clips]
 
 
 def speech_seconds(
@@ -164,11 +166,17 @@ def predict_file(path, model=None) -> dict:  # audio file; bundle (None: default
     "Emotion, confidence and all probabilities for one audio file (none without speech); `VoiceEmotionError` if bad."
     pred = get_predictor(model)
     path = Path(path)
-    X = clip_matrix(path, pred.settings)  # the same one-line errors as everywhere for missing or unreadable files
+    encoder = pred.settings.get('kind') == 'whisper'  # then one decoding serves the encoder and the detector
+    # the same one-line errors as everywhere for missing or unreadable files
+    y = load_audio(path, VAD_SR, max_samples=int(pred.settings['window'] * VAD_SR)) if encoder else None
+    X = None if encoder else clip_matrix(path, pred.settings)
     duration = _duration(path)
     if short := too_short(duration):
         raise VoiceEmotionError(short, path=path)
-    [heard] = _speech_of_files([path], analysed_seconds(pred.settings))
+    if encoder:
+        X, heard = fixed_frames(y, pred.settings), speech_seconds(_clip_speech(y))
+    else:
+        [heard] = _speech_of_files([path], analysed_seconds(pred.settings))
     if reason := no_speech(heard):
         cov = _coverage(duration, pred.settings)
         note = '; '.join(filter(None, [reason, cov.pop('note', None)]))
@@ -177,21 +185,16 @@ def predict_file(path, model=None) -> dict:  # audio file; bundle (None: default
     return dict(path=str(path), **res, speech=heard, **_coverage(duration, pred.settings))
 
 
-def _speech_of_files(
-    files: list, seconds: float, batch: int = 64
-) -> list:  # audio files; the part the model reads; clips per VAD batch
-    "Seconds of speech in the first `seconds` of each file (decoded in threads, detected in batches)."
+def _speech_of_files(files: list, seconds: float) -> list:  # audio files; the part the model reads
+    "Seconds of speech in the first `seconds` of each file (decoded and listened to in threads)."
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    def speech(f):
-        return load_audio(f, VAD_SR, max_samples=int(seconds * VAD_SR))
+    def speech(f):  # decoding and onnxruntime release the GIL: threads share the cores
+        return speech_seconds(_clip_speech(load_audio(f, VAD_SR, max_samples=int(seconds * VAD_SR))))
 
-    out = []
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        for i in range(0, len(files), batch):
-            out += [speech_seconds(p) for p in speech_probabilities(list(pool.map(speech, files[i : i + batch])))]
-    return out
+        return list(pool.map(speech, files))
 
 
 def _duration(path) -> float:
