@@ -150,6 +150,8 @@ def cmd_features(args) -> int:
     if not paths:
         raise VoiceEmotionError('no clip of the six emotions found', path=cfg.data_dir)
     settings = matrix_settings(cfg)
+    if args.scheduler:
+        return _features_on_cluster(args, paths, settings)
     batch = extract_features(
         paths, settings, cfg.jobs, None, progress=not args.json and sys.stderr.isatty(), keep=False
     )
@@ -183,6 +185,24 @@ def cmd_features(args) -> int:
         for f in batch.failures:
             print(f"  {f['path']}: {f['reason']}")
     return 1 if batch.failures else 0
+
+
+def _features_on_cluster(args, paths: list, settings: dict) -> int:
+    "`features --scheduler`: the workers fill the cache (which they must all see)."
+    from voice_emotion.scale import cluster_client, features_on_cluster
+
+    with cluster_client(args.scheduler, args.workers or 0) as client:
+        r = features_on_cluster(paths, settings, args.cache_dir, client, progress=not args.json and sys.stderr.isatty())
+    if args.json:
+        _print_json(r)
+    else:
+        print(
+            f"{r['clips']} clips in {r['seconds']} s on {r['workers']} workers ({r['clips_per_s']} clips/s): "
+            f"{r['computed']} computed, {r['cache_hits']} from the cache, {r['failures']} failed"
+        )
+        for f in r['failed_files']:
+            print(f"  {f['path']}: {f['reason']}")
+    return 1 if r['failures'] else 0
 
 # %% ../nbs/14_cli.ipynb #421ef5da
 def cmd_train(args) -> int:
@@ -288,6 +308,109 @@ def cmd_evaluate(args) -> int:
         _show_metrics(m if 'pooled' not in m else {**m, 'report': m['pooled']['report']})
     return 0
 
+# %% ../nbs/14_cli.ipynb #c1a5e7e2
+def _add_cluster_options(p: argparse.ArgumentParser, verb: str):
+    p.add_argument(
+        '--scheduler',
+        metavar='ADDRESS',
+        help=f'{verb} on a Dask cluster: "local" starts one on this machine; tcp://HOST:PORT joins a running one',
+    )
+    p.add_argument(
+        '--workers', type=int, metavar='N', help='--scheduler local: workers, one thread each (default: cores)'
+    )
+
+
+def _nested_rows(frame, labels: list) -> list[dict]:
+    "The flat rows of `scale.predict_table` as `_format_predictions` takes them: a timeline under its file's row."
+    rows = []
+    for r in json.loads(frame.to_json(orient='records')):
+        if r.get('start') is not None:  # a window of the file row above
+            rows[-1].setdefault('timeline', []).append(r)
+            continue
+        out = dict(path=r['path'])
+        if r.get('error'):
+            out['error'] = r['error']
+        else:
+            probs = {l: r[f'p_{l}'] for l in labels} if r['emotion'] and r.get(f'p_{labels[0]}') is not None else None
+            out.update(emotion=r['emotion'], confidence=r['confidence'], probabilities=probs, speech=r['speech'])
+            if r.get('note'):
+                out['note'] = r['note']
+        rows.append(out)
+    return rows
+
+
+def _predict_table(args, s: Config) -> int:
+    "`predict --manifest` and/or `--scheduler`: in this process or on a cluster; a Parquet dataset with --output."
+    from voice_emotion.inference import get_predictor
+    from voice_emotion.scale import input_table, predict_on_cluster, predict_table
+
+    segment = dict(window=s.window, hop=s.hop, silence_db=s.silence_db) if args.segment else None
+    options = dict(segment=segment, speaker_norm=args.speaker_norm, min_confidence=s.min_confidence)
+    labels = get_predictor(args.model).labels
+    if not args.scheduler:
+        if args.overwrite or args.partition_size != 100:
+            raise VoiceEmotionError('--partition-size and --overwrite go with --scheduler')
+        frame = predict_table(input_table(args.paths, args.manifest), args.model, jobs=s.jobs, **options)
+        summary = None
+    else:
+        frame, summary = predict_on_cluster(
+            args.paths, args.manifest, args.model, args.scheduler, args.workers or 0, args.output,
+            args.partition_size, overwrite=args.overwrite, progress=sys.stderr.isatty(), **options,
+        )  # fmt: skip
+    if frame is None:  # written as a Parquet dataset
+        print(
+            f"{summary['inputs']} inputs in {summary['partitions']} partitions: {summary['written']} written, "
+            f"{summary['skipped']} already complete, {len(summary['failed'])} failed; "
+            f"{summary['error_rows']} rows with an error; Parquet dataset in {summary['output']}"
+        )
+        for i, reason in sorted(summary['failed'].items()):
+            print(f'voice-emotion: partition {i} failed (run the command again to retry it): {reason}', file=sys.stderr)
+        if summary['error_rows']:
+            n = summary['error_rows']
+            print(f"voice-emotion: {n} input{'s' if n > 1 else ''} failed: see the error column", file=sys.stderr)
+        return 1 if summary['failed'] or summary['error_rows'] else 0
+    rows = _nested_rows(frame, labels)
+    text = _format_predictions(rows, labels, args.format)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    for r in rows:
+        if r.get('error'):
+            print(f"voice-emotion: {r['path']}: {r['error']}", file=sys.stderr)
+    return 1 if any(r.get('error') for r in rows) or (summary and summary['failed']) else 0
+
+
+def _bench_cluster(args) -> int:
+    "`predict --bench --scheduler local`: the single-process path against local clusters, on the same clips."
+    from voice_emotion.scale import benchmark_cluster
+
+    if args.scheduler != 'local':
+        raise VoiceEmotionError('--bench measures clusters it starts itself: use --scheduler local')
+    r = benchmark_cluster(args.model, n=max(args.n, 1))
+    if args.format == 'json':
+        _print_json(r)
+        return 0
+    print(
+        f"{r['clips']} clips ({r['mean_clip_seconds']} s on average), {r['cores']} cores, the same clips on each path"
+    )
+    print(f"single process, batch path   {r['single_process_clips_per_s']:8} clips/s")
+    print(
+        f"local cluster, 1 worker      {r['cluster_1_clips_per_s']:8} clips/s   (started in {r['cluster_1_start_s']} s)"
+    )
+    print(
+        f"local cluster, 2 workers     {r['cluster_2_clips_per_s']:8} clips/s   "
+        f"(started in {r['cluster_2_start_s']} s): "
+        f"{r['two_vs_one_worker']}x one worker, {r['two_workers_vs_single_process']}x the single process"
+    )
+    window, hop = r['timeline_window_hop_s']
+    print(
+        f"timeline on 1 worker         {r['timeline_audio_s_per_worker_s']:8} s of audio per second "
+        f"(windows of {window} s every {hop} s)"
+    )
+    print(f"scheduler overhead           {r['scheduler_ms_per_task']:8} ms per task (empty tasks, 2 workers)")
+    return 0
+
 # %% ../nbs/14_cli.ipynb #071cc45f
 def _format_predictions(rows: list[dict], labels: list, fmt: str) -> str:
     "Predictions as a terminal table, JSON (a list of objects) or CSV (one row per file or window)."
@@ -355,6 +478,8 @@ def cmd_predict(args) -> int:
     from voice_emotion.inference import find_audio, get_predictor, predict_files, predict_timeline
 
     DECODER_LOG.verbose = args.verbose
+    if args.bench and args.scheduler:
+        return _bench_cluster(args)
     if args.bench:
         from voice_emotion.bench import benchmark_inference
 
@@ -377,10 +502,12 @@ def cmd_predict(args) -> int:
             cells = '   '.join(f"{k} {res[key]:>8} {unit}" for k, res in results.items())
             print(f'{label:28} {cells}')
         return 0
-    if not args.paths:
+    if not args.paths and not args.manifest:
         print('voice-emotion predict: error: give one or more audio files or folders', file=sys.stderr)
         return 2
     s = _config(args)
+    if args.scheduler or args.manifest:
+        return _predict_table(args, s)
     pred = get_predictor(args.model)
     labels, rows = pred.labels, []
     if args.segment:
@@ -459,7 +586,12 @@ def _register_predict(sub):
         help='bundle or run folder (default: the model shipped with the package; "default" names it)',
     )
     p.add_argument('--format', choices=('table', 'json', 'csv'), default='table', help='output format (default: table)')
-    p.add_argument('--output', '-o', metavar='FILE', help='write the output to FILE instead of the terminal')
+    p.add_argument(
+        '--output',
+        '-o',
+        metavar='FILE',
+        help='write the output to FILE instead of the terminal (with --scheduler: a folder, the Parquet dataset)',
+    )
     p.add_argument('--segment', action='store_true', help='long recordings: a timeline of windows, silence marked')
     _config_option(p, '--window', field='window', type=float, help='--segment window length in seconds')
     _config_option(p, '--hop', field='hop', type=float, help='--segment hop in seconds')
@@ -490,7 +622,24 @@ def _register_predict(sub):
     p.add_argument(
         '--verbose', '-v', action='store_true', help="let the audio decoders' own messages through to the terminal"
     )
-    p.add_argument('--bench', action='store_true', help='benchmark start-up, warm latency and batch throughput')
+    p.add_argument(
+        '--manifest',
+        metavar='FILE',
+        help='CSV or Parquet file of inputs: a path column (relative to the file), optionally a speaker column',
+    )
+    _add_cluster_options(p, 'predict')
+    p.add_argument(
+        '--partition-size', type=int, default=100, metavar='N', help='--scheduler: files per task and per part file'
+    )
+    p.add_argument(
+        '--overwrite', action='store_true', help='--scheduler --output: start again instead of resuming the run'
+    )
+    p.add_argument(
+        '--bench',
+        action='store_true',
+        help='benchmark start-up, warm latency and batch throughput (with --scheduler local: the cluster against '
+        'the single-process path)',
+    )
     p.add_argument('-n', type=int, default=200, help='clips for --bench throughput (default: 200)')
     p.add_argument('--against', metavar='BUNDLE', help='--bench: measure this model too, side by side')
     p.set_defaults(func=cmd_predict)
@@ -697,6 +846,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument(
         '--bench', action='store_true', help="benchmark: the seed's loop vs this extraction of the seed's features"
     )
+    _add_cluster_options(f, 'extract')
     f.add_argument('--json', action='store_true', help='print JSON')
     f.set_defaults(func=cmd_features)
 

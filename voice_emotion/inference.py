@@ -193,7 +193,9 @@ def _speech_of_files(files: list, seconds: float) -> list:  # audio files; the p
     def speech(f):  # decoding and onnxruntime release the GIL: threads share the cores
         return speech_seconds(_clip_speech(load_audio(f, VAD_SR, max_samples=int(seconds * VAD_SR))))
 
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+    from voice_emotion import store
+
+    with ThreadPoolExecutor(1 if store._IN_WORKER else os.cpu_count() or 1) as pool:  # a worker has one core
         return list(pool.map(speech, files))
 
 
@@ -244,11 +246,14 @@ def predict_files(
     batch_size: int = 64,
     speaker_norm: str = 'auto',  # `auto`: the files of one folder are one speaker's (see below); `off`: each alone
     min_confidence: float = Config.default('min_confidence'),  # below it the emotion is `uncertain` (note: the best)
+    speakers: list | None = None,  # the speaker of each path (files only), instead of its folder, for `auto`
 ) -> pd.DataFrame:
     "One row per file: path, emotion, confidence, p_<emotion> per class, speech (seconds), duration, note, error."
     _check_speaker_norm(speaker_norm)
     pred = get_predictor(model)
     files, errors = find_audio(paths)
+    if speakers is not None and (len(speakers) != len(paths) or errors or len(files) != len(paths)):
+        raise VoiceEmotionError('speakers are given for existing files only, one per path')
     batch = extract_features(files, pred.settings, jobs=jobs, cache_dir=False, progress=False)
     reasons = {f['path']: f['reason'] for f in batch.failures}
     rows = []
@@ -260,6 +265,7 @@ def predict_files(
             **{f'p_{l}': None for l in pred.labels},
             speech=None,
             duration=None,
+            analysed_seconds=None,
             note=None,
             error=reasons.get(f),
         )
@@ -272,7 +278,9 @@ def predict_files(
             if short:
                 row['error'], batch.ok[i] = short, False
             else:
-                row.update(duration=cov.get('duration'), note=cov.get('note'))
+                row.update(
+                    duration=cov.get('duration'), analysed_seconds=cov.get('analysed_seconds'), note=cov.get('note')
+                )
         rows.append(row)
     heard = np.flatnonzero(batch.ok)
     for i, seconds in zip(heard, _speech_of_files([files[i] for i in heard], analysed_seconds(pred.settings))):
@@ -281,7 +289,8 @@ def predict_files(
             rows[i]['note'], batch.ok[i] = '; '.join(filter(None, [reason, rows[i]['note']])), False
     ok = np.flatnonzero(batch.ok)
     if len(ok):
-        groups = [str(Path(files[i]).parent) for i in ok] if speaker_norm == 'auto' else None
+        where = speakers if speakers is not None else [str(Path(f).parent) for f in files]
+        groups = [str(where[i]) for i in ok] if speaker_norm == 'auto' else None
         probs = pred.predict_features(batch.X[ok], batch_size=batch_size, groups=groups)
         for i, normalised in zip(ok, pred.speaker_normalised(groups)):
             if normalised:
@@ -295,7 +304,17 @@ def predict_files(
             )
             if 'note' in res:
                 rows[i]['note'] = '; '.join(filter(None, [res['note'], rows[i]['note']]))
-    columns = ['path', 'emotion', 'confidence', *[f'p_{l}' for l in pred.labels], 'speech', 'duration', 'note', 'error']
+    columns = [
+        'path',
+        'emotion',
+        'confidence',
+        *[f'p_{l}' for l in pred.labels],
+        'speech',
+        'duration',
+        'analysed_seconds',
+        'note',
+        'error',
+    ]
     out = pd.DataFrame(
         rows + [dict(path=e['path'], error=e['error']) for e in errors], columns=columns
     )  # columns even when no file succeeded
