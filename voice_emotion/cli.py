@@ -15,7 +15,7 @@ from .core import DATASETS, DEFAULT_RECIPE, PROTOCOLS, RECIPES, Config, VoiceEmo
 
 # %% auto #0
 __all__ = ['EPOCHS_HELP', 'cmd_data', 'cmd_features', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_make_default',
-           'cmd_compare', 'cmd_report', 'cmd_docs', 'build_parser', 'main']
+           'cmd_compare', 'cmd_cross_corpus', 'cmd_report', 'cmd_docs', 'build_parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #69193561
 _LATER_COMMANDS = []  # subcommands defined further down register here
@@ -28,7 +28,12 @@ def _config_option(p: argparse.ArgumentParser, *flags, field: str, help: str, **
 
 def _add_data_options(p: argparse.ArgumentParser):
     _config_option(p, '--dataset', field='dataset', choices=DATASETS, help='corpus; `sample` is bundled and offline')
-    p.add_argument('--data-dir', metavar='DIR', help='corpus folder (CREMA-D: downloaded with kagglehub when omitted)')
+    p.add_argument(
+        '--data-dir',
+        metavar='DIR',
+        help='corpus folder (CREMA-D: downloaded with kagglehub when omitted; --dataset manifest: the CSV or Parquet '
+        'file: path, emotion, speaker, optional sex, corpus, language)',
+    )
 
 
 class _RenamedOption(argparse.Action):
@@ -89,6 +94,10 @@ def cmd_data(args) -> int:
     check_split(table, by_speaker=cfg.protocol != 'random')
     s = corpus_summary(clips, problems, table)
     s.update(dataset=cfg.dataset, protocol=cfg.protocol, seed=cfg.seed)
+    if args.write_manifest:  # the corpus as a manifest: several of them concatenated train together
+        columns = ['path', 'emotion', 'speaker', 'sex', 'corpus', 'sentence']
+        clips[columns].to_csv(args.write_manifest, index=False)
+        s['manifest'] = str(args.write_manifest)
     if args.json:
         _print_json(s)
         return 0
@@ -724,6 +733,74 @@ def _register_compare(sub):
 
 _LATER_COMMANDS.append(_register_compare)
 
+# %% ../nbs/14_cli.ipynb #c0c0a102
+def cmd_cross_corpus(args) -> int:
+    "Train on each set of corpora, test on each corpus: the cross-corpus matrix, printed and saved."
+    from voice_emotion.data import scan_corpus
+    from voice_emotion.experiments import cross_corpus, cross_corpus_table
+
+    dirs = args.data_dir or [None] * len(args.dataset)  # none: the bundled sample (and CREMA-D from Kaggle)
+    if len(dirs) != len(args.dataset):
+        raise VoiceEmotionError('give one --data-dir per --dataset, in the same order')
+    corpora = {}
+    for dataset, data_dir in zip(args.dataset, dirs):
+        clips, _ = scan_corpus(dataset, data_dir)
+        for name, table in clips.groupby('corpus', sort=True):
+            if name in corpora:
+                raise VoiceEmotionError(f'corpus {name!r} is given twice')
+            corpora[name] = table
+    if len(corpora) < 2:
+        raise VoiceEmotionError(f'a cross-corpus matrix needs two corpora or more (got {", ".join(corpora) or "none"})')
+    cfg = Config.recipe(args.recipe, **({'folds': args.folds} if args.folds else {}))
+    records = cross_corpus(corpora, cfg, tuple(args.normalise), log=None if args.json else sys.stdout)
+    corpora_info = {
+        n: dict(
+            clips=int(t.in_task.sum()), speakers=int(t.speaker.nunique()), classes=sorted(set(t[t.in_task].emotion))
+        )
+        for n, t in corpora.items()
+    }
+    result = dict(recipe=args.recipe, folds=cfg.folds, seed=cfg.seed, corpora=corpora_info, records=records)
+    from voice_emotion.core import write_json
+
+    out = write_json(Path(args.out) / "cross_corpus.json", result)
+    if args.json:
+        _print_json(result)
+        return 0
+    for how in args.normalise:
+        print(
+            f'\nnormalised: {how} (cells: accuracy / restricted to the test corpus\'s classes / balanced / chance, %)'
+        )
+        print(cross_corpus_table(records, how).to_string())
+    print(f'\nsaved to {out}')
+    return 0
+
+
+def _register_cross_corpus(sub):
+    c = sub.add_parser(
+        'cross-corpus',
+        help='train on each set of corpora, test on each corpus (a linear recipe)',
+        description='Train on each corpus, on all of them together (and, with three or more, on all but one) and test '
+        'on every corpus: whole when it was not trained on, by speaker k-fold when it was. Results go to '
+        'OUT/cross_corpus.json (shown in the experiments chapter).',
+    )
+    c.add_argument('--dataset', action='append', required=True, choices=DATASETS, help='a corpus (repeat it)')
+    c.add_argument('--data-dir', action='append', metavar='DIR', help='its folder or manifest (one per --dataset)')
+    c.add_argument('--recipe', choices=list(RECIPES), default=DEFAULT_RECIPE, help=f'default: {DEFAULT_RECIPE}')
+    c.add_argument(
+        '--normalise',
+        nargs='+',
+        choices=('none', 'corpus', 'speaker'),
+        default=['none', 'corpus', 'speaker'],
+        help='statistics as they are, z-normalised within each corpus, or within each speaker (default: all three)',
+    )
+    _config_option(c, '--folds', field='folds', type=int, help='speaker folds for a corpus inside the training set')
+    c.add_argument('--out', default='reports/cross-corpus', metavar='DIR', help='default: reports/cross-corpus')
+    c.add_argument('--json', action='store_true', help='print JSON')
+    c.set_defaults(func=cmd_cross_corpus)
+
+
+_LATER_COMMANDS.append(_register_cross_corpus)
+
 # %% ../nbs/14_cli.ipynb #24e495ad
 def cmd_report(args) -> int:
     "Run the stage notebooks with papermill into reports/<RUN>/ and update the report site."
@@ -826,6 +903,12 @@ def build_parser() -> argparse.ArgumentParser:
     _config_option(d, '--split', '--protocol', field='protocol', choices=PROTOCOLS, help='split protocol')
     _config_option(d, '--seed', field='seed', type=int, help='split seed')
     _config_option(d, '--folds', field='folds', type=int, help='folds for speaker-kfold (fold 0 is shown)')
+    d.add_argument(
+        '--write-manifest',
+        metavar='FILE',
+        help='also write the corpus as a CSV manifest (path, emotion, speaker, sex, corpus, sentence): concatenate '
+        "several to train on them together (--dataset manifest)",
+    )
     d.add_argument('--json', action='store_true', help='print JSON')
     d.set_defaults(func=cmd_data)
 

@@ -33,7 +33,7 @@ class VoiceEmotionError(Exception):
 
 # %% ../nbs/00_core.ipynb #d4aad110
 PROTOCOLS = ('random', 'speaker', 'speaker-kfold')
-DATASETS = ('sample', 'cremad', 'ravdess', 'nemo')
+DATASETS = ('sample', 'cremad', 'ravdess', 'nemo', 'manifest')  # manifest: --data-dir names a CSV or Parquet file
 ARCHITECTURES = ('seed', 'attention', 'pooling')  # the networks `voice_emotion.model` builds
 PAD_MODES = ('seed', 'mask')
 HEADS = ('network', 'linear')  # what reads the features: a Keras network, or a logistic regression on their statistics
@@ -73,6 +73,7 @@ class Config:
     encoder_context: float | None = None  # None: the encoder hears the clip alone; 30: padded with silence (Whisper)
     functionals: str | None = None  # `egemaps`: eGeMAPSv02's 88 functionals of the clip on each encoder frame
     level: str | None = None  # `peak`: each clip scaled to a -1 dBFS peak before the encoder (recording level ignored)
+    mel_range: float | None = None  # dB of log-mel below each clip's loudest the encoder hears (None: Whisper's 80)
     noise_copies: int = 0  # linear head: noisy copies of each training clip added to its training set (robustness)
     noise_snr: tuple = (5.0, 30.0)  # their signal-to-noise ratios, in dB, drawn uniformly per clip and copy
     quiet_copies: int = 0  # linear head: copies of each training clip made quieter and stored in 16 bits again
@@ -151,6 +152,7 @@ class Config:
             ('min_confidence', 0 <= self.min_confidence < 1, 'in [0, 1)'),
             ('speaker_norm_min', self.speaker_norm_min >= 2, 'at least 2 (one clip has nothing to normalise by)'),
             ('level', self.level in (None, 'peak'), "None or 'peak'"),
+            ('mel_range', self.mel_range is None or 20 <= self.mel_range <= 120, 'None or 20 to 120 dB'),
             (
                 'noise_copies',
                 self.noise_copies >= 0 and (not self.noise_copies or self.encoder),
@@ -270,6 +272,10 @@ RECIPES['whisper-linear-egemaps-peak'] = {**RECIPES['whisper-linear-peak'], 'fun
 RECIPES['whisper-linear-peak-noise'] = {**RECIPES['whisper-linear-peak'], 'noise_copies': 2}
 # one noisy copy and one quieter copy (20 to 45 dB down, 16-bit) of each training clip
 RECIPES['whisper-linear-peak-robust'] = {**RECIPES['whisper-linear-peak'], 'noise_copies': 1, 'quiet_copies': 1}
+# and the log-mel floored 60 (50) dB below the clip's loudest instead of Whisper's 80: the noise floor of a recording
+# stored 20 or 40 dB quieter in 16 bits (-61 dB under the peak at -40 dB) no longer reaches the encoder
+RECIPES['whisper-linear-peak-robust-60db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 60.0}
+RECIPES['whisper-linear-peak-robust-50db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 50.0}
 # all three: the most accurate per clip, 17× slower to serve and needing openSMILE (batch and research use)
 RECIPES['whisper-linear-30s-egemaps-peak'] = {**RECIPES['whisper-linear-30s-egemaps'], 'level': 'peak'}
 # a Keras head over the frames themselves: attention and statistics pooling of a per-frame projection (`pooling_model`)

@@ -21,10 +21,10 @@ if TYPE_CHECKING:  # pandas is imported where a table is built: `voice-emotion f
 # %% auto #0
 __all__ = ['CREMAD_EMOTIONS', 'CREMAD_INTENSITIES', 'CREMAD_SENTENCES', 'CREMAD_FEMALE', 'RAVDESS_EMOTIONS',
            'RAVDESS_INTENSITIES', 'RAVDESS_STATEMENTS', 'NEMO_EMOTIONS', 'AUDIO_EXTENSIONS', 'PARSERS', 'CORPUS_NAMES',
-           'COLUMNS', 'parse_cremad_name', 'parse_ravdess_name', 'parse_nemo_name', 'nemo_sexes', 'sample_dir',
-           'download_cremad', 'corpus_dir', 'audio_files', 'task_files', 'scan_corpus', 'problem_counts',
-           'random_split', 'speaker_split', 'speaker_folds', 'fold_split', 'assign_split', 'check_split',
-           'corpus_summary', 'load_table']
+           'COLUMNS', 'EMOTION_NAMES', 'SEX_NAMES', 'MANIFEST_COLUMNS', 'parse_cremad_name', 'parse_ravdess_name',
+           'parse_nemo_name', 'nemo_sexes', 'sample_dir', 'download_cremad', 'corpus_dir', 'audio_files', 'task_files',
+           'scan_corpus', 'read_labelled_manifest', 'scan_manifest', 'problem_counts', 'random_split', 'speaker_split',
+           'speaker_folds', 'fold_split', 'assign_split', 'check_split', 'corpus_summary', 'load_table']
 
 # %% ../nbs/01_data.ipynb #cbd7b53c
 CREMAD_EMOTIONS = {'ANG': 'angry', 'DIS': 'disgust', 'FEA': 'fear', 'HAP': 'happy', 'NEU': 'neutral', 'SAD': 'sad'}
@@ -272,6 +272,9 @@ def audio_files(root: Path) -> list[Path]:  # folder to search recursively
 # %% ../nbs/01_data.ipynb #79e1a0f5
 def task_files(dataset: str = 'sample', data_dir=None) -> list[str]:
     "Paths of the six-class clips of a corpus by their names alone: no file is opened (what `features` extracts)."
+    if dataset == 'manifest':  # by its rows alone: no audio file is opened
+        rows = read_labelled_manifest(data_dir)
+        return [p for p, e in zip(rows.path, rows.emotion.map(_emotion_name)) if e in EMOTIONS]
     parse = PARSERS[dataset]
     return [
         str(p) for p in audio_files(corpus_dir(dataset, data_dir)) if (f := parse(p.name)) and f['emotion'] in EMOTIONS
@@ -283,6 +286,8 @@ def scan_corpus(
     data_dir=None,  # corpus folder; None: bundled sample / Kaggle download
 ) -> tuple[pd.DataFrame, pd.DataFrame]:  # (clips, problems with `path` and `reason`)
     "Every usable clip of a corpus as one metadata table, and every unusable file with its reason."
+    if dataset == 'manifest':
+        return scan_manifest(data_dir)
     root, parse = corpus_dir(dataset, data_dir), PARSERS[dataset]
     rows, problems, seen = [], [], {}
     for path in audio_files(root):
@@ -307,6 +312,90 @@ def scan_corpus(
     if not len(rows) and not problems:
         raise VoiceEmotionError(f'no audio files ({", ".join(AUDIO_EXTENSIONS)}) found', path=root)
     return clips.reset_index(drop=True), pd.DataFrame(problems, columns=['path', 'reason'])
+
+# %% ../nbs/01_data.ipynb #3a1f0c02
+EMOTION_NAMES = {
+    **dict.fromkeys(('angry', 'anger', 'ang', 'mad'), 'angry'),
+    **dict.fromkeys(('disgust', 'disgusted', 'dis'), 'disgust'),
+    **dict.fromkeys(('fear', 'fearful', 'afraid', 'scared', 'fea'), 'fear'),
+    **dict.fromkeys(('happy', 'happiness', 'joy', 'hap'), 'happy'),
+    **dict.fromkeys(('neutral', 'neu'), 'neutral'),
+    **dict.fromkeys(('sad', 'sadness', 'sorrow'), 'sad'),
+    **dict.fromkeys(('surprised', 'surprise', 'sur'), 'surprised'),  # kept in the table, outside the task
+    'calm': 'calm',
+}  # a manifest's emotion labels, lower case → the table's
+SEX_NAMES = {'m': 'male', 'male': 'male', 'man': 'male', 'f': 'female', 'female': 'female', 'woman': 'female'}
+MANIFEST_COLUMNS = ('path', 'emotion', 'speaker')
+
+
+def _emotion_name(label) -> str | None:
+    return EMOTION_NAMES.get(str(label).strip().lower()) if isinstance(label, str) else None
+
+
+def read_labelled_manifest(file) -> pd.DataFrame:  # a CSV or Parquet file
+    "A manifest's rows as text, paths resolved from its folder; one clear line when it cannot be used."
+    import pandas as pd
+
+    file = Path(file).expanduser() if file is not None else None
+    if file is None or not file.is_file():
+        raise VoiceEmotionError('a manifest corpus needs --data-dir FILE (a CSV or Parquet manifest)', path=file)
+    try:
+        if file.suffix.lower() in ('.parquet', '.pq'):
+            rows = pd.read_parquet(file).astype(str)
+        else:
+            rows = pd.read_csv(file, dtype=str, keep_default_na=False)
+    except Exception as e:
+        raise VoiceEmotionError(f'not a readable CSV or Parquet manifest ({str(e).splitlines()[0][:120]})', path=file)
+    missing = [c for c in MANIFEST_COLUMNS if c not in rows]
+    if missing:
+        raise VoiceEmotionError(
+            f"the manifest lacks the column{'s' * (len(missing) > 1)} {', '.join(missing)} (it has: "
+            f"{', '.join(map(str, rows.columns))})",
+            path=file,
+        )
+    rows = rows.fillna('').map(lambda v: str(v).strip())
+    rows['path'] = [str(file.resolve().parent / p) if p and not Path(p).is_absolute() else p for p in rows.path]
+    return rows
+
+
+def scan_manifest(file) -> tuple[pd.DataFrame, pd.DataFrame]:  # a CSV or Parquet manifest
+    "A manifest's clips in the one table schema, and a problem row for each row that cannot be used (and why)."
+    import pandas as pd
+
+    rows = read_labelled_manifest(file)
+    clips, problems, seen = [], [], {}
+    for r in rows.to_dict('records'):
+        emotion, corpus = _emotion_name(r['emotion']), r.get('corpus') or Path(file).stem
+        reason = (
+            'no path' if not r['path']
+            else f"unknown emotion label {r['emotion']!r} (see EMOTION_NAMES)" if emotion is None
+            else 'no speaker' if not r['speaker']
+            else None
+        )  # fmt: skip
+        row = None
+        if reason is None:
+            fields = dict(
+                speaker=r['speaker'] if r['speaker'].startswith(f'{corpus}_') else f"{corpus}_{r['speaker']}",
+                sex=SEX_NAMES.get(r.get('sex', '').lower(), 'unknown'),
+                sentence=r.get('sentence') or None,
+                emotion=emotion,
+                intensity=None,
+            )
+            path = Path(r['path'])
+            row, reason = (None, 'no such file') if not path.is_file() else _clip_row(path, lambda _: fields)
+        if row is not None:
+            digest = _content_hash(Path(row['path']))
+            if digest in seen:
+                row, reason = None, f'duplicate of {seen[digest]}'
+            else:
+                seen[digest] = Path(row['path']).name
+        if row is None:
+            problems.append(dict(path=r['path'], reason=reason))
+            continue
+        clips.append(dict(row, corpus=corpus, **({'language': r['language']} if r.get('language') else {})))
+    table = pd.DataFrame(clips, columns=COLUMNS + (['language'] if 'language' in rows else []))
+    table['in_task'] = table.emotion.isin(EMOTIONS)
+    return table.reset_index(drop=True), pd.DataFrame(problems, columns=['path', 'reason'])
 
 # %% ../nbs/01_data.ipynb #45160311
 def problem_counts(problems: pd.DataFrame) -> dict:  # problems table from `scan_corpus`
@@ -342,6 +431,13 @@ def _speakers_by_sex(clips: pd.DataFrame, seed: int) -> list[list[str]]:
     return [list(rng.permutation(sorted(groups[s]))) for s in sorted(groups.index)]
 
 
+def _corpora(clips: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
+    "The table per corpus, when it holds several (their speakers are split and dealt separately); else the table."
+    if 'corpus' not in clips or clips.corpus.nunique() <= 1:
+        return [(None, clips)]
+    return [(f'corpus {name}', group) for name, group in clips.groupby('corpus', sort=True)]
+
+
 def _deal(groups: list[list[str]], n: int) -> list[str]:
     "Take `n` speakers alternating between the groups (balances the sexes); removes them from `groups`."
     taken, i = [], 0
@@ -360,13 +456,15 @@ def speaker_split(
     valid_frac: float = 0.1,
 ) -> pd.Series:  # train/valid/test per row
     "Split by speaker: no speaker in two parts, sexes balanced in each (`test_frac=0`: no test part, final models)."
-    n = clips.speaker.nunique()
-    if n < 3:
-        raise VoiceEmotionError(f'a speaker split needs at least 3 speakers, this corpus has {n}')
-    n_test, n_valid = (max(1, round(n * test_frac)) if test_frac > 0 else 0), max(1, round(n * valid_frac))
-    groups = _speakers_by_sex(clips, seed)
-    test, valid = _deal(groups, n_test), _deal(groups, n_valid)
-    part = {**{s: 'test' for s in test}, **{s: 'valid' for s in valid}}
+    part = {}
+    for name, corpus in _corpora(clips):  # each corpus split on its own: every part has speakers of each
+        n = corpus.speaker.nunique()
+        if n < 3:
+            raise VoiceEmotionError(f'a speaker split needs at least 3 speakers, {name or "this corpus"} has {n}')
+        n_test, n_valid = (max(1, round(n * test_frac)) if test_frac > 0 else 0), max(1, round(n * valid_frac))
+        groups = _speakers_by_sex(corpus, seed)
+        test, valid = _deal(groups, n_test), _deal(groups, n_valid)
+        part.update({**{s: 'test' for s in test}, **{s: 'valid' for s in valid}})
     return clips.speaker.map(part).fillna('train').rename('split')
 
 # %% ../nbs/01_data.ipynb #51747b9f
@@ -375,13 +473,14 @@ def speaker_folds(
     k: int = 5,
     seed: int = 42,
 ) -> dict:  # speaker -> fold number
-    "Deal the speakers into `k` folds, alternating sexes, deterministic for a seed."
-    n = clips.speaker.nunique()
-    if n < k:
-        raise VoiceEmotionError(f'{k} folds need at least {k} speakers, this corpus has {n}')
-    groups = _speakers_by_sex(clips, seed)
-    order = _deal(groups, n)
-    return {s: i % k for i, s in enumerate(order)}
+    "Deal the speakers into `k` folds, alternating sexes, deterministic for a seed; each corpus's over all folds."
+    folds = {}
+    for name, corpus in _corpora(clips):
+        n = corpus.speaker.nunique()
+        if n < k:
+            raise VoiceEmotionError(f'{k} folds need at least {k} speakers, {name or "this corpus"} has {n}')
+        folds.update({s: i % k for i, s in enumerate(_deal(_speakers_by_sex(corpus, seed), n))})
+    return folds
 
 # %% ../nbs/01_data.ipynb #375a0706
 def fold_split(
@@ -392,10 +491,11 @@ def fold_split(
     valid_frac: float = 0.1,
 ) -> pd.Series:  # train/valid/test per row
     "Fold `fold` of `speaker_folds` is the test part; validation speakers come from the remaining folds."
-    folds = speaker_folds(clips, k, seed)
-    rest = clips[clips.speaker.map(folds) != fold]
-    n_valid = max(1, round(clips.speaker.nunique() * valid_frac))
-    valid = _deal(_speakers_by_sex(rest, seed + fold + 1), n_valid)
+    folds, valid = speaker_folds(clips, k, seed), []
+    for _, corpus in _corpora(clips):  # validation speakers from every corpus
+        rest = corpus[corpus.speaker.map(folds) != fold]
+        n_valid = max(1, round(corpus.speaker.nunique() * valid_frac))
+        valid += _deal(_speakers_by_sex(rest, seed + fold + 1), n_valid)
     part = {s: ('test' if f == fold else 'valid' if s in valid else 'train') for s, f in folds.items()}
     return clips.speaker.map(part).rename('split')
 

@@ -31,6 +31,7 @@ WHISPER_N_FFT = 400  # samples per window (25 ms)
 def whisper_log_mel(
     y: np.ndarray,  # mono samples at 16 kHz
     n_mels: int = 80,  # 80 (tiny … large-v2) or 128 (large-v3)
+    top_db: float = 80.0,  # the range kept below the loudest value (Whisper: 80 dB); the rest is floored
 ) -> np.ndarray:  # (n_mels, len(y) // 160) float32
     "Whisper's log-mel spectrogram of a clip: the frames that cover it, as Whisper computes them after its padding."
     y = np.asarray(y, np.float32)
@@ -45,7 +46,7 @@ def whisper_log_mel(
     power = np.abs(_real_fft()(frames * _hann(WHISPER_N_FFT))) ** 2
     mel = mel_filters(WHISPER_SR, WHISPER_N_FFT, n_mels) @ power.T.astype(np.float32)
     log = np.log10(np.maximum(mel, 1e-10))
-    log = np.maximum(log, log.max() - 8.0)
+    log = np.maximum(log, log.max() - top_db / 10)  # log10 of power: 10 dB a unit
     return ((log[:, :n] + 4.0) / 4.0).astype(np.float32)
 
 # %% ../nbs/04_encoders.ipynb #cc756c0e
@@ -120,6 +121,7 @@ class Encoder:
         self,
         y: np.ndarray,  # mono samples at 16 kHz
         context: float | None = None,  # seconds: the clip padded with silence to this length first (Whisper: 30)
+        top_db: float = 80.0,  # the log-mel's range below its loudest (Whisper: 80 dB)
     ) -> np.ndarray:  # (ceil(mel frames / 2), width) float32: the frames that cover the clip
         "Encoder frames of a clip, from the log-mel frames that cover it, alone or padded with silence to `context`."
         import ctranslate2
@@ -131,7 +133,7 @@ class Encoder:
             )
         if context and len(y) < context * WHISPER_SR:
             y = np.concatenate([y, np.zeros(int(context * WHISPER_SR) - len(y), np.float32)])
-        mel = whisper_log_mel(y, self.n_mels)
+        mel = whisper_log_mel(y, self.n_mels, top_db)
         out = self.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None])), to_cpu=True)
         return np.asarray(out)[0, : (n + 1) // 2].astype(np.float32, copy=False)
 
@@ -215,11 +217,13 @@ def encoder_settings(
     context: float | None = None,  # seconds of silence-padded context (None: the clip alone)
     functionals: str | None = None,  # `egemaps`: the clip's eGeMAPSv02 functionals beside each frame
     level: str | None = None,  # `peak`: the clip scaled to a -1 dBFS peak first
+    mel_range: float | None = None,  # dB of log-mel kept below the clip's loudest (None: Whisper's 80)
 ) -> dict:
     "The settings of encoder frames: what keys them in the cache and what a bundle records."
     return dict(
         **({'context': context} if context else {}),  # absent when unused: earlier caches and bundles stay valid
         **({'level': level} if level else {}),
+        **({'mel_range': mel_range} if mel_range else {}),
         **({'functionals': functionals, 'functionals_version': functionals_version()} if functionals else {}),
         kind='whisper',
         encoder=encoder.name,
@@ -275,7 +279,8 @@ def fixed_frames(
     y = y[: int(settings['window'] * WHISPER_SR)]
     if settings.get('level') == 'peak':
         y = peak_normalised(y)
-    frames = settings_encoder(settings, threads).frames(y, settings.get('context'))[: settings['max_len']]
+    encoder = settings_encoder(settings, threads)
+    frames = encoder.frames(y, settings.get('context'), settings.get('mel_range', 80.0))[: settings['max_len']]
     out = np.zeros((settings['max_len'], settings['width']), np.float32)
     out[: len(frames), : frames.shape[1]] = frames
     if settings.get('functionals'):  # the clip's functionals on each of its frames

@@ -23,8 +23,9 @@ from .store import extract_features
 from .training import train_run
 
 # %% auto #0
-__all__ = ['ARCHITECTURE_WORDS', 'NOT_THE_MODEL', 'compare_recipes', 'speaker_norm_study', 'comparison_table', 'recipe_summary',
-           'model_card', 'write_model_card', 'run_differences', 'make_default_model']
+__all__ = ['ARCHITECTURE_WORDS', 'NOT_THE_MODEL', 'compare_recipes', 'speaker_norm_study', 'cross_corpus', 'cross_corpus_table',
+           'comparison_table', 'recipe_summary', 'model_card', 'write_model_card', 'run_differences',
+           'make_default_model']
 
 # %% ../nbs/11_experiments.ipynb #67a88c99
 def compare_recipes(
@@ -138,6 +139,131 @@ def speaker_norm_study(
         dict(clips=case, per_clip=a / n, speaker_normalised=b / n, clips_scored=n) for case, (a, b, n) in tally.items()
     ]
     return dict(run=run_dir.name, draws=draws, skewed=dict(clips=skewed[0], one_emotion=skewed[1]), cases=rows)
+
+# %% ../nbs/11_experiments.ipynb #c0c0a002
+def _corpus_statistics(clips: pd.DataFrame, cfg: Config) -> dict:
+    "Frame statistics of a table's six-class clips, clean and for each training copy, keeping clips every copy read."
+    from voice_emotion.core import EMOTIONS
+    from voice_emotion.store import matrix_settings
+    from voice_emotion.training import training_copies
+
+    settings, stats, ok = matrix_settings(cfg), [], np.ones(len(clips), bool)
+    for copy in [{}, *training_copies(cfg)]:
+        b = extract_features(clips.path, {**settings, **copy}, cfg.jobs, cfg.cache_dir, progress=False)
+        S = np.zeros((len(clips), 2 * settings['width']), np.float32)
+        S[b.ok] = frame_statistics(b.X[b.ok])
+        stats.append(S)
+        ok &= b.ok
+    y = np.array([EMOTIONS.index(e) for e in clips.emotion])
+    return dict(clean=stats[0][ok], copies=[S[ok] for S in stats[1:]], y=y[ok], speakers=clips.speaker.to_numpy()[ok])
+
+
+def _normalised(S: np.ndarray, groups: np.ndarray, how: str) -> np.ndarray:
+    return S if how == 'none' else speaker_normalise(S, groups)
+
+
+def _cell(train: list, test: dict, how: str, cfg: Config) -> dict:
+    "Fit on the training parts (clean and copies), score the test part: accuracy, restricted, balanced, recalls."
+    from voice_emotion.core import EMOTIONS
+    from voice_emotion.training import fit_logistic_regression
+
+    S, y, speakers = [], [], []
+    for part in train:  # each a corpus's rows: normalised within its corpus (or speakers), copies alike
+        group = part['speakers'] if how == 'speaker' else np.zeros(len(part['y']))
+        for X in [part['clean'], *part['copies']]:
+            S.append(_normalised(X, group, how)), y.append(part['y']), speakers.append(part['speakers'])
+    mean, scale, coef, intercept, _ = fit_logistic_regression(
+        np.concatenate(S), np.concatenate(y), np.concatenate(speakers), cfg.stats_C
+    )
+    group = test['speakers'] if how == 'speaker' else np.zeros(len(test['y']))
+    logits = (_normalised(test['clean'], group, how) - mean) / scale @ coef.T + intercept
+    present = np.unique(test['y'])
+    restricted = present[logits[:, present].argmax(1)]
+    recall = {EMOTIONS[c]: float((logits.argmax(1)[test['y'] == c] == c).mean()) for c in present}
+    return dict(
+        right=int((logits.argmax(1) == test['y']).sum()),
+        right_restricted=int((restricted == test['y']).sum()),
+        n=len(test['y']),
+        recall=recall,
+        classes=[EMOTIONS[c] for c in present],
+    )
+
+
+def _subset(part: dict, rows: np.ndarray) -> dict:
+    return dict(
+        clean=part['clean'][rows], copies=[X[rows] for X in part['copies']], y=part['y'][rows],
+        speakers=part['speakers'][rows],
+    )  # fmt: skip
+
+
+def _record(how: str, train: list, test: str, cells: list) -> dict:
+    "A matrix cell from its folds (one, or k inside a training set): counts pooled, recalls averaged."
+    n = sum(c['n'] for c in cells)
+    recall = {e: float(np.mean([c['recall'][e] for c in cells if e in c['recall']])) for e in cells[0]['classes']}
+    return dict(
+        normalise=how,
+        train='+'.join(train),
+        test=test,
+        clips=n,
+        held_out='speakers' if test in train else 'corpus',
+        accuracy=sum(c['right'] for c in cells) / n,
+        restricted_accuracy=sum(c['right_restricted'] for c in cells) / n,
+        balanced_accuracy=float(np.mean(list(recall.values()))),
+        chance=1 / len(recall),
+        recall=recall,
+    )
+
+
+def cross_corpus(
+    corpora: dict,  # corpus name → its table (`scan_corpus`: the six-class rows are used)
+    cfg: Config,  # a linear recipe (`Config.recipe`), with `folds` for the cells inside a training set
+    normalise: tuple = ('none', 'corpus', 'speaker'),
+    log=None,  # a stream for one line per cell
+) -> list:  # one record per (normalisation, training set, test corpus)
+    "Train on each set of corpora and test on each corpus: accuracy, restricted accuracy, balanced accuracy, chance."
+    from voice_emotion.data import speaker_folds
+
+    if cfg.head != 'linear':
+        raise VoiceEmotionError(f'cross-corpus matrices are for linear recipes; {cfg.recipe_name} is a network')
+    names = sorted(corpora)
+    tables = {n: t[t.in_task].reset_index(drop=True).assign(corpus=n) for n, t in corpora.items()}
+    parts = {n: _corpus_statistics(tables[n], cfg) for n in names}
+    folds = speaker_folds(pd.concat(tables.values(), ignore_index=True), cfg.folds, cfg.seed)
+    train_sets = [[n] for n in names] + ([names] if len(names) > 1 else [])
+    train_sets += [[m for m in names if m != n] for n in names] if len(names) > 2 else []
+    records = []
+    for how in normalise:
+        for train in train_sets:
+            for test in names:
+                if test in train:  # unseen speakers of a corpus the model otherwise knows: k-fold over the union
+                    cells = []
+                    for k in range(cfg.folds):
+                        held = {c: np.array([folds[sp] == k for sp in parts[c]['speakers']]) for c in train}
+                        fit_on = [_subset(parts[c], ~held[c]) for c in train]
+                        cells.append(_cell(fit_on, _subset(parts[test], held[test]), how, cfg))
+                else:
+                    cells = [_cell([parts[c] for c in train], parts[test], how, cfg)]
+                records.append(_record(how, train, test, cells))
+                if log:
+                    r = records[-1]
+                    print(
+                        f"{how:8s} {r['train']:>20s} → {test:10s} {r['accuracy']:.3f} restricted "
+                        f"{r['restricted_accuracy']:.3f} (chance {r['chance']:.3f})",
+                        file=log,
+                        flush=True,
+                    )
+    return records
+
+
+_CELL = ('accuracy', 'restricted_accuracy', 'balanced_accuracy', 'chance')
+
+
+def cross_corpus_table(records: list, normalise: str = 'none') -> pd.DataFrame:
+    "One normalisation's matrix: a row per training set, per test corpus accuracy / restricted / balanced / chance."
+    rows = [r for r in records if r['normalise'] == normalise]
+    cells = [dict(train=r['train'], test=r['test'], cell=' / '.join(f'{100 * r[k]:.1f}' for k in _CELL)) for r in rows]
+    order = list(dict.fromkeys(r['train'] for r in rows))
+    return pd.DataFrame(cells).pivot(index='train', columns='test', values='cell').reindex(order)
 
 # %% ../nbs/11_experiments.ipynb #48063569
 def _speaker_normalised(rs: pd.DataFrame) -> str:

@@ -21,7 +21,8 @@ from .store import extract_features, matrix_settings
 
 # %% auto #0
 __all__ = ['fit_scaler', 'class_weights', 'augment_batch', 'training_batches', 'fit_model', 'fit_logistic_regression',
-           'calibrated', 'fit_calibration', 'fit_statistics_member', 'fit_linear_head', 'train_run', 'ensure_trained']
+           'calibrated', 'fit_calibration', 'fit_statistics_member', 'fit_linear_head', 'training_copies', 'train_run',
+           'ensure_trained']
 
 # %% ../nbs/08_training.ipynb #afbc9a75
 def fit_scaler(X: np.ndarray, mask_padding: bool = False) -> Scaler:  # training features (clips, frames, features)
@@ -304,10 +305,15 @@ def _all_classes(lr):
     return coef, intercept
 
 # %% ../nbs/08_training.ipynb #f25e633b
+def training_copies(cfg: Config) -> list[dict]:
+    "The settings of each training copy of a clip: the noisier ones, then the quieter ones."
+    copies = [{'noise_snr': cfg.noise_snr, 'copy': k} for k in range(cfg.noise_copies)]
+    return copies + [{'quiet_db': cfg.quiet_db, 'copy': k} for k in range(cfg.quiet_copies)]
+
+
 def _with_noisy_copies(cfg: Config, settings: dict, rows: pd.DataFrame, X, y, speakers, log) -> tuple:
     "Training frames with noisy and quieter copies of each clip (`noise_copies`, `quiet_copies`), labels, speakers."
-    copies = [{'noise_snr': cfg.noise_snr, 'copy': k} for k in range(cfg.noise_copies)]
-    copies += [{'quiet_db': cfg.quiet_db, 'copy': k} for k in range(cfg.quiet_copies)]
+    copies = training_copies(cfg)
     if not copies:
         return X, y, speakers
     Xs, ys, ss = [X], [y], [speakers]
