@@ -661,7 +661,13 @@ def cmd_make_default(args) -> int:
     "Retrain the default model shipped with the package (k-fold measurement, final training, model card)."
     from voice_emotion.experiments import make_default_model
 
-    out = make_default_model(args.data_dir, args.out, _config(args), log=sys.stdout, kfold_run=args.kfold_run)
+    also = [tuple(a.split('=', 1)) for a in args.also or []]
+    if any(len(a) != 2 or a[0] not in DATASETS for a in also):
+        raise VoiceEmotionError('--also takes DATASET=DIR, e.g. nemo=../shared/data/nemo16k')
+    out = make_default_model(
+        args.data_dir, args.out, _config(args), log=sys.stdout, kfold_run=args.kfold_run, also=tuple(also),
+        comparison=args.comparison, cross_corpus_file=args.cross_corpus,
+    )  # fmt: skip
     print(f"default model written to {out} (card: {out / 'MODEL_CARD.md'})")
     return 0
 
@@ -684,6 +690,14 @@ def _register_make_default(sub):
         metavar='DIR',
         help='reuse this speaker-kfold run of the same recipe and seed (e.g. from compare)',
     )
+    m.add_argument(
+        '--also',
+        action='append',
+        metavar='DATASET=DIR',
+        help='another corpus to train on with RAVDESS (repeatable), e.g. nemo=../shared/data/nemo16k',
+    )
+    m.add_argument('--comparison', metavar='FILE', help="compare's comparison.json, for the card's table of recipes")
+    m.add_argument('--cross-corpus', metavar='FILE', help="cross-corpus's cross_corpus.json, for the card's matrix")
     m.set_defaults(func=cmd_make_default)
 
 

@@ -276,6 +276,7 @@ RECIPES['whisper-linear-peak-robust'] = {**RECIPES['whisper-linear-peak'], 'nois
 # stored 20 or 40 dB quieter in 16 bits (-61 dB under the peak at -40 dB) no longer reaches the encoder
 RECIPES['whisper-linear-peak-robust-60db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 60.0}
 RECIPES['whisper-linear-peak-robust-50db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 50.0}
+RECIPES['whisper-linear-peak-robust-40db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 40.0}
 # all three: the most accurate per clip, 17× slower to serve and needing openSMILE (batch and research use)
 RECIPES['whisper-linear-30s-egemaps-peak'] = {**RECIPES['whisper-linear-30s-egemaps'], 'level': 'peak'}
 # a Keras head over the frames themselves: attention and statistics pooling of a per-frame projection (`pooling_model`)
@@ -290,9 +291,7 @@ RECIPES['whisper-pooling'] = {
 # that network averaged with the logistic regression on the frames' statistics
 RECIPES['whisper-pooling-stats'] = {**RECIPES['whisper-pooling'], 'stats_member': True}
 
-DEFAULT_RECIPE = (
-    'whisper-linear-peak-robust'  # the shipped model's recipe, and what `train`, `report` and `compare` make by default
-)
+DEFAULT_RECIPE = 'whisper-linear-peak-robust-50db'  # the shipped model's; what `train`, `report`, `compare` make
 NETWORK_RECIPE = 'ensemble'  # what `Config()` holds: the network settings the notebooks demonstrate by default
 
 # %% ../nbs/00_core.ipynb #31cf9d43

@@ -23,9 +23,9 @@ from .store import extract_features
 from .training import train_run
 
 # %% auto #0
-__all__ = ['ARCHITECTURE_WORDS', 'NOT_THE_MODEL', 'compare_recipes', 'speaker_norm_study', 'cross_corpus', 'cross_corpus_table',
-           'comparison_table', 'recipe_summary', 'model_card', 'write_model_card', 'run_differences',
-           'make_default_model']
+__all__ = ['ARCHITECTURE_WORDS', 'CORPUS_WORDS', 'NOT_THE_MODEL', 'compare_recipes', 'speaker_norm_study', 'cross_corpus',
+           'cross_corpus_table', 'comparison_table', 'recipe_summary', 'model_card', 'write_model_card',
+           'run_differences', 'corpora_manifest', 'per_corpus_accuracy', 'make_default_model']
 
 # %% ../nbs/11_experiments.ipynb #67a88c99
 def compare_recipes(
@@ -155,26 +155,40 @@ def _corpus_statistics(clips: pd.DataFrame, cfg: Config) -> dict:
         stats.append(S)
         ok &= b.ok
     y = np.array([EMOTIONS.index(e) for e in clips.emotion])
-    return dict(clean=stats[0][ok], copies=[S[ok] for S in stats[1:]], y=y[ok], speakers=clips.speaker.to_numpy()[ok])
+    classes = np.unique(y)  # the corpus's: a fold's part keeps them
+    return dict(
+        clean=stats[0][ok], copies=[S[ok] for S in stats[1:]], y=y[ok], speakers=clips.speaker.to_numpy()[ok],
+        classes=classes,
+    )  # fmt: skip
 
 
 def _normalised(S: np.ndarray, groups: np.ndarray, how: str) -> np.ndarray:
     return S if how == 'none' else speaker_normalise(S, groups)
 
 
-def _cell(train: list, test: dict, how: str, cfg: Config) -> dict:
-    "Fit on the training parts (clean and copies), score the test part: accuracy, restricted, balanced, recalls."
+def _fit(train: list, how: str, cfg: Config) -> tuple:
+    "A regression fitted on the training parts (clean and copies): (mean, scale, coef, intercept)."
     from voice_emotion.core import EMOTIONS
     from voice_emotion.training import fit_logistic_regression
 
-    S, y, speakers = [], [], []
+    S, y, speakers, allowed = [], [], [], []
     for part in train:  # each a corpus's rows: normalised within its corpus (or speakers), copies alike
         group = part['speakers'] if how == 'speaker' else np.zeros(len(part['y']))
+        has = np.isin(np.arange(len(EMOTIONS)), part['classes'])
         for X in [part['clean'], *part['copies']]:
             S.append(_normalised(X, group, how)), y.append(part['y']), speakers.append(part['speakers'])
-    mean, scale, coef, intercept, _ = fit_logistic_regression(
-        np.concatenate(S), np.concatenate(y), np.concatenate(speakers), cfg.stats_C
-    )
+            allowed.append(np.tile(has, (len(X), 1)))
+    allowed = np.concatenate(allowed)  # a corpus teaches nothing about the classes it lacks (`masked_logreg`)
+    return fit_logistic_regression(
+        np.concatenate(S), np.concatenate(y), np.concatenate(speakers), cfg.stats_C, None if allowed.all() else allowed
+    )[:4]
+
+
+def _score(model: tuple, test: dict, how: str) -> dict:
+    "A fitted regression on a test part: counts right (all classes, and the test's), recall per class."
+    from voice_emotion.core import EMOTIONS
+
+    mean, scale, coef, intercept = model
     group = test['speakers'] if how == 'speaker' else np.zeros(len(test['y']))
     logits = (_normalised(test['clean'], group, how) - mean) / scale @ coef.T + intercept
     present = np.unique(test['y'])
@@ -192,7 +206,7 @@ def _cell(train: list, test: dict, how: str, cfg: Config) -> dict:
 def _subset(part: dict, rows: np.ndarray) -> dict:
     return dict(
         clean=part['clean'][rows], copies=[X[rows] for X in part['copies']], y=part['y'][rows],
-        speakers=part['speakers'][rows],
+        speakers=part['speakers'][rows], classes=part['classes'],
     )  # fmt: skip
 
 
@@ -234,16 +248,20 @@ def cross_corpus(
     records = []
     for how in normalise:
         for train in train_sets:
+            cells = {t: [] for t in names}
+            inside = [t for t in names if t in train]
+            for k in range(cfg.folds if inside else 0):  # one fit per fold serves every corpus inside
+                held = {c: np.array([folds[sp] == k for sp in parts[c]['speakers']]) for c in train}
+                model = _fit([_subset(parts[c], ~held[c]) for c in train], how, cfg)
+                for t in inside:
+                    cells[t].append(_score(model, _subset(parts[t], held[t]), how))
+            if len(inside) < len(names):
+                model = _fit([parts[c] for c in train], how, cfg)
+                for t in names:
+                    if t not in train:
+                        cells[t].append(_score(model, parts[t], how))
             for test in names:
-                if test in train:  # unseen speakers of a corpus the model otherwise knows: k-fold over the union
-                    cells = []
-                    for k in range(cfg.folds):
-                        held = {c: np.array([folds[sp] == k for sp in parts[c]['speakers']]) for c in train}
-                        fit_on = [_subset(parts[c], ~held[c]) for c in train]
-                        cells.append(_cell(fit_on, _subset(parts[test], held[test]), how, cfg))
-                else:
-                    cells = [_cell([parts[c] for c in train], parts[test], how, cfg)]
-                records.append(_record(how, train, test, cells))
+                records.append(_record(how, train, test, cells[test]))
                 if log:
                     r = records[-1]
                     print(
@@ -398,6 +416,43 @@ def _percent(m: dict, k: str) -> str:
     return f"{100 * m[k]:.1f} % ± {100 * m[k + '_std']:.1f}"
 
 
+CORPUS_WORDS = {'ravdess': 'RAVDESS: North American English, two sentences', 'nemo': 'nEMO: Polish, no disgust'}
+
+
+def _corpora_words(split: pd.DataFrame, kfold: dict) -> dict:
+    "The card's words and tables about corpora: those trained on (when several), the cross-corpus matrix (if given)."
+    out = {}
+    if kfold.get('cross_corpus'):
+        records = kfold['cross_corpus']['records']
+        out['cross_corpus_tables'] = [
+            (how, cross_corpus_table(records, how).to_markdown())
+            for how in dict.fromkeys(r['normalise'] for r in records)
+        ]
+    if 'corpus' not in split or split.corpus.nunique() < 2:
+        return dict(out, corpora=None)
+    rows = [
+        dict(corpus=c, actors=g.speaker.nunique(), clips=len(g), classes=', '.join(sorted(g.emotion.unique())))
+        for c, g in split.groupby('corpus')
+    ]
+    out.update(
+        corpora=sorted(split.corpus.unique()),
+        corpora_table=pd.DataFrame(rows).to_markdown(index=False),
+        corpora_words='; '.join(CORPUS_WORDS.get(c, c) for c in sorted(split.corpus.unique())),
+    )
+    if kfold.get('per_corpus'):
+        out['per_corpus_table'] = pd.DataFrame(
+            [
+                dict(
+                    corpus=c, **{'test clips': r['clips'], 'actors': r['speakers']},
+                    accuracy=f"{100 * r['accuracy']:.1f} %", restricted=f"{100 * r['restricted_accuracy']:.1f} %",
+                    chance=f"{100 * r['chance']:.1f} %",
+                )
+                for c, r in kfold['per_corpus'].items()
+            ]
+        ).to_markdown(index=False, disable_numparse=True)  # fmt: skip
+    return out
+
+
 def model_card(
     meta: dict,  # the bundle's `bundle.json`
     kfold: dict,  # the recipe's speaker-kfold metrics (`evaluate_run` on its k-fold run)
@@ -458,6 +513,7 @@ def model_card(
         skewed=cases.loc['skewed'] if study else None,
         n_actors=len(actors),
         actors=f"{actors[0].split('_')[-1]}–{actors[-1].split('_')[-1]}",
+        **_corpora_words(split, kfold),
         n_clips=len(split),
         n_train_actors=split[split.split == 'train'].speaker.nunique(),
         n_valid_actors=split[split.split == 'valid'].speaker.nunique(),
@@ -507,19 +563,63 @@ def run_differences(saved: Config, wanted: Config) -> list:
     return differ + (['split_seed'] if (saved.split_seed or saved.seed) != wanted.seed else [])
 
 # %% ../nbs/11_experiments.ipynb #976e63a4
+def corpora_manifest(corpora, folder) -> Path:  # (dataset, folder) pairs; where to write it
+    "Several corpora as one manifest (`manifest.csv`: path, emotion, speaker, sex, corpus, sentence) to train on."
+    from voice_emotion.data import scan_corpus
+
+    tables = [scan_corpus(dataset, Path(d).expanduser().resolve())[0] for dataset, d in corpora]  # absolute paths
+    names = [n for t in tables for n in t.corpus.unique()]
+    if len(names) != len(set(names)):
+        raise VoiceEmotionError(f'a corpus is given twice ({", ".join(names)})')
+    out = Path(folder) / 'manifest.csv'
+    columns = ['path', 'emotion', 'speaker', 'sex', 'corpus', 'sentence']
+    pd.concat([t[columns] for t in tables], ignore_index=True).to_csv(out, index=False)
+    return out
+
+
+def per_corpus_accuracy(run_dir, cfg: Config) -> dict:  # a speaker-kfold run over several corpora, evaluated
+    "Accuracy (and accuracy restricted to each corpus's classes) of the pooled test predictions, corpus by corpus."
+    from voice_emotion.core import EMOTIONS
+    from voice_emotion.data import scan_corpus
+
+    clips, _ = scan_corpus(cfg.dataset, cfg.data_dir)
+    corpus_of = clips.drop_duplicates('speaker').set_index('speaker').corpus
+    preds = pd.read_csv(Path(run_dir) / 'predictions.csv')
+    preds['corpus'] = preds.speaker.map(corpus_of)
+    out = {}
+    for corpus, p in preds[preds.predicted.notna()].groupby('corpus'):
+        has = sorted(set(clips[(clips.corpus == corpus) & clips.in_task].emotion))
+        probs = p[[f'p_{e}' for e in has]].to_numpy() if all(f'p_{e}' in p for e in has) else None
+        restricted = np.array(has)[probs.argmax(1)] if probs is not None else p.predicted
+        out[corpus] = dict(
+            clips=len(p),
+            speakers=int(p.speaker.nunique()),
+            classes=has,
+            accuracy=float((p.predicted == p.emotion).mean()),
+            restricted_accuracy=float((restricted == p.emotion).mean()),
+            chance=1 / len(has),
+            missing=[e for e in EMOTIONS if e not in has],
+        )
+    return out
+
+
 def make_default_model(
     data_dir,  # RAVDESS folder (Actor_01 … Actor_20)
     out=None,  # bundle folder to write (default: the package's default model)
     cfg: Config | None = None,  # the recipe (default: `DEFAULT_RECIPE`'s)
     log=None,
-    kfold_run=None,
-) -> Path:  # an existing speaker-kfold run of the same recipe and seed to reuse (e.g. from `compare`)
+    kfold_run=None,  # an existing speaker-kfold run of the same recipe and seed to reuse (e.g. from `compare`)
+    also: tuple = (),  # more corpora to train on with RAVDESS: (dataset, folder) pairs, e.g. (('nemo', DIR),)
+    comparison=None,  # `compare`'s comparison.json for the card's recipe table (default: the one beside kfold_run)
+    cross_corpus_file=None,  # `voice-emotion cross-corpus`'s cross_corpus.json for the card
+) -> Path:
     "Measure the recipe with speaker-kfold, train the final model on all actors, write bundle + MODEL_CARD.md."
     out = Path(out or default_model_dir())
-    cfg = (cfg or Config.recipe(DEFAULT_RECIPE)).replace(
-        dataset='ravdess', data_dir=str(Path(data_dir).expanduser().resolve())
-    )
     work = Path(tempfile.mkdtemp(prefix='ve-default-'))
+    data = str(Path(data_dir).expanduser().resolve())
+    cfg = (cfg or Config.recipe(DEFAULT_RECIPE)).replace(dataset='ravdess', data_dir=data)
+    if also:  # several corpora: one manifest (`corpus` column), split and folded corpus by corpus
+        cfg = cfg.replace(dataset='manifest', data_dir=str(corpora_manifest((('ravdess', data), *also), work)))
     try:
         kcfg = cfg.replace(protocol='speaker-kfold')
         if kfold_run:
@@ -532,19 +632,25 @@ def make_default_model(
             kfold = evaluate_run(work / 'kfold')
         if 'speaker_normalised' in kfold:
             kfold['speaker_norm_study'] = speaker_norm_study(kfold_run or work / 'kfold')
-        compared = Path(kfold_run or work).parent / 'comparison.json'  # `compare`'s results beside its k-fold run
+        compared = Path(comparison or Path(kfold_run or work).parent / 'comparison.json')  # beside its k-fold run
         kfold['robustness'] = run_robustness(kfold_run or work / 'kfold').to_dict(orient='records')
-        if kfold_run and compared.exists():  # what the recipe was chosen against
+        if (kfold_run or comparison) and compared.exists():  # what the recipe was chosen against
             kfold['recipes_compared'] = recipe_summary(json.loads(compared.read_text()))
+        if also:
+            kfold['per_corpus'] = per_corpus_accuracy(kfold_run or work / 'kfold', cfg)
+        if cross_corpus_file:
+            kfold['cross_corpus'] = json.loads(Path(cross_corpus_file).read_text())
         train_run(cfg.replace(protocol='speaker', test_frac=0.0), work / 'final', log=log)
         bundle = work / 'final' / 'bundle'
         split = pd.read_csv(bundle / 'split.csv')
-        split['path'] = [
-            str(Path(p).relative_to(cfg.data_dir)) for p in split.path
-        ]  # portable: relative to the data folder
+        root = os.path.commonpath([data, *(str(Path(d).resolve()) for _, d in also)])
+        split['path'] = [os.path.relpath(p, root) for p in split.path]  # portable: relative to the data folder(s)
         split.to_csv(bundle / 'split.csv', index=False)
         write_json(bundle / 'kfold_metrics.json', kfold)
-        write_model_card(bundle, f'voice-emotion make-default --data-dir {data_dir} --recipe {cfg.recipe_name}')
+        more = ''.join(f' --also {d}={p}' for d, p in also) + (
+            f' --cross-corpus {cross_corpus_file}' if cross_corpus_file else ''
+        )
+        write_model_card(bundle, f'voice-emotion make-default --data-dir {data_dir}{more} --recipe {cfg.recipe_name}')
         if out.exists():
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,8 @@ from .store import extract_features, matrix_settings
 
 # %% auto #0
 __all__ = ['fit_scaler', 'class_weights', 'augment_batch', 'training_batches', 'fit_model', 'fit_logistic_regression',
-           'calibrated', 'fit_calibration', 'fit_statistics_member', 'fit_linear_head', 'training_copies', 'train_run',
-           'ensure_trained']
+           'calibrated', 'fit_calibration', 'fit_statistics_member', 'fit_linear_head', 'masked_logreg',
+           'training_copies', 'corpus_classes', 'train_run', 'ensure_trained']
 
 # %% ../nbs/08_training.ipynb #afbc9a75
 def fit_scaler(X: np.ndarray, mask_padding: bool = False) -> Scaler:  # training features (clips, frames, features)
@@ -198,9 +198,13 @@ def fit_logistic_regression(
     y: np.ndarray,  # integer labels
     speakers: np.ndarray,  # speaker of each clip
     Cs: tuple = Config.default('stats_C'),  # candidate C values
+    allowed: np.ndarray | None = None,  # (clips, emotions) bool: the classes each clip's corpus has (None: all)
+    sample_weight: np.ndarray | None = None,  # a weight per clip on top of the balanced class weights (None: 1)
 ) -> tuple:  # (mean, scale, coef, intercept, info)
     """A standardised multinomial logistic regression, `C` chosen by speaker-grouped cross-validation, over all
-    emotions; its temperature fitted on the same cross-validation's held-out logits (`info['temperature']`)."""
+    emotions; its temperature fitted on the same cross-validation's held-out logits (`info['temperature']`). With
+    `allowed`, each clip's softmax runs over its corpus's classes only: a corpus without disgust does not teach
+    "never disgust" (`masked_logreg`)."""
     from sklearn.model_selection import GroupKFold
 
     n_groups = len(np.unique(speakers))
@@ -209,12 +213,14 @@ def fit_logistic_regression(
         for C in Cs:
             accs, held_out[C] = [], np.zeros((len(y), len(EMOTIONS)), np.float32)
             for a, v in GroupKFold(min(4, n_groups)).split(S, y, speakers):
-                mean, scale, lr = _standardised_logreg(S[a], y[a], C)
+                mean, scale, lr = _standardised_logreg(
+                    S[a], y[a], C, *(None if v is None else v[a] for v in (allowed, sample_weight))
+                )
                 held_out[C][v] = _logits(lr, (S[v] - mean) / scale)
                 accs.append(float((held_out[C][v].argmax(1) == y[v]).mean()))
             scores[C] = float(np.mean(accs))
     C = max(scores, key=scores.get) if scores else 0.01
-    mean, scale, lr = _standardised_logreg(S, y, C)
+    mean, scale, lr = _standardised_logreg(S, y, C, allowed, sample_weight)
     coef, intercept = (lr.coef_, lr.intercept_) if len(lr.classes_) == len(EMOTIONS) else _all_classes(lr)
     temperature, floor = fit_calibration(held_out[C], y) if scores else (1.0, 0.0)
     return mean, scale, coef, intercept, dict(C=C, inner_accuracy=scores, temperature=temperature, floor=floor)
@@ -273,15 +279,17 @@ def fit_linear_head(
     speakers: np.ndarray,  # frames (zero after each clip), integer labels, speakers
     Cs: tuple = Config.default('stats_C'),  # candidate C values
     by_speaker: bool = False,  # statistics z-normalised within each speaker's clips first (`speaker_normalise`)
+    allowed: np.ndarray | None = None,  # (clips, emotions): the classes each clip's corpus has (None: all)
+    sample_weight: np.ndarray | None = None,  # a weight per clip (e.g. each corpus the same in all)
 ) -> tuple:
     "A linear head on the frames' mean and standard deviation, `C` chosen by speaker-grouped CV; (LinearHead, info)."
     S = frame_statistics(X)
     S = speaker_normalise(S, speakers) if by_speaker else S
-    mean, scale, coef, intercept, info = fit_logistic_regression(S, y, speakers, Cs)
+    mean, scale, coef, intercept, info = fit_logistic_regression(S, y, speakers, Cs, allowed, sample_weight)
     return LinearHead(mean, scale, coef, intercept, info['temperature'], info['floor']), info
 
 
-def _standardised_logreg(S, y, C):
+def _standardised_logreg(S, y, C, allowed=None, sample_weight=None):
     from sklearn.linear_model import LogisticRegression
 
     mean, scale = (
@@ -291,8 +299,64 @@ def _standardised_logreg(S, y, C):
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):  # small matrices: a second BLAS thread made each fit 10× slower (0.8 s against 0.08)
+        if (allowed is not None and not allowed.all()) or sample_weight is not None:
+            everything = np.ones((len(y), len(EMOTIONS)), bool)
+            return mean, scale, masked_logreg((S - mean) / scale, y, everything if allowed is None else allowed, C,
+                                              sample_weight=sample_weight)  # fmt: skip
         lr = LogisticRegression(C=C, class_weight='balanced', max_iter=3000).fit((S - mean) / scale, y)
     return mean, scale, lr
+
+
+class _Fitted:
+    "A fitted regression's weights, as scikit-learn names them."
+
+    def __init__(self, coef, intercept, classes):
+        self.coef_, self.intercept_, self.classes_ = coef, intercept, classes
+
+
+def masked_logreg(
+    Z: np.ndarray,  # (clips, columns) standardised statistics
+    y: np.ndarray,  # integer labels
+    allowed: np.ndarray,  # (clips, classes) bool: the classes each clip may be (its corpus's); its label among them
+    C: float = 1.0,  # inverse L2 strength, as scikit-learn's
+    max_iter: int = 3000,
+    sample_weight: np.ndarray | None = None,  # a weight per clip, times the balanced class weight
+):
+    """Multinomial logistic regression whose softmax, for each clip, runs over the classes it may be: scikit-learn's
+    objective (C · Σ weighted losses + ½‖W‖², classes weighted 'balanced') with the other classes masked out. A class
+    no clip may be gets weights 0 and intercept -30, as `_all_classes` gives a class never seen."""
+    from scipy.optimize import minimize
+
+    n, d = Z.shape
+    k = allowed.shape[1]
+    counts = np.bincount(y, minlength=k)
+    w = (n / ((counts > 0).sum() * np.maximum(counts, 1)))[y]  # 'balanced' class weights, per clip
+    w = w if sample_weight is None else w * sample_weight
+    strength = 1 / (
+        C * w.sum()
+    )  # the objective divided by C · Σw, as scikit-learn scales it: same optimum, its tolerances
+    w = w / w.sum()
+    Z = np.asarray(Z, np.float64)
+    onehot = np.eye(k)[y]
+    neg = np.where(allowed, 0.0, -np.inf)
+
+    def loss(theta):
+        W, b = theta[: k * d].reshape(k, d), theta[k * d :]
+        z = Z @ W.T + b + neg
+        z_max = z.max(axis=1, keepdims=True)
+        p = np.exp(z - z_max)
+        total = p.sum(axis=1, keepdims=True)
+        p /= total
+        nll = (np.log(total[:, 0]) + z_max[:, 0] - z[np.arange(n), y]) @ w
+        g = (p - onehot) * w[:, None]
+        return nll + 0.5 * strength * (W**2).sum(), np.concatenate([(g.T @ Z + strength * W).ravel(), g.sum(axis=0)])
+
+    options = dict(maxiter=max_iter, gtol=1e-4, ftol=64 * np.finfo(float).eps)  # scikit-learn's for lbfgs
+    fit = minimize(loss, np.zeros(k * (d + 1)), jac=True, method='L-BFGS-B', options=options)
+    W, b = fit.x[: k * d].reshape(k, d), fit.x[k * d :]
+    never = counts == 0
+    W[never], b[never] = 0.0, -30.0
+    return _Fitted(W, b, np.arange(k))
 
 
 def _all_classes(lr):
@@ -325,6 +389,16 @@ def _with_noisy_copies(cfg: Config, settings: dict, rows: pd.DataFrame, X, y, sp
     return np.concatenate(Xs), np.concatenate(ys), np.concatenate(ss)
 
 
+def corpus_classes(table: pd.DataFrame) -> dict | None:  # six-class rows with `corpus` and `speaker`
+    "Speaker → which emotions its corpus has (a bool per emotion), when the table's corpora differ in them; else None."
+    if 'corpus' not in table or table.corpus.nunique() < 2:
+        return None
+    has = {c: np.isin(EMOTIONS, g.emotion.unique()) for c, g in table.groupby('corpus')}
+    if all((m == next(iter(has.values()))).all() for m in has.values()):
+        return None
+    return {s: has[c] for s, c in table.groupby('speaker').corpus.first().items()}
+
+
 def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
     "Train and save one model on its split's training and validation parts."
     table = assign_split(clips, cfg, fold)
@@ -353,12 +427,14 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
         fit = tr | va
         speakers = fit_rows.speaker.to_numpy()[fit]
         X, y_fit, spk = _with_noisy_copies(cfg, settings, fit_rows[fit], batch.X[fit], y[fit], speakers, log)
-        head, history = fit_linear_head(X, y_fit, spk, cfg.stats_C)
+        mask = corpus_classes(table)  # speaker → the classes of its corpus, where corpora differ in them
+        allowed = lambda speakers: None if mask is None else np.stack([mask[s] for s in speakers])  # noqa: E731
+        head, history = fit_linear_head(X, y_fit, spk, cfg.stats_C, allowed=allowed(spk))
         del X
         speaker_head = None
         if cfg.speaker_norm:  # each training speaker normalised by its own clips, as a test speaker will be
             speaker_head, history['speaker_head'] = fit_linear_head(
-                batch.X[fit], y[fit], speakers, cfg.stats_C, by_speaker=True
+                batch.X[fit], y[fit], speakers, cfg.stats_C, by_speaker=True, allowed=allowed(speakers)
             )
         info = dict(
             fold=fold,
