@@ -276,14 +276,14 @@ def fit_statistics_member(
 def fit_linear_head(
     X: np.ndarray,
     y: np.ndarray,
-    speakers: np.ndarray,  # frames (zero after each clip), integer labels, speakers
+    speakers: np.ndarray,  # frames (zero after each clip) or their `frame_statistics`; integer labels; speakers
     Cs: tuple = Config.default('stats_C'),  # candidate C values
     by_speaker: bool = False,  # statistics z-normalised within each speaker's clips first (`speaker_normalise`)
     allowed: np.ndarray | None = None,  # (clips, emotions): the classes each clip's corpus has (None: all)
     sample_weight: np.ndarray | None = None,  # a weight per clip (e.g. each corpus the same in all)
 ) -> tuple:
     "A linear head on the frames' mean and standard deviation, `C` chosen by speaker-grouped CV; (LinearHead, info)."
-    S = frame_statistics(X)
+    S = frame_statistics(X) if X.ndim == 3 else np.asarray(X, np.float32)
     S = speaker_normalise(S, speakers) if by_speaker else S
     mean, scale, coef, intercept, info = fit_logistic_regression(S, y, speakers, Cs, allowed, sample_weight)
     return LinearHead(mean, scale, coef, intercept, info['temperature'], info['floor']), info
@@ -376,17 +376,16 @@ def training_copies(cfg: Config) -> list[dict]:
 
 
 def _with_noisy_copies(cfg: Config, settings: dict, rows: pd.DataFrame, X, y, speakers, log) -> tuple:
-    "Training frames with noisy and quieter copies of each clip (`noise_copies`, `quiet_copies`), labels, speakers."
-    copies = training_copies(cfg)
-    if not copies:
-        return X, y, speakers
-    Xs, ys, ss = [X], [y], [speakers]
-    for copy in copies:
+    """The frames' statistics of the training clips and of their noisy and quieter copies (`noise_copies`,
+    `quiet_copies`), labels, speakers: statistics, so that memory holds one copy's frames at a time."""
+    Ss, ys, ss = [frame_statistics(X)], [y], [speakers]
+    for copy in training_copies(cfg):
         b = extract_features(
             rows.path, {**settings, **copy}, cfg.jobs, cfg.cache_dir, progress=log is not None and log.isatty()
         )
-        Xs.append(b.X[b.ok]), ys.append(y[b.ok]), ss.append(speakers[b.ok])
-    return np.concatenate(Xs), np.concatenate(ys), np.concatenate(ss)
+        Ss.append(frame_statistics(b.X[b.ok])), ys.append(y[b.ok]), ss.append(speakers[b.ok])
+        del b
+    return np.concatenate(Ss), np.concatenate(ys), np.concatenate(ss)
 
 
 def corpus_classes(table: pd.DataFrame) -> dict | None:  # six-class rows with `corpus` and `speaker`
@@ -426,11 +425,10 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
         t = time.perf_counter()
         fit = tr | va
         speakers = fit_rows.speaker.to_numpy()[fit]
-        X, y_fit, spk = _with_noisy_copies(cfg, settings, fit_rows[fit], batch.X[fit], y[fit], speakers, log)
+        S, y_fit, spk = _with_noisy_copies(cfg, settings, fit_rows[fit], batch.X[fit], y[fit], speakers, log)
         mask = corpus_classes(table)  # speaker → the classes of its corpus, where corpora differ in them
         allowed = lambda speakers: None if mask is None else np.stack([mask[s] for s in speakers])  # noqa: E731
-        head, history = fit_linear_head(X, y_fit, spk, cfg.stats_C, allowed=allowed(spk))
-        del X
+        head, history = fit_linear_head(S, y_fit, spk, cfg.stats_C, allowed=allowed(spk))
         speaker_head = None
         if cfg.speaker_norm:  # each training speaker normalised by its own clips, as a test speaker will be
             speaker_head, history['speaker_head'] = fit_linear_head(
