@@ -248,7 +248,9 @@ def clip_encoder_frames(
     if settings.get('noise_snr'):  # a noisy training copy (`Config.noise_copies`): the same noise every time
         y = add_white_noise(y, rng.uniform(*settings['noise_snr']), rng)
     if settings.get('quiet_db'):  # a quieter training copy (`Config.quiet_copies`), stored in 16 bits again
-        y = (np.round(y * 10 ** (rng.uniform(*settings['quiet_db']) / 20) * 32767) / 32767).astype(np.float32)
+        from voice_emotion.features import quieter_16bit
+
+        y = quieter_16bit(y, rng.uniform(*settings['quiet_db']))
     return fixed_frames(y, settings, threads)
 
 

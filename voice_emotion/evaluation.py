@@ -325,10 +325,10 @@ def degrade(
 
     import soundfile as sf
 
-    from voice_emotion.features import _resample, add_white_noise
+    from voice_emotion.features import _resample, add_white_noise, quieter_16bit
 
     if how.endswith(' dB'):  # a level change, then 16-bit samples, as a quieter recording would be stored
-        return (np.round(y * 10 ** (float(how.split()[0]) / 20) * 32767) / 32767).astype(np.float32), sr
+        return quieter_16bit(y, float(how.split()[0])), sr
     if how.endswith('SNR'):  # white noise of the clip's power (silences included) less `snr` dB
         return add_white_noise(y, float(how.split(', ')[1].split()[0]), np.random.default_rng(seed)), sr
     if how.startswith('telephone'):

@@ -23,7 +23,7 @@ from .core import Config, VoiceEmotionError
 __all__ = ['FEATURE_VERSION', 'samples_needed', 'DECODER_LOG', 'quiet_decoders', 'load_audio', 'mel_filters', 'chroma_filters',
            'dct_matrix', 'power_spectrogram', 'estimate_tuning', 'zero_crossing_rate', 'mel_power', 'power_to_db',
            'signal_features', 'real_frames', 'frame_statistics', 'speaker_normalise', 'add_white_noise',
-           'feature_kwargs', 'clip_features']
+           'quieter_16bit', 'feature_kwargs', 'clip_features']
 
 # %% ../nbs/03_features.ipynb #32e19095
 def samples_needed(settings: dict) -> int:  # feature settings
@@ -390,6 +390,14 @@ def add_white_noise(
     "The clip with white Gaussian noise `snr_db` below its mean power."
     power = float(np.mean(np.square(y))) if len(y) else 0.0
     return (y + rng.normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), len(y))).astype(np.float32)
+
+# %% ../nbs/03_features.ipynb #5e7a1ce3
+def quieter_16bit(
+    y: np.ndarray,  # mono float32 samples in [-1, 1]
+    db: float,  # the level change, in dB (negative: quieter)
+) -> np.ndarray:
+    "The clip `db` dB quieter and stored in 16 bits again, as a quieter recording would be: its noise floor rises."
+    return (np.round(y * 10 ** (db / 20) * 32767) / 32767).astype(np.float32)
 
 # %% ../nbs/03_features.ipynb #9a1c2ab0
 def feature_kwargs(settings: dict) -> dict:  # feature settings as `Config.feature_settings()`
