@@ -95,9 +95,9 @@ def cmd_data(args) -> int:
     s = corpus_summary(clips, problems, table)
     s.update(dataset=cfg.dataset, protocol=cfg.protocol, seed=cfg.seed)
     if args.write_manifest:  # the corpus as a manifest: several of them concatenated train together
-        columns = ['path', 'emotion', 'speaker', 'sex', 'corpus', 'sentence']
-        clips[columns].to_csv(args.write_manifest, index=False)
-        s['manifest'] = str(args.write_manifest)
+        from voice_emotion.data import write_manifest
+
+        s['manifest'] = str(write_manifest(clips, args.write_manifest))
     if args.json:
         _print_json(s)
         return 0
@@ -378,16 +378,20 @@ def _predict_table(args, s: Config) -> int:
             n = summary['error_rows']
             print(f"voice-emotion: {n} input{'s' if n > 1 else ''} failed: see the error column", file=sys.stderr)
         return 1 if summary['failed'] or summary['error_rows'] else 0
-    rows = _nested_rows(frame, labels)
+    return 1 if _emit(_nested_rows(frame, labels), labels, args) or (summary and summary['failed']) else 0
+
+
+def _emit(rows: list, labels: list, args) -> int:
+    "Print (or write to --output) the predictions in --format, each failure a line on stderr; 1 if any file failed."
     text = _format_predictions(rows, labels, args.format)
     if args.output:
         Path(args.output).write_text(text)
     else:
         sys.stdout.write(text)
-    for r in rows:
-        if r.get('error'):
-            print(f"voice-emotion: {r['path']}: {r['error']}", file=sys.stderr)
-    return 1 if any(r.get('error') for r in rows) or (summary and summary['failed']) else 0
+    failed = [r for r in rows if r.get('error')]
+    for r in failed:
+        print(f"voice-emotion: {r['path']}: {r['error']}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _bench_cluster(args) -> int:
@@ -560,25 +564,8 @@ def cmd_predict(args) -> int:
         df = predict_files(
             args.paths, args.model, jobs=s.jobs, speaker_norm=args.speaker_norm, min_confidence=s.min_confidence
         )
-        for r in json.loads(df.to_json(orient='records')):
-            out = dict(path=r['path'])
-            if r.get('error'):
-                out['error'] = r['error']
-            else:
-                probs = {l: r[f'p_{l}'] for l in labels} if r['emotion'] else None  # None: no speech, see the note
-                out.update(emotion=r['emotion'], confidence=r['confidence'], probabilities=probs, speech=r['speech'])
-                if r.get('note'):
-                    out['note'] = r['note']
-            rows.append(out)
-    text = _format_predictions(rows, labels, args.format)
-    if args.output:
-        Path(args.output).write_text(text)
-    else:
-        sys.stdout.write(text)
-    failed = [r for r in rows if r.get('error')]
-    for r in failed:
-        print(f"voice-emotion: {r['path']}: {r['error']}", file=sys.stderr)
-    return 1 if failed else 0
+        rows = _nested_rows(df, labels)  # probabilities None where no speech was heard (see the note)
+    return _emit(rows, labels, args)
 
 
 def _register_predict(sub):

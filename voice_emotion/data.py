@@ -23,8 +23,9 @@ __all__ = ['CREMAD_EMOTIONS', 'CREMAD_INTENSITIES', 'CREMAD_SENTENCES', 'CREMAD_
            'RAVDESS_INTENSITIES', 'RAVDESS_STATEMENTS', 'NEMO_EMOTIONS', 'AUDIO_EXTENSIONS', 'PARSERS', 'CORPUS_NAMES',
            'COLUMNS', 'EMOTION_NAMES', 'SEX_NAMES', 'MANIFEST_COLUMNS', 'parse_cremad_name', 'parse_ravdess_name',
            'parse_nemo_name', 'nemo_sexes', 'sample_dir', 'download_cremad', 'corpus_dir', 'audio_files', 'task_files',
-           'scan_corpus', 'read_labelled_manifest', 'scan_manifest', 'problem_counts', 'random_split', 'speaker_split',
-           'speaker_folds', 'fold_split', 'assign_split', 'check_split', 'corpus_summary', 'load_table']
+           'scan_corpus', 'read_labelled_manifest', 'write_manifest', 'scan_manifest', 'problem_counts', 'random_split',
+           'speaker_split', 'speaker_folds', 'fold_split', 'assign_split', 'check_split', 'corpus_summary',
+           'load_table']
 
 # %% ../nbs/01_data.ipynb #cbd7b53c
 CREMAD_EMOTIONS = {'ANG': 'angry', 'DIS': 'disgust', 'FEA': 'fear', 'HAP': 'happy', 'NEU': 'neutral', 'SAD': 'sad'}
@@ -356,6 +357,12 @@ def read_labelled_manifest(file) -> pd.DataFrame:  # a CSV or Parquet file
     rows = rows.fillna('').map(lambda v: str(v).strip())
     rows['path'] = [str(file.resolve().parent / p) if p and not Path(p).is_absolute() else p for p in rows.path]
     return rows
+
+
+def write_manifest(clips: pd.DataFrame, file) -> Path:  # tables from `scan_corpus` (several: concatenated)
+    "Clips as a CSV manifest that `--dataset manifest` reads back: path, emotion, speaker, sex, corpus, sentence."
+    clips[['path', 'emotion', 'speaker', 'sex', 'corpus', 'sentence']].to_csv(file, index=False)
+    return Path(file)
 
 
 def scan_manifest(file) -> tuple[pd.DataFrame, pd.DataFrame]:  # a CSV or Parquet manifest

@@ -565,16 +565,13 @@ def run_differences(saved: Config, wanted: Config) -> list:
 # %% ../nbs/11_experiments.ipynb #976e63a4
 def corpora_manifest(corpora, folder) -> Path:  # (dataset, folder) pairs; where to write it
     "Several corpora as one manifest (`manifest.csv`: path, emotion, speaker, sex, corpus, sentence) to train on."
-    from voice_emotion.data import scan_corpus
+    from voice_emotion.data import scan_corpus, write_manifest
 
     tables = [scan_corpus(dataset, Path(d).expanduser().resolve())[0] for dataset, d in corpora]  # absolute paths
     names = [n for t in tables for n in t.corpus.unique()]
     if len(names) != len(set(names)):
         raise VoiceEmotionError(f'a corpus is given twice ({", ".join(names)})')
-    out = Path(folder) / 'manifest.csv'
-    columns = ['path', 'emotion', 'speaker', 'sex', 'corpus', 'sentence']
-    pd.concat([t[columns] for t in tables], ignore_index=True).to_csv(out, index=False)
-    return out
+    return write_manifest(pd.concat(tables, ignore_index=True), Path(folder) / 'manifest.csv')
 
 
 def per_corpus_accuracy(run_dir, cfg: Config) -> dict:  # a speaker-kfold run over several corpora, evaluated

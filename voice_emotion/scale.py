@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import Config, VoiceEmotionError
+from .core import Config, VoiceEmotionError, write_json
 from .inference import _duration, find_audio, get_predictor, predict_files, predict_timeline
 
 # %% auto #0
@@ -177,10 +177,6 @@ def _local_copies(paths: list):  # local paths and fsspec URLs
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _probabilities_of(row: dict, labels: list) -> dict:
-    return {f'p_{l}': (row.get('probabilities') or {}).get(l) for l in labels}
-
-
 def _timeline_rows(local, base: dict, pred, segment: dict, speaker_norm, min_confidence) -> list[dict]:
     "One row for the file, then one per window (`start`, `end`), for a timeline of the file."
     tl, overall = predict_timeline(
@@ -321,10 +317,7 @@ def prepare_output(out_dir, identity: dict, overwrite: bool = False) -> set:
         raise VoiceEmotionError(
             'holds Parquet parts of unknown origin: pass --overwrite, or another --output', path=out
         )
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = run_file.with_name(f'.{RUN_FILE}.{uuid.uuid4().hex}.tmp')
-    tmp.write_text(json.dumps(identity, indent=1))
-    os.replace(tmp, run_file)
+    write_json(run_file, identity)  # atomically, the folder made if need be
     done = {int(f.name[5:10]) for f in out.glob('part-*.parquet')}
     return {i for i in done if i < identity['partitions']}
 
