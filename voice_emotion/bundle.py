@@ -45,18 +45,28 @@ class Scaler:
 # %% ../nbs/07_bundle.ipynb #ba711d42
 @dataclass
 class LinearHead:
-    "Softmax of a logistic regression on the standardised frame statistics of each clip (NumPy only)."
+    """Softmax of a logistic regression on the standardised frame statistics of each clip, or of one hidden ReLU layer
+    and a softmax (NumPy only)."""
 
     mean: np.ndarray  # (2 · width,) statistics' mean over the training clips
     scale: np.ndarray  # (2 · width,) and their spread
-    coef: np.ndarray  # (classes, 2 · width)
+    coef: np.ndarray  # (classes, 2 · width), or (classes, units) after a hidden layer
     intercept: np.ndarray  # (classes,)
     temperature: float = 1.0  # logits divided by it: fitted on held-out training speakers, so confidence is honest
     floor: float = 0.0  # share of probability spread over all classes (fitted with the temperature)
+    hidden_weights: np.ndarray | None = None  # (units, 2 · width): a hidden ReLU layer first, if any
+    hidden_bias: np.ndarray | None = None  # (units,)
+
+    def logits(self, S: np.ndarray) -> np.ndarray:  # (clips, 2 · width) statistics
+        "Uncalibrated logits (clips, classes) of statistics rows."
+        Z = (S - self.mean) / self.scale
+        if self.hidden_weights is not None:
+            Z = np.maximum(Z @ self.hidden_weights.T + self.hidden_bias, 0)
+        return Z @ self.coef.T + self.intercept
 
     def predict_statistics(self, S: np.ndarray) -> np.ndarray:  # (clips, 2 · width) statistics
         "Class probabilities (clips, classes) of statistics rows."
-        logits = (((S - self.mean) / self.scale) @ self.coef.T + self.intercept) / self.temperature
+        logits = self.logits(S) / self.temperature
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         return ((1 - self.floor) * p / p.sum(axis=1, keepdims=True) + self.floor / p.shape[1]).astype(np.float32)
@@ -124,15 +134,7 @@ def save_bundle(
     path.mkdir(parents=True, exist_ok=True)
     for name, head in (('head.npz', model), ('speaker_head.npz', speaker_head)):
         if isinstance(head, LinearHead):
-            np.savez(
-                path / name,
-                mean=head.mean,
-                scale=head.scale,
-                coef=head.coef,
-                intercept=head.intercept,
-                temperature=np.float64(head.temperature),
-                floor=np.float64(head.floor),
-            )
+            _save_head(path / name, head)
     if speaker_head is not None:
         extra = {**(extra or {}), 'speaker_norm': dict(min_clips=cfg.speaker_norm_min)}
     if not isinstance(model, LinearHead):
@@ -296,12 +298,20 @@ def _load_keras(file: Path):
         raise VoiceEmotionError(f'model.keras could not be loaded ({first[:150]})', path=file.parent) from None
 
 # %% ../nbs/07_bundle.ipynb #5e7a1c10
+def _save_head(file: Path, head: LinearHead):
+    arrays = dict(mean=head.mean, scale=head.scale, coef=head.coef, intercept=head.intercept)
+    if head.hidden_weights is not None:
+        arrays.update(hidden_weights=head.hidden_weights, hidden_bias=head.hidden_bias)
+    np.savez(file, **arrays, temperature=np.float64(head.temperature), floor=np.float64(head.floor))
+
+
 def _load_head(file: Path) -> LinearHead | None:
     if not file.exists():
         return None
     h = np.load(file)
     calibration = [float(h[k]) if k in h else default for k, default in (('temperature', 1.0), ('floor', 0.0))]
-    return LinearHead(h['mean'], h['scale'], h['coef'], h['intercept'], *calibration)  # before calibration: 1 and 0
+    hidden = [h[k] if k in h else None for k in ('hidden_weights', 'hidden_bias')]
+    return LinearHead(h['mean'], h['scale'], h['coef'], h['intercept'], *calibration, *hidden)  # calibration: 1, 0
 
 # %% ../nbs/07_bundle.ipynb #c1893217
 def run_parts(cfg: Config, run_dir) -> list[tuple[str, Path, int | None]]:

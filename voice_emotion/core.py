@@ -78,7 +78,7 @@ class Config:
     noise_snr: tuple = (5.0, 30.0)  # their signal-to-noise ratios, in dB, drawn uniformly per clip and copy
     quiet_copies: int = 0  # linear head: copies of each training clip made quieter and stored in 16 bits again
     quiet_db: tuple = (-45.0, -15.0)  # their level changes, in dB, drawn uniformly per clip and copy
-    head: str = 'network'  # `network`: a Keras network over frames; `linear`: logistic regression on frame statistics
+    head: str = 'network'  # `network`: a Keras network over frames; `linear`: a NumPy head on frame statistics
     recipe_name: str = 'ensemble'  # the named recipe (see `RECIPES`) these settings started from
     architecture: str = 'attention'  # the network (see `ARCHITECTURES`); the defaults below are its recipe's
     conv_filters: tuple = (128, 128)  # Conv1D widths
@@ -107,6 +107,8 @@ class Config:
     networks: int = 2  # networks trained (seeds seed, seed + 1000, …) and averaged
     stats_member: bool = True  # average the network(s) with a logistic regression on utterance statistics
     stats_C: tuple = (0.003, 0.01, 0.03, 0.1)  # the grid for that regression's C (chosen by speaker-grouped CV)
+    stats_hidden: int = 0  # linear head: ReLU units of one hidden layer before its softmax (0: a logistic regression)
+    stats_alpha: float = 1.0  # that layer's L2 strength, as scikit-learn's MLPClassifier `alpha`
     speaker_norm: bool = True  # linear head: also fit a head on speaker-normalised statistics (`speaker_normalise`)
     speaker_norm_min: int = 10  # fewest clips of one speaker for that head (fewer: the per-clip head; see the card)
     min_seconds: float = 0.25  # shorter clips carry too little speech to classify
@@ -153,6 +155,8 @@ class Config:
             ('speaker_norm_min', self.speaker_norm_min >= 2, 'at least 2 (one clip has nothing to normalise by)'),
             ('level', self.level in (None, 'peak'), "None or 'peak'"),
             ('mel_range', self.mel_range is None or 20 <= self.mel_range <= 120, 'None or 20 to 120 dB'),
+            ('stats_hidden', self.stats_hidden >= 0, '0 (a logistic regression) or more units'),
+            ('stats_alpha', self.stats_alpha > 0, 'above 0'),
             (
                 'noise_copies',
                 self.noise_copies >= 0 and (not self.noise_copies or self.encoder),
@@ -277,6 +281,8 @@ RECIPES['whisper-linear-peak-robust'] = {**RECIPES['whisper-linear-peak'], 'nois
 RECIPES['whisper-linear-peak-robust-60db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 60.0}
 RECIPES['whisper-linear-peak-robust-50db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 50.0}
 RECIPES['whisper-linear-peak-robust-40db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 40.0}
+# one hidden layer of 256 ReLU units before the softmax (`mlp_softmax`) instead of a logistic regression
+RECIPES['whisper-mlp-peak-robust-50db'] = {**RECIPES['whisper-linear-peak-robust-50db'], 'stats_hidden': 256}
 # all three: the most accurate per clip, 17× slower to serve and needing openSMILE (batch and research use)
 RECIPES['whisper-linear-30s-egemaps-peak'] = {**RECIPES['whisper-linear-30s-egemaps'], 'level': 'peak'}
 # a Keras head over the frames themselves: attention and statistics pooling of a per-frame projection (`pooling_model`)

@@ -166,10 +166,10 @@ def _normalised(S: np.ndarray, groups: np.ndarray, how: str) -> np.ndarray:
     return S if how == 'none' else speaker_normalise(S, groups)
 
 
-def _fit(train: list, how: str, cfg: Config) -> tuple:
-    "A regression fitted on the training parts (clean and copies): (mean, scale, coef, intercept)."
+def _fit(train: list, how: str, cfg: Config):
+    "The recipe's head fitted on the training parts (clean and copies), uncalibrated: a `LinearHead`."
     from voice_emotion.core import EMOTIONS
-    from voice_emotion.training import fit_logistic_regression
+    from voice_emotion.training import fit_linear_head
 
     S, y, speakers, allowed = [], [], [], []
     for part in train:  # each a corpus's rows: normalised within its corpus (or speakers), copies alike
@@ -179,18 +179,19 @@ def _fit(train: list, how: str, cfg: Config) -> tuple:
             S.append(_normalised(X, group, how)), y.append(part['y']), speakers.append(part['speakers'])
             allowed.append(np.tile(has, (len(X), 1)))
     allowed = np.concatenate(allowed)  # a corpus teaches nothing about the classes it lacks (`masked_logreg`)
-    return fit_logistic_regression(
-        np.concatenate(S), np.concatenate(y), np.concatenate(speakers), cfg.stats_C, None if allowed.all() else allowed
-    )[:4]
+    return fit_linear_head(
+        np.concatenate(S), np.concatenate(y), np.concatenate(speakers), cfg.stats_C,
+        allowed=None if allowed.all() else allowed, hidden=cfg.stats_hidden, alpha=cfg.stats_alpha, seed=cfg.seed,
+        calibrate=False,
+    )[0]  # fmt: skip
 
 
-def _score(model: tuple, test: dict, how: str) -> dict:
-    "A fitted regression on a test part: counts right (all classes, and the test's), recall per class."
+def _score(head, test: dict, how: str) -> dict:
+    "A fitted head on a test part: counts right (all classes, and the test's), recall per class."
     from voice_emotion.core import EMOTIONS
 
-    mean, scale, coef, intercept = model
     group = test['speakers'] if how == 'speaker' else np.zeros(len(test['y']))
-    logits = (_normalised(test['clean'], group, how) - mean) / scale @ coef.T + intercept
+    logits = head.logits(_normalised(test['clean'], group, how))
     present = np.unique(test['y'])
     restricted = present[logits[:, present].argmax(1)]
     recall = {EMOTIONS[c]: float((logits.argmax(1)[test['y'] == c] == c).mean()) for c in present}

@@ -21,8 +21,8 @@ from .store import extract_features, matrix_settings
 
 # %% auto #0
 __all__ = ['fit_scaler', 'class_weights', 'augment_batch', 'training_batches', 'fit_model', 'fit_logistic_regression',
-           'calibrated', 'fit_calibration', 'fit_statistics_member', 'fit_linear_head', 'masked_logreg',
-           'training_copies', 'corpus_classes', 'train_run', 'ensure_trained']
+           'calibrated', 'fit_calibration', 'fit_statistics_member', 'fit_linear_head', 'masked_logreg', 'mlp_softmax',
+           'fit_mlp_head', 'training_copies', 'corpus_classes', 'train_run', 'ensure_trained']
 
 # %% ../nbs/08_training.ipynb #afbc9a75
 def fit_scaler(X: np.ndarray, mask_padding: bool = False) -> Scaler:  # training features (clips, frames, features)
@@ -281,10 +281,19 @@ def fit_linear_head(
     by_speaker: bool = False,  # statistics z-normalised within each speaker's clips first (`speaker_normalise`)
     allowed: np.ndarray | None = None,  # (clips, emotions): the classes each clip's corpus has (None: all)
     sample_weight: np.ndarray | None = None,  # a weight per clip (e.g. each corpus the same in all)
+    hidden: int = 0,  # ReLU units of a hidden layer (`fit_mlp_head`); 0: a logistic regression
+    alpha: float = 1.0,  # that layer's L2 strength
+    seed: int = 0,  # its initialisation and minibatch order
+    calibrate: bool = True,  # fit its temperature (extra fits on speaker-grouped folds; the regression's are free)
 ) -> tuple:
-    "A linear head on the frames' mean and standard deviation, `C` chosen by speaker-grouped CV; (LinearHead, info)."
+    """A head on the frames' mean and standard deviation: a logistic regression (`C` chosen by speaker-grouped CV) or
+    one hidden layer and a softmax; (LinearHead, info)."""
     S = frame_statistics(X) if X.ndim == 3 else np.asarray(X, np.float32)
     S = speaker_normalise(S, speakers) if by_speaker else S
+    if hidden:
+        mean, scale, params, info = fit_mlp_head(S, y, speakers, hidden, alpha, allowed, sample_weight, seed, calibrate)
+        coef, intercept, W1, b1 = params[2], params[3], params[0], params[1]
+        return LinearHead(mean, scale, coef, intercept, info['temperature'], info['floor'], W1, b1), info
     mean, scale, coef, intercept, info = fit_logistic_regression(S, y, speakers, Cs, allowed, sample_weight)
     return LinearHead(mean, scale, coef, intercept, info['temperature'], info['floor']), info
 
@@ -368,6 +377,100 @@ def _all_classes(lr):
         coef[lr.classes_], intercept[lr.classes_] = lr.coef_, lr.intercept_
     return coef, intercept
 
+# %% ../nbs/08_training.ipynb #c0c0a304
+def mlp_softmax(
+    Z: np.ndarray,  # (clips, columns) standardised statistics
+    y: np.ndarray,  # integer labels
+    allowed: np.ndarray | None = None,  # (clips, classes) bool: the classes each clip may be (None: all six)
+    hidden: int = 256,  # ReLU units
+    alpha: float = 1.0,  # L2 strength on the weights (scikit-learn's: ½·alpha·‖W‖² per clip count)
+    sample_weight: np.ndarray | None = None,  # a weight per clip, times the balanced class weight
+    seed: int = 0,  # initialisation and minibatch order
+    max_epochs: int = 300,
+    batch_size: int = 200,
+    learning_rate: float = 1e-3,
+    tol: float = 1e-4,  # stop when an epoch's loss has not improved on the best by this for `patience` epochs
+    patience: int = 10,
+) -> tuple:  # (hidden_weights, hidden_bias, coef, intercept, epochs run)
+    """One hidden ReLU layer and a softmax over each clip's allowed classes, trained by Adam on minibatches with
+    balanced class weights. A class no clip has gets weights 0 and intercept -30, as in `masked_logreg`."""
+    rng = np.random.default_rng(seed)
+    Z = np.asarray(Z, np.float32)
+    n, d = Z.shape
+    k = len(EMOTIONS) if allowed is None else allowed.shape[1]
+    counts = np.bincount(y, minlength=k)
+    w = (n / ((counts > 0).sum() * np.maximum(counts, 1)))[y]  # 'balanced' class weights, per clip
+    w = w if sample_weight is None else w * sample_weight
+    w = (w / w.mean()).astype(np.float32)
+    neg = np.zeros((n, k), np.float32) if allowed is None else np.where(allowed, 0, -1e9).astype(np.float32)
+    onehot = np.eye(k, dtype=np.float32)[y]
+
+    def glorot(fan_in, fan_out):  # scikit-learn's for ReLU networks
+        bound = np.sqrt(6 / (fan_in + fan_out))
+        return [rng.uniform(-bound, bound, s).astype(np.float32) for s in ((fan_out, fan_in), (fan_out,))]
+
+    params = [*glorot(d, hidden), *glorot(hidden, k)]
+    m, v = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+    step, best, stalled, batch = 0, np.inf, 0, min(batch_size, n)
+    for epoch in range(1, max_epochs + 1):
+        order, total = rng.permutation(n), 0.0
+        for start in range(0, n, batch):
+            i = order[start : start + batch]
+            W1, b1, W2, b2 = params
+            h = np.maximum(Z[i] @ W1.T + b1, 0)
+            z = h @ W2.T + b2 + neg[i]
+            p = np.exp(z - z.max(axis=1, keepdims=True))
+            p /= p.sum(axis=1, keepdims=True)
+            total += -(np.log(np.maximum((p * onehot[i]).sum(1), 1e-30)) * w[i]).sum()
+            total += 0.5 * alpha * ((W1**2).sum() + (W2**2).sum()) * len(i) / n
+            g = (p - onehot[i]) * w[i][:, None] / len(i)
+            gh = (g @ W2) * (h > 0)
+            grads = (gh.T @ Z[i] + alpha * W1 / n, gh.sum(0), g.T @ h + alpha * W2 / n, g.sum(0))
+            step += 1
+            for j, gr in enumerate(grads):  # Adam (0.9, 0.999, 1e-8)
+                m[j] = 0.9 * m[j] + 0.1 * gr
+                v[j] = 0.999 * v[j] + 0.001 * gr * gr
+                params[j] -= learning_rate * np.sqrt(1 - 0.999**step) / (1 - 0.9**step) * m[j] / (np.sqrt(v[j]) + 1e-8)
+        total /= n
+        stalled = stalled + 1 if total > best - tol else 0
+        best = min(best, total)
+        if stalled > patience:
+            break
+    never = counts == 0
+    params[2][never], params[3][never] = 0.0, -30.0
+    return (*params, epoch)
+
+
+def fit_mlp_head(
+    S: np.ndarray,  # one row of statistics per clip
+    y: np.ndarray,  # integer labels
+    speakers: np.ndarray,  # speaker of each clip
+    hidden: int = 256,
+    alpha: float = 1.0,
+    allowed: np.ndarray | None = None,  # (clips, emotions) bool: the classes each clip's corpus has (None: all)
+    sample_weight: np.ndarray | None = None,
+    seed: int = 0,
+    calibrate: bool = True,  # temperature and floor from held-out logits of speaker-grouped folds (4 more fits)
+) -> tuple:  # (mean, scale, (hidden_weights, hidden_bias, coef, intercept), info)
+    "`mlp_softmax` on standardised statistics, calibrated as the regression is: on speakers its fits did not see."
+    from sklearn.model_selection import GroupKFold
+
+    def fit(rows):
+        mean, scale = S[rows].mean(0), np.maximum(S[rows].std(0), 1e-2)
+        sub = lambda a: None if a is None else a[rows]  # noqa: E731
+        return mean, scale, mlp_softmax((S[rows] - mean) / scale, y[rows], sub(allowed), hidden, alpha,
+                                         sub(sample_weight), seed)  # fmt: skip
+
+    held_out, n_groups = np.zeros((len(y), len(EMOTIONS)), np.float32), len(np.unique(speakers))
+    if calibrate and n_groups >= 2:
+        for a, b in GroupKFold(min(4, n_groups)).split(S, y, speakers):
+            mean, scale, params = fit(a)
+            held_out[b] = LinearHead(mean, scale, *params[2:4], 1.0, 0.0, *params[:2]).logits(S[b])
+    mean, scale, params = fit(np.arange(len(y)))
+    temperature, floor = fit_calibration(held_out, y) if calibrate and n_groups >= 2 else (1.0, 0.0)
+    info = dict(hidden=hidden, alpha=alpha, epochs=int(params[4]), temperature=temperature, floor=floor, C=None)
+    return mean, scale, params[:4], info
+
 # %% ../nbs/08_training.ipynb #f25e633b
 def training_copies(cfg: Config) -> list[dict]:
     "The settings of each training copy of a clip: the noisier ones, then the quieter ones."
@@ -428,7 +531,10 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
         S, y_fit, spk = _with_noisy_copies(cfg, settings, fit_rows[fit], batch.X[fit], y[fit], speakers, log)
         mask = corpus_classes(table)  # speaker → the classes of its corpus, where corpora differ in them
         allowed = lambda speakers: None if mask is None else np.stack([mask[s] for s in speakers])  # noqa: E731
-        head, history = fit_linear_head(S, y_fit, spk, cfg.stats_C, allowed=allowed(spk))
+        head, history = fit_linear_head(
+            S, y_fit, spk, cfg.stats_C, allowed=allowed(spk), hidden=cfg.stats_hidden, alpha=cfg.stats_alpha,
+            seed=cfg.seed,
+        )  # fmt: skip
         speaker_head = None
         if cfg.speaker_norm:  # each training speaker normalised by its own clips, as a test speaker will be
             speaker_head, history['speaker_head'] = fit_linear_head(
