@@ -298,13 +298,22 @@ def fit_linear_head(
     return LinearHead(mean, scale, coef, intercept, info['temperature'], info['floor']), info
 
 
+def _standardisation(S: np.ndarray) -> tuple:  # statistics rows
+    "Their mean and spread, the spread floored: statistics that barely vary would amplify float32 noise."
+    return S.mean(0), np.maximum(S.std(0), 1e-2)
+
+
+def _balanced_weights(y: np.ndarray, k: int, sample_weight: np.ndarray | None = None) -> tuple:  # labels; classes
+    "scikit-learn's 'balanced' class weight of each clip, times its own weight; and the count of each class."
+    counts = np.bincount(y, minlength=k)
+    w = (len(y) / ((counts > 0).sum() * np.maximum(counts, 1)))[y]
+    return (w if sample_weight is None else w * sample_weight), counts
+
+
 def _standardised_logreg(S, y, C, allowed=None, sample_weight=None):
     from sklearn.linear_model import LogisticRegression
 
-    mean, scale = (
-        S.mean(0),
-        np.maximum(S.std(0), 1e-2),
-    )  # a floor: statistics that barely vary would amplify float32 noise
+    mean, scale = _standardisation(S)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):  # small matrices: a second BLAS thread made each fit 10× slower (0.8 s against 0.08)
@@ -338,9 +347,7 @@ def masked_logreg(
 
     n, d = Z.shape
     k = allowed.shape[1]
-    counts = np.bincount(y, minlength=k)
-    w = (n / ((counts > 0).sum() * np.maximum(counts, 1)))[y]  # 'balanced' class weights, per clip
-    w = w if sample_weight is None else w * sample_weight
+    w, counts = _balanced_weights(y, k, sample_weight)
     strength = 1 / (
         C * w.sum()
     )  # the objective divided by C · Σw, as scikit-learn scales it: same optimum, its tolerances
@@ -398,9 +405,7 @@ def mlp_softmax(
     Z = np.asarray(Z, np.float32)
     n, d = Z.shape
     k = len(EMOTIONS) if allowed is None else allowed.shape[1]
-    counts = np.bincount(y, minlength=k)
-    w = (n / ((counts > 0).sum() * np.maximum(counts, 1)))[y]  # 'balanced' class weights, per clip
-    w = w if sample_weight is None else w * sample_weight
+    w, counts = _balanced_weights(y, k, sample_weight)
     w = (w / w.mean()).astype(np.float32)
     neg = np.zeros((n, k), np.float32) if allowed is None else np.where(allowed, 0, -1e9).astype(np.float32)
     onehot = np.eye(k, dtype=np.float32)[y]
@@ -456,7 +461,7 @@ def fit_mlp_head(
     from sklearn.model_selection import GroupKFold
 
     def fit(rows):
-        mean, scale = S[rows].mean(0), np.maximum(S[rows].std(0), 1e-2)
+        mean, scale = _standardisation(S[rows])
         sub = lambda a: None if a is None else a[rows]  # noqa: E731
         return mean, scale, mlp_softmax((S[rows] - mean) / scale, y[rows], sub(allowed), hidden, alpha,
                                          sub(sample_weight), seed)  # fmt: skip
