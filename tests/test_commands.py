@@ -140,13 +140,16 @@ def test_compare_on_saved_results_reproduces_the_readme(capsys, tmp_path):
         row = next(l for l in readme.splitlines() if l.startswith(f'| {recipe} '))
         assert [c.strip() for c in row.strip('|').split('|')][:6] == [recipe, seeds, folds, f'{acc} ± {acc_std}', f'{bal} ± {bal_std}', f1]
 
-def test_whisper_linear_trains_and_serves_without_tensorflow(capsys, tmp_path, sample_clips):
-    "A linear head on Whisper frames: trained by the command line, predicting in a process that never imports TensorFlow."
+@pytest.mark.parametrize('recipe, words', [('whisper-linear', 'logistic regression (C = '),
+                                           ('whisper-mlp-peak-robust-50db', 'one hidden layer of 256 units (')])
+def test_whisper_linear_trains_and_serves_without_tensorflow(capsys, tmp_path, sample_clips, recipe, words):
+    "A NumPy head on Whisper frames: trained by the command line, predicting in a process that never imports TensorFlow."
     import subprocess
     run_dir = tmp_path/'linear'
-    code, out, err = run(capsys, 'train', '--recipe', 'whisper-linear', '--out', run_dir)
+    code, out, err = run(capsys, 'train', '--recipe', recipe, '--out', run_dir)
     assert code == 0, err
-    assert 'logistic regression (C = ' in out
+    assert words in out
+    assert ('hidden_weights' in np.load(run_dir/'bundle'/'head.npz')) == ('mlp' in recipe)
     m = json.loads(run(capsys, 'evaluate', run_dir, '--json')[1])
     preds = pd.read_csv(run_dir/'predictions.csv')
     assert m['n'] == 44 and m['accuracy'] == pytest.approx((preds.emotion == preds.predicted).mean())

@@ -222,7 +222,7 @@ def cmd_train(args) -> int:
     what = (
         f'{cfg.architecture} network, {cfg.epochs} epochs{" at most" if cfg.early_stopping else ""}'
         if cfg.head == 'network'
-        else f'logistic regression on {cfg.encoder or "feature"} statistics'
+        else f'{_head_words(cfg.stats_hidden)} on {cfg.encoder or "feature"} statistics'
     )
     print(
         f'training {cfg.recipe_name} ({what}) on {cfg.dataset} ({cfg.protocol} protocol, seed {cfg.seed}) '
@@ -231,15 +231,20 @@ def cmd_train(args) -> int:
     )
     s = train_run(cfg, args.out, log=sys.stdout)
     for p in s['parts']:
+        fitted = f"C = {p['stats_C']}" if p['stats_C'] else f"{p.get('head_epochs')} epochs"
         print(
             f"{p['name']}: {p['n_train']} training / {p['n_valid']} validation clips, {p['epochs_run']} epochs "
             f"(best {p['best_epoch']}), {p['train_seconds']} s ({p['seconds_per_epoch']} s/epoch)"
             if p['epochs_run']
-            else f"{p['name']}: {p['n_train']} training clips, logistic regression (C = {p['stats_C']}), "
+            else f"{p['name']}: {p['n_train']} training clips, {_head_words(p.get('stats_hidden'))} ({fitted}), "
             f"{p['train_seconds']} s"
         )
     print(f"total {s['total_seconds']} s; evaluate with: voice-emotion evaluate {args.out}")
     return 0
+
+
+def _head_words(hidden: int | None) -> str:  # `Config.stats_hidden`
+    return f'one hidden layer of {hidden} units' if hidden else 'logistic regression'
 
 
 def _resolve_model(target: str) -> Path:

@@ -555,6 +555,8 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
             train_seconds=round(time.perf_counter() - t, 1),
             seconds_per_epoch=None,
             stats_C=history['C'],
+            stats_hidden=history.get('hidden'),  # a hidden-layer head's units and epochs (`fit_mlp_head`)
+            head_epochs=history.get('epochs'),
             temperature=history['temperature'],
             floor=history['floor'],
             speaker_stats_C=history.get('speaker_head', {}).get('C'),
