@@ -292,7 +292,7 @@ def fit_linear_head(
     S = speaker_normalise(S, speakers) if by_speaker else S
     if hidden:
         mean, scale, params, info = fit_mlp_head(S, y, speakers, hidden, alpha, allowed, sample_weight, seed, calibrate)
-        coef, intercept, W1, b1 = params[2], params[3], params[0], params[1]
+        W1, b1, coef, intercept = params
         return LinearHead(mean, scale, coef, intercept, info['temperature'], info['floor'], W1, b1), info
     mean, scale, coef, intercept, info = fit_logistic_regression(S, y, speakers, Cs, allowed, sample_weight)
     return LinearHead(mean, scale, coef, intercept, info['temperature'], info['floor']), info
