@@ -141,7 +141,7 @@ def test_compare_on_saved_results_reproduces_the_readme(capsys, tmp_path):
         assert [c.strip() for c in row.strip('|').split('|')][:6] == [recipe, seeds, folds, f'{acc} ± {acc_std}', f'{bal} ± {bal_std}', f1]
 
 @pytest.mark.parametrize('recipe, words', [('whisper-linear', 'logistic regression (C = '),
-                                           ('whisper-mlp-peak-robust-50db', 'one hidden layer of 256 units (')])
+                                           ('whisper-mlp-peak-robust-50db', 'one hidden layer of 256 units (4 networks averaged, ')])
 def test_whisper_linear_trains_and_serves_without_tensorflow(capsys, tmp_path, sample_clips, recipe, words):
     "A NumPy head on Whisper frames: trained by the command line, predicting in a process that never imports TensorFlow."
     import subprocess

@@ -231,7 +231,12 @@ def cmd_train(args) -> int:
     )
     s = train_run(cfg, args.out, log=sys.stdout)
     for p in s['parts']:
-        fitted = f"C = {p['stats_C']}" if p['stats_C'] else f"{p.get('head_epochs')} epochs"
+        nets = p.get('head_members') or 1  # a hidden-layer head: its networks (`fit_mlp_head`) and their epochs
+        fitted = (
+            f"C = {p['stats_C']}"
+            if p['stats_C']
+            else (f'{nets} networks averaged, ' if nets > 1 else '') + f"{p.get('head_epochs')} epochs"
+        )
         print(
             f"{p['name']}: {p['n_train']} training / {p['n_valid']} validation clips, {p['epochs_run']} epochs "
             f"(best {p['best_epoch']}), {p['train_seconds']} s ({p['seconds_per_epoch']} s/epoch)"

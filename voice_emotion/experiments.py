@@ -167,7 +167,7 @@ def _normalised(S: np.ndarray, groups: np.ndarray, how: str) -> np.ndarray:
 
 
 def _fit(train: list, how: str, cfg: Config):
-    "The recipe's head fitted on the training parts (clean and copies), uncalibrated: a `LinearHead`."
+    "The recipe's head fitted on the training parts (clean and copies): a `LinearHead`."
     from voice_emotion.core import EMOTIONS
     from voice_emotion.training import fit_linear_head
 
@@ -182,7 +182,6 @@ def _fit(train: list, how: str, cfg: Config):
     return fit_linear_head(
         np.concatenate(S), np.concatenate(y), np.concatenate(speakers), cfg.stats_C,
         allowed=None if allowed.all() else allowed, hidden=cfg.stats_hidden, alpha=cfg.stats_alpha, seed=cfg.seed,
-        calibrate=False,
     )[0]  # fmt: skip
 
 

@@ -284,14 +284,16 @@ def fit_linear_head(
     hidden: int = 0,  # ReLU units of a hidden layer (`fit_mlp_head`); 0: a logistic regression
     alpha: float = 1.0,  # that layer's L2 strength
     seed: int = 0,  # its initialisation and minibatch order
-    calibrate: bool = True,  # fit its temperature (extra fits on speaker-grouped folds; the regression's are free)
+    calibration_rows: np.ndarray | None = None,  # the hidden layer's: rows that fit its temperature (None: all)
 ) -> tuple:
     """A head on the frames' mean and standard deviation: a logistic regression (`C` chosen by speaker-grouped CV) or
     one hidden layer and a softmax; (LinearHead, info)."""
     S = frame_statistics(X) if X.ndim == 3 else np.asarray(X, np.float32)
     S = speaker_normalise(S, speakers) if by_speaker else S
     if hidden:
-        mean, scale, params, info = fit_mlp_head(S, y, speakers, hidden, alpha, allowed, sample_weight, seed, calibrate)
+        mean, scale, params, info = fit_mlp_head(
+            S, y, speakers, hidden, alpha, allowed, sample_weight, seed, calibration_rows=calibration_rows
+        )
         W1, b1, coef, intercept = params
         return LinearHead(mean, scale, coef, intercept, info['temperature'], info['floor'], W1, b1), info
     mean, scale, coef, intercept, info = fit_logistic_regression(S, y, speakers, Cs, allowed, sample_weight)
@@ -446,35 +448,56 @@ def mlp_softmax(
     return (*params, epoch)
 
 
+def _in_common_scale(
+    params: tuple,  # a network's (hidden_weights, hidden_bias, …) on statistics standardised by its own mean and scale
+    own: tuple,  # that (mean, scale)
+    common: tuple,  # the (mean, scale) it is to take instead
+) -> tuple:  # (hidden_weights, hidden_bias)
+    "A network's hidden layer rewritten for statistics standardised another way: the same function of the statistics."
+    (W1, b1), (m, s), (mean, scale) = params[:2], own, common
+    return W1 * (scale / s), b1 + ((mean - m) / s) @ W1.T
+
+
 def fit_mlp_head(
     S: np.ndarray,  # one row of statistics per clip
     y: np.ndarray,  # integer labels
     speakers: np.ndarray,  # speaker of each clip
-    hidden: int = 256,
+    hidden: int = 256,  # ReLU units of each network
     alpha: float = 1.0,
     allowed: np.ndarray | None = None,  # (clips, emotions) bool: the classes each clip's corpus has (None: all)
     sample_weight: np.ndarray | None = None,
     seed: int = 0,
-    calibrate: bool = True,  # temperature and floor from held-out logits of speaker-grouped folds (4 more fits)
+    members: int = 4,  # speaker-grouped folds: one network trained without each
+    calibration_rows: np.ndarray | None = None,  # the rows that fit the temperature (e.g. not noisy copies); None: all
 ) -> tuple:  # (mean, scale, (hidden_weights, hidden_bias, coef, intercept), info)
-    "`mlp_softmax` on standardised statistics, calibrated as the regression is: on speakers its fits did not see."
+    """`mlp_softmax` on standardised statistics, cross-fitted: one network per speaker-grouped fold, trained on the
+    other folds' speakers. The head averages their logits (one wider hidden layer, so it serves as one network); its
+    temperature and floor are fitted on each network's logits for the speakers it did not see."""
     from sklearn.model_selection import GroupKFold
 
     def fit(rows):
         mean, scale = _standardisation(S[rows])
         sub = lambda a: None if a is None else a[rows]  # noqa: E731
-        return mean, scale, mlp_softmax((S[rows] - mean) / scale, y[rows], sub(allowed), hidden, alpha,
-                                         sub(sample_weight), seed)  # fmt: skip
+        return (mean, scale), mlp_softmax((S[rows] - mean) / scale, y[rows], sub(allowed), hidden, alpha,
+                                          sub(sample_weight), seed)  # fmt: skip
 
-    held_out, n_groups = np.zeros((len(y), len(EMOTIONS)), np.float32), len(np.unique(speakers))
-    if calibrate and n_groups >= 2:
-        for a, b in GroupKFold(min(4, n_groups)).split(S, y, speakers):
-            mean, scale, params = fit(a)
-            held_out[b] = LinearHead(mean, scale, *params[2:4], 1.0, 0.0, *params[:2]).logits(S[b])
-    mean, scale, params = fit(np.arange(len(y)))
-    temperature, floor = fit_calibration(held_out, y) if calibrate and n_groups >= 2 else (1.0, 0.0)
-    info = dict(hidden=hidden, alpha=alpha, epochs=int(params[4]), temperature=temperature, floor=floor, C=None)
-    return mean, scale, params[:4], info
+    common, n_groups = _standardisation(S), len(np.unique(speakers))
+    if n_groups < 2:  # no speaker to hold out: one network, uncalibrated
+        own, params = fit(np.arange(len(y)))
+        info = dict(hidden=hidden, alpha=alpha, members=1, epochs=int(params[4]), temperature=1.0, floor=0.0, C=None)
+        return *own, params[:4], info
+    held_out, nets = np.zeros((len(y), len(EMOTIONS)), np.float32), []
+    for a, b in GroupKFold(min(members, n_groups)).split(S, y, speakers):
+        own, params = fit(a)
+        held_out[b] = LinearHead(*own, *params[2:4], 1.0, 0.0, *params[:2]).logits(S[b])
+        nets.append((*_in_common_scale(params, own, common), *params[2:]))
+    W1, b1, coef, intercept, epochs = (list(p) for p in zip(*nets))
+    params = (np.concatenate(W1), np.concatenate(b1), np.concatenate(coef, axis=1) / len(nets), np.mean(intercept, 0))
+    rows = np.arange(len(y)) if calibration_rows is None else calibration_rows
+    temperature, floor = fit_calibration(held_out[rows], y[rows])
+    info = dict(hidden=hidden, alpha=alpha, members=len(nets), epochs=int(np.mean(epochs)), temperature=temperature,
+                floor=floor, C=None)  # fmt: skip
+    return *common, params, info
 
 # %% ../nbs/08_training.ipynb #f25e633b
 def training_copies(cfg: Config) -> list[dict]:
@@ -538,7 +561,7 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
         allowed = lambda speakers: None if mask is None else np.stack([mask[s] for s in speakers])  # noqa: E731
         head, history = fit_linear_head(
             S, y_fit, spk, cfg.stats_C, allowed=allowed(spk), hidden=cfg.stats_hidden, alpha=cfg.stats_alpha,
-            seed=cfg.seed,
+            seed=cfg.seed, calibration_rows=np.arange(int(fit.sum())),  # the clips as recorded, not their copies
         )  # fmt: skip
         speaker_head = None
         if cfg.speaker_norm:  # each training speaker normalised by its own clips, as a test speaker will be
@@ -557,6 +580,7 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
             stats_C=history['C'],
             stats_hidden=history.get('hidden'),  # a hidden-layer head's units and epochs (`fit_mlp_head`)
             head_epochs=history.get('epochs'),
+            head_members=history.get('members'),  # its networks, averaged
             temperature=history['temperature'],
             floor=history['floor'],
             speaker_stats_C=history.get('speaker_head', {}).get('C'),
