@@ -281,7 +281,8 @@ RECIPES['whisper-linear-peak-robust'] = {**RECIPES['whisper-linear-peak'], 'nois
 RECIPES['whisper-linear-peak-robust-60db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 60.0}
 RECIPES['whisper-linear-peak-robust-50db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 50.0}
 RECIPES['whisper-linear-peak-robust-40db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 40.0}
-# one hidden layer of 256 ReLU units before the softmax (`mlp_softmax`) instead of a logistic regression
+# one hidden layer of 256 ReLU units before the softmax (`fit_mlp_head`: four networks averaged) instead of a
+# logistic regression
 RECIPES['whisper-mlp-peak-robust-50db'] = {**RECIPES['whisper-linear-peak-robust-50db'], 'stats_hidden': 256}
 # all three: the most accurate per clip, 17× slower to serve and needing openSMILE (batch and research use)
 RECIPES['whisper-linear-30s-egemaps-peak'] = {**RECIPES['whisper-linear-30s-egemaps'], 'level': 'peak'}
@@ -297,7 +298,7 @@ RECIPES['whisper-pooling'] = {
 # that network averaged with the logistic regression on the frames' statistics
 RECIPES['whisper-pooling-stats'] = {**RECIPES['whisper-pooling'], 'stats_member': True}
 
-DEFAULT_RECIPE = 'whisper-linear-peak-robust-50db'  # the shipped model's; what `train`, `report`, `compare` make
+DEFAULT_RECIPE = 'whisper-mlp-peak-robust-50db'  # the shipped model's; what `train`, `report`, `compare` make
 NETWORK_RECIPE = 'ensemble'  # what `Config()` holds: the network settings the notebooks demonstrate by default
 
 # %% ../nbs/00_core.ipynb #31cf9d43
