@@ -281,7 +281,7 @@ RECIPES['whisper-linear-peak-robust'] = {**RECIPES['whisper-linear-peak'], 'nois
 RECIPES['whisper-linear-peak-robust-60db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 60.0}
 RECIPES['whisper-linear-peak-robust-50db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 50.0}
 RECIPES['whisper-linear-peak-robust-40db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 40.0}
-# one hidden layer of 256 ReLU units before the softmax (`fit_mlp_head`: four networks averaged) instead of a
+# one hidden layer of 256 ReLU units before the softmax (`fit_mlp_head`: eight networks averaged) instead of a
 # logistic regression
 RECIPES['whisper-mlp-peak-robust-50db'] = {**RECIPES['whisper-linear-peak-robust-50db'], 'stats_hidden': 256}
 # all three: the most accurate per clip, 17× slower to serve and needing openSMILE (batch and research use)

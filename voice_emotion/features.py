@@ -361,11 +361,13 @@ def real_frames(X: np.ndarray) -> np.ndarray:  # (..., frames, features), e.g. (
 # %% ../nbs/03_features.ipynb #99e1cf9e
 def frame_statistics(X: np.ndarray) -> np.ndarray:  # (clips, frames, width), zero after each clip's end
     "Mean and standard deviation of each column over each clip's real frames: (clips, 2 · width)."
-    real = real_frames(X)[..., None]
-    n = np.maximum(real.sum(axis=1), 1)
-    mean = (X * real).sum(axis=1) / n
-    std = np.sqrt((((X - mean[:, None]) * real) ** 2).sum(axis=1) / n)
-    return np.concatenate([mean, std], axis=1).astype(np.float32)
+    width, out = X.shape[-1], np.zeros((len(X), 2 * X.shape[-1]), np.float32)  # a clip with no real frame: zeros
+    for i, (x, real) in enumerate(zip(X, real_frames(X))):  # only the real frames are read, not the padding
+        frames = x if real.all() else x[real]
+        if len(frames):
+            mean = frames.mean(axis=0)
+            out[i, :width], out[i, width:] = mean, np.sqrt(((frames - mean) ** 2).mean(axis=0))
+    return out
 
 # %% ../nbs/03_features.ipynb #5e7a1c02
 def speaker_normalise(

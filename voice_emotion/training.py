@@ -22,7 +22,7 @@ from .store import extract_features, matrix_settings
 # %% auto #0
 __all__ = ['fit_scaler', 'class_weights', 'augment_batch', 'training_batches', 'fit_model', 'fit_logistic_regression',
            'calibrated', 'fit_calibration', 'fit_statistics_member', 'fit_linear_head', 'masked_logreg', 'mlp_softmax',
-           'fit_mlp_head', 'training_copies', 'corpus_classes', 'train_run', 'ensure_trained']
+           'speaker_folds', 'fit_mlp_head', 'training_copies', 'corpus_classes', 'train_run', 'ensure_trained']
 
 # %% ../nbs/08_training.ipynb #afbc9a75
 def fit_scaler(X: np.ndarray, mask_padding: bool = False) -> Scaler:  # training features (clips, frames, features)
@@ -458,6 +458,26 @@ def _in_common_scale(
     return W1 * (scale / s), b1 + ((mean - m) / s) @ W1.T
 
 
+def speaker_folds(
+    speakers: np.ndarray,  # speaker of each row
+    folds: int = 4,
+    partitions: int = 1,  # ways of dealing the speakers into folds; each row is held out once in each
+    seed: int = 0,
+) -> list:  # (training rows, held-out rows) for each fold of each partition
+    """Speaker-grouped folds, `partitions` times over: each partition deals the speakers, in a random order, to the
+    fold with the fewest rows so far, so the folds stay about equal in rows and each partition differs."""
+    names, counts = np.unique(speakers, return_counts=True)
+    out = []
+    for p in range(partitions):
+        fold_of, load = {}, np.zeros(folds)
+        for i in np.random.default_rng([seed, p]).permutation(len(names)):
+            fold_of[names[i]] = k = int(load.argmin())
+            load[k] += counts[i]
+        which = np.array([fold_of[s] for s in speakers])
+        out += [(np.flatnonzero(which != k), np.flatnonzero(which == k)) for k in range(folds)]
+    return out
+
+
 def fit_mlp_head(
     S: np.ndarray,  # one row of statistics per clip
     y: np.ndarray,  # integer labels
@@ -468,12 +488,13 @@ def fit_mlp_head(
     sample_weight: np.ndarray | None = None,
     seed: int = 0,
     members: int = 4,  # speaker-grouped folds: one network trained without each
+    partitions: int = 2,  # ways of dealing the speakers into those folds (`speaker_folds`)
     calibration_rows: np.ndarray | None = None,  # the rows that fit the temperature (e.g. not noisy copies); None: all
 ) -> tuple:  # (mean, scale, (hidden_weights, hidden_bias, coef, intercept), info)
-    """`mlp_softmax` on standardised statistics, cross-fitted: one network per speaker-grouped fold, trained on the
-    other folds' speakers. The head averages their logits (one wider hidden layer, so it serves as one network); its
-    temperature and floor are fitted on each network's logits for the speakers it did not see."""
-    from sklearn.model_selection import GroupKFold
+    """`mlp_softmax` on standardised statistics, cross-fitted: one network per speaker-grouped fold of each partition,
+    trained on the other folds' speakers. The head averages their logits (one wider hidden layer, so it serves as one
+    network); its temperature and floor are fitted on the average of the networks' logits for the speakers they did
+    not see (one network per partition), so that they calibrate an average, not a lone network."""
 
     def fit(rows):
         mean, scale = _standardisation(S[rows])
@@ -487,16 +508,16 @@ def fit_mlp_head(
         info = dict(hidden=hidden, alpha=alpha, members=1, epochs=int(params[4]), temperature=1.0, floor=0.0, C=None)
         return *own, params[:4], info
     held_out, nets = np.zeros((len(y), len(EMOTIONS)), np.float32), []
-    for a, b in GroupKFold(min(members, n_groups)).split(S, y, speakers):
+    for a, b in speaker_folds(speakers, min(members, n_groups), partitions, seed):
         own, params = fit(a)
-        held_out[b] = LinearHead(*own, *params[2:4], 1.0, 0.0, *params[:2]).logits(S[b])
+        held_out[b] += LinearHead(*own, *params[2:4], 1.0, 0.0, *params[:2]).logits(S[b]) / partitions
         nets.append((*_in_common_scale(params, own, common), *params[2:]))
     W1, b1, coef, intercept, epochs = (list(p) for p in zip(*nets))
     params = (np.concatenate(W1), np.concatenate(b1), np.concatenate(coef, axis=1) / len(nets), np.mean(intercept, 0))
     rows = np.arange(len(y)) if calibration_rows is None else calibration_rows
     temperature, floor = fit_calibration(held_out[rows], y[rows])
-    info = dict(hidden=hidden, alpha=alpha, members=len(nets), epochs=int(np.mean(epochs)), temperature=temperature,
-                floor=floor, C=None)  # fmt: skip
+    info = dict(hidden=hidden, alpha=alpha, members=len(nets), partitions=partitions, epochs=int(np.mean(epochs)),
+                temperature=temperature, floor=floor, C=None)  # fmt: skip
     return *common, params, info
 
 # %% ../nbs/08_training.ipynb #f25e633b
@@ -581,6 +602,7 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
             stats_hidden=history.get('hidden'),  # a hidden-layer head's units and epochs (`fit_mlp_head`)
             head_epochs=history.get('epochs'),
             head_members=history.get('members'),  # its networks, averaged
+            head_partitions=history.get('partitions'),  # the ways its folds of speakers were dealt
             temperature=history['temperature'],
             floor=history['floor'],
             speaker_stats_C=history.get('speaker_head', {}).get('C'),
