@@ -362,7 +362,7 @@ def real_frames(X: np.ndarray) -> np.ndarray:  # (..., frames, features), e.g. (
 def frame_statistics(X: np.ndarray) -> np.ndarray:  # (clips, frames, width), zero after each clip's end
     "Mean and standard deviation of each column over each clip's real frames: (clips, 2 · width)."
     width, out = X.shape[-1], np.zeros((len(X), 2 * X.shape[-1]), np.float32)  # a clip with no real frame: zeros
-    for i, (x, real) in enumerate(zip(X, real_frames(X))):  # only the real frames are read, not the padding
+    for i, (x, real) in enumerate(zip(X, real_frames(X))):  # the sums run over real frames only
         frames = x if real.all() else x[real]
         if len(frames):
             mean = frames.mean(axis=0)
