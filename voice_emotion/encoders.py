@@ -20,7 +20,8 @@ from .features import _hann, _real_fft, add_white_noise, load_audio, mel_filters
 __all__ = ['WHISPER_SR', 'WHISPER_HOP', 'WHISPER_N_FFT', 'DEFAULT_ENCODER', 'SHIPPED_WEIGHTS_SHA256', 'HUB_ENCODERS',
            'EGEMAPS_WIDTH', 'whisper_log_mel', 'weights_sha256', 'shipped_encoder_dir', 'download_encoder', 'Encoder',
            'check_shipped_weights', 'load_encoder', 'functionals_version', 'egemaps_functionals', 'encoder_settings',
-           'clip_encoder_frames', 'settings_encoder', 'peak_normalised', 'fixed_frames', 'analysed_seconds']
+           'clip_encoder_frames', 'encoder_samples', 'settings_encoder', 'peak_normalised', 'fixed_frames',
+           'analysed_seconds']
 
 # %% ../nbs/04_encoders.ipynb #807bedc6
 WHISPER_SR = 16000  # Whisper's sample rate
@@ -249,6 +250,14 @@ def clip_encoder_frames(
     threads: int = 0,  # CTranslate2 threads (1 in each worker of a parallel extraction)
 ) -> np.ndarray:  # (max_len, width) float32, zero after the clip's frames
     "A clip's encoder frames in the store's fixed shape, from the encoder the settings name (loaded once per process)."
+    return fixed_frames(encoder_samples(path, settings), settings, threads)
+
+
+def encoder_samples(
+    path,  # an audio file
+    settings: dict,  # encoder settings
+) -> np.ndarray:  # mono float32 at 16 kHz
+    "The samples an encoder reads from a file: its window, with a training copy's noise or level change."
     y = load_audio(path, WHISPER_SR, max_samples=int(settings['window'] * WHISPER_SR))
     rng = np.random.default_rng([settings.get('copy', 0), zlib.crc32(Path(path).name.encode())])
     if settings.get('noise_snr'):  # a noisy training copy (`Config.noise_copies`): the same noise every time
@@ -257,7 +266,7 @@ def clip_encoder_frames(
         from voice_emotion.features import quieter_16bit
 
         y = quieter_16bit(y, rng.uniform(*settings['quiet_db']))
-    return fixed_frames(y, settings, threads)
+    return y
 
 
 def settings_encoder(settings: dict, threads: int = 0) -> Encoder:  # encoder settings; CTranslate2 threads

@@ -22,8 +22,8 @@ from .store import clip_matrix, extract_features, samples_matrix
 # %% auto #0
 __all__ = ['VAD_FILE', 'VAD_SHA256', 'VAD_SR', 'VAD_CHUNK', 'VAD_CONTEXT', 'VAD_BLOCK', 'UNCERTAIN', 'SPEAKER_NORMS',
            'SPEAKER_NORM_NOTE', 'NO_SPEECH', 'too_short', 'default_model_dir', 'forget_loaded_models', 'get_predictor',
-           'vad_session', 'speech_probabilities', 'speech_seconds', 'no_speech', 'predict_array', 'predict_file',
-           'find_audio', 'predict_files', 'predict_timeline']
+           'vad_session', 'speech_probabilities', 'speech_seconds', 'clip_speech_seconds', 'no_speech', 'predict_array',
+           'predict_file', 'find_audio', 'predict_files', 'predict_timeline']
 
 # %% ../nbs/10_inference.ipynb #af972e81
 def too_short(
@@ -70,9 +70,15 @@ VAD_SR, VAD_CHUNK, VAD_CONTEXT = 16000, 512, 64  # Silero's rate, its 32 ms step
 VAD_BLOCK = 512  # chunks per onnxruntime call (16 s); the state carries over between blocks
 
 
-@functools.lru_cache(maxsize=1)
 def vad_session():
     "Silero VAD (its sequence model) as an onnxruntime session on one thread, its file checked by SHA-256."
+    import os
+
+    return _vad_session(os.getpid())  # a forked worker makes its own: a session is not shared across a fork
+
+
+@functools.lru_cache(maxsize=1)
+def _vad_session(pid: int):
     import hashlib
 
     import onnxruntime as ort
@@ -115,6 +121,11 @@ def speech_seconds(
 ) -> float:
     "Seconds of a clip that the detector calls speech."
     return round(float((probabilities > threshold).sum() * VAD_CHUNK / VAD_SR), 3)
+
+
+def clip_speech_seconds(y: np.ndarray) -> float:  # mono float32 at 16 kHz
+    "Seconds of speech the detector hears in a clip (what a batch extraction `listen`s for)."
+    return speech_seconds(_clip_speech(y))
 
 
 def no_speech(
@@ -174,7 +185,7 @@ def predict_file(path, model=None) -> dict:  # audio file; bundle (None: default
     if short := too_short(duration):
         raise VoiceEmotionError(short, path=path)
     if encoder:
-        X, heard = fixed_frames(y, pred.settings), speech_seconds(_clip_speech(y))
+        X, heard = fixed_frames(y, pred.settings), clip_speech_seconds(y)
     else:
         [heard] = _speech_of_files([path], analysed_seconds(pred.settings))
     if reason := no_speech(heard):
@@ -191,7 +202,7 @@ def _speech_of_files(files: list, seconds: float) -> list:  # audio files; the p
     from concurrent.futures import ThreadPoolExecutor
 
     def speech(f):  # decoding and onnxruntime release the GIL: threads share the cores
-        return speech_seconds(_clip_speech(load_audio(f, VAD_SR, max_samples=int(seconds * VAD_SR))))
+        return clip_speech_seconds(load_audio(f, VAD_SR, max_samples=int(seconds * VAD_SR)))
 
     from voice_emotion import store
 
@@ -254,7 +265,9 @@ def predict_files(
     files, errors = find_audio(paths)
     if speakers is not None and (len(speakers) != len(paths) or errors or len(files) != len(paths)):
         raise VoiceEmotionError('speakers are given for existing files only, one per path')
-    batch = extract_features(files, pred.settings, jobs=jobs, cache_dir=False, progress=False)
+    batch = extract_features(
+        files, pred.settings, jobs=jobs, cache_dir=False, progress=False, listen=clip_speech_seconds
+    )
     reasons = {f['path']: f['reason'] for f in batch.failures}
     rows = []
     for i, f in enumerate(files):
@@ -282,16 +295,20 @@ def predict_files(
                     duration=cov.get('duration'), analysed_seconds=cov.get('analysed_seconds'), note=cov.get('note')
                 )
         rows.append(row)
-    heard = np.flatnonzero(batch.ok)
-    for i, seconds in zip(heard, _speech_of_files([files[i] for i in heard], analysed_seconds(pred.settings))):
-        rows[i]['speech'] = seconds
+    speech = batch.heard or [None] * len(files)  # an encoder's clips: heard where they were decoded
+    unheard = [i for i in np.flatnonzero(batch.ok) if speech[i] is None]  # the seed's features: decoded again here
+    for i, seconds in zip(unheard, _speech_of_files([files[i] for i in unheard], analysed_seconds(pred.settings))):
+        speech[i] = seconds
+    for i in np.flatnonzero(batch.ok):
+        rows[i]['speech'] = seconds = speech[i]
         if reason := no_speech(seconds):  # no emotion for it, and the reason; not an error
             rows[i]['note'], batch.ok[i] = '; '.join(filter(None, [reason, rows[i]['note']])), False
     ok = np.flatnonzero(batch.ok)
     if len(ok):
         where = speakers if speakers is not None else [str(Path(f).parent) for f in files]
         groups = [str(where[i]) for i in ok] if speaker_norm == 'auto' else None
-        probs = pred.predict_features(batch.X[ok], batch_size=batch_size, groups=groups)
+        X = batch.X if len(ok) == len(files) else batch.X[ok]  # all clips usable: no copy (120 MB for 200 clips)
+        probs = pred.predict_features(X, batch_size=batch_size, groups=groups)
         for i, normalised in zip(ok, pred.speaker_normalised(groups)):
             if normalised:
                 rows[i]['note'] = '; '.join(filter(None, [rows[i]['note'], SPEAKER_NORM_NOTE]))

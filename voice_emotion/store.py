@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import Config, VoiceEmotionError, cache_root, n_features
-from .encoders import WHISPER_SR, clip_encoder_frames, encoder_settings, fixed_frames, load_encoder
+from .encoders import WHISPER_SR, encoder_samples, encoder_settings, fixed_frames, load_encoder
 from .features import FEATURE_VERSION, _file_error, _resample, clip_features, feature_kwargs
 
 # %% auto #0
@@ -167,6 +167,7 @@ class FeatureBatch:
     ok: np.ndarray
     failures: list
     stats: dict
+    heard: list | None = None  # per clip, what `listen` made of its samples (None where it did not run)
 
 
 _SHARED_X = None  # the batch's output array, shared with forked workers so rows need no copying back
@@ -186,10 +187,10 @@ def _worker_cache(settings: dict, cache_dir) -> FeatureCache | None:
 
 def _compute(
     args,
-) -> tuple:  # (i, features | 'shared' | 'cached' | None, failure reason, (stamp, key) if hashed here, cache hit)
+) -> tuple:  # (i, features | 'shared' | 'cached' | None, failure reason, (stamp, key) if hashed, cache hit, listened)
     """Worker: one file's features, from the cache or computed (then cached);
     into the shared array (forked workers), returned, or only cached."""
-    i, path, key, settings, cache_dir, keep = args
+    i, path, key, settings, cache_dir, keep, listen = args
     cache, hashed = _worker_cache(settings, cache_dir), None
     out = _SHARED_X[i] if _SHARED_X is not None else np.empty((settings['max_len'], n_features(settings)), np.float32)
     done = 'shared' if _SHARED_X is not None else out if keep else 'cached'
@@ -197,19 +198,20 @@ def _compute(
         try:
             hashed = content_key(path)
         except OSError as e:
-            return i, None, _file_error(e), None, False
+            return i, None, _file_error(e), None, False, None
         key = hashed[1]
         if cache.read_into(key, out) if keep else key in cache:
-            return i, done, None, hashed, True
+            return i, done, None, hashed, True, None
     try:
-        out[:] = clip_matrix(path, settings)
+        out[:], listened = _listened_matrix(path, settings, listen)
     except VoiceEmotionError as e:
-        return i, None, e.reason, hashed, False
+        return i, None, e.reason, hashed, False, None
     except Exception as e:
-        return i, None, f'failed ({type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ""})', hashed, False
+        why = f'failed ({type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ""})'
+        return i, None, why, hashed, False, None
     if cache is not None:
         cache.put(key, out)
-    return i, done, None, hashed, False
+    return i, done, None, hashed, False, listened
 
 
 _IN_WORKER = False  # True in the processes of a parallel extraction
@@ -217,9 +219,15 @@ _IN_WORKER = False  # True in the processes of a parallel extraction
 
 def clip_matrix(path, settings: dict) -> np.ndarray:  # an audio file; seed feature or encoder settings
     "A clip's matrix for the store: the seed's features, or encoder frames when the settings are an encoder's."
-    if settings.get('kind') == 'whisper':
-        return clip_encoder_frames(path, settings, threads=1 if _IN_WORKER else 0)
-    return clip_features(path, **feature_kwargs(settings))
+    return _listened_matrix(path, settings, None)[0]
+
+
+def _listened_matrix(path, settings: dict, listen) -> tuple:  # (matrix, `listen(samples)` or None)
+    "A clip's matrix and, with an encoder's settings, what `listen` makes of the samples the encoder reads."
+    if settings.get('kind') != 'whisper':
+        return clip_features(path, **feature_kwargs(settings)), None
+    y = encoder_samples(path, settings)
+    return fixed_frames(y, settings, threads=1 if _IN_WORKER else 0), listen(y) if listen else None
 
 
 def _warm_up(settings: dict):
@@ -295,6 +303,7 @@ def extract_features(
     cache_dir=None,  # cache folder (default `cache_root()`); False: no cache
     progress: bool = True,
     keep: bool = True,  # False: only fill the cache, as `voice-emotion features` does (`X` is None then)
+    listen=None,  # a function of a computed clip's 16 kHz samples (encoder settings): its results in `heard`
 ) -> FeatureBatch:
     "Features of many clips, from the cache where possible, in parallel otherwise."
     settings = settings or Config().feature_settings()
@@ -318,14 +327,14 @@ def extract_features(
         if keep
         else None
     )
-    ok, todo, hits = np.zeros(len(paths), bool), [], 0
+    ok, todo, hits, heard = np.zeros(len(paths), bool), [], 0, [None] * len(paths)
     for i, p in enumerate(paths):
         if i in reasons:
             continue
         if cached[i] and (cache.read_into(keys[i], X[i]) if keep else True):
             ok[i], hits = True, hits + 1
         else:
-            todo.append((i, p, keys[i], settings, root, keep))
+            todo.append((i, p, keys[i], settings, root, keep, listen))
     if progress:
         from tqdm.auto import tqdm
     bar = tqdm(total=len(paths), initial=hits, desc='features', unit='clip', leave=False) if progress else None
@@ -337,7 +346,8 @@ def extract_features(
         pool.map(_compute, todo, chunksize=max(1, min(4, len(todo) // (4 * jobs)))) if pool else map(_compute, todo)
     )
     try:
-        for i, F, reason, hashed, hit in results:
+        for i, F, reason, hashed, hit, listened in results:
+            heard[i] = listened
             if hashed:
                 cache.remember(paths[i], *hashed)
             if F is None:
@@ -370,7 +380,7 @@ def extract_features(
         clips_per_s=round(len(paths) / seconds, 1) if seconds else None,
         jobs=jobs,
     )
-    return FeatureBatch(X, ok, failures, stats)
+    return FeatureBatch(X, ok, failures, stats, heard if listen else None)
 
 # %% ../nbs/05_store.ipynb #f2aa0a35
 def matrix_settings(cfg: Config) -> dict:
