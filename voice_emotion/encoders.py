@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import zlib
 from pathlib import Path
 
@@ -160,7 +161,6 @@ def check_shipped_weights(folder: Path) -> str:  # a folder that should hold the
     return sha
 
 # %% ../nbs/04_encoders.ipynb #a48e880a
-@functools.lru_cache(maxsize=4)
 def load_encoder(
     encoder_dir: str | None = None,  # a CTranslate2 Whisper folder; None: the shipped weights (or `name`)
     name: str = DEFAULT_ENCODER,  # a named size, downloaded when it is not the shipped one
@@ -168,6 +168,12 @@ def load_encoder(
     threads: int = 0,  # CTranslate2 threads; 0: its default (every core)
 ) -> Encoder:
     "The encoder (loaded once per process), its weights checked: the shipped ones against their recorded SHA-256."
+    # CTranslate2's threads do not survive a fork: a forked worker that used its parent's encoder would wait forever
+    return _encoder(encoder_dir, name, compute_type, threads, os.getpid())
+
+
+@functools.lru_cache(maxsize=4)
+def _encoder(encoder_dir: str | None, name: str, compute_type: str, threads: int, pid: int) -> Encoder:
     if encoder_dir is not None:
         folder = Path(encoder_dir).expanduser()
         if not (folder / 'model.bin').exists():
