@@ -186,8 +186,8 @@ def test_no_file_succeeds_as_a_command(nothing_readable):
     assert code == 1 and 'internal error' not in err; assert_one_line_error(err)
     assert run_cli('predict')[0] == 2
 
-def test_predict_bench_side_by_side():
-    "predict --bench --against measures two models in one command and prints them side by side."
+def test_predict_bench_side_by_side(tmp_path):
+    "predict --bench --against measures two models in one command and prints them side by side (or keeps them)."
     code, out, err = run_cli('predict', '--bench', '-n', '6', '--against', 'default', '--format', 'json')
     assert code == 0, err
     r = json.loads(out)
@@ -195,3 +195,6 @@ def test_predict_bench_side_by_side():
     assert all(v['warm_latency_ms_median'] > 0 and v['command_one_clip_s'] > 0 for v in r.values())
     code, out, err = run_cli('predict', '--bench', '-n', '6', '--against', 'default')
     assert code == 0 and 'warm latency, median' in out and out.count(' ms') >= 4, out
+    code, out, err = run_cli('predict', '--bench', '-n', '4', '--format', 'json', '--output', tmp_path/'bench'/'p.json')
+    assert code == 0 and out == '', (out, err)
+    assert json.loads((tmp_path/'bench'/'p.json').read_text())['batch_clips'] == 4

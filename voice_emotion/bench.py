@@ -193,12 +193,14 @@ def benchmark_inference(model=None, n: int = 200, repeats: int = 50) -> dict:
         predict_file(three, model)
         lat.append(time.perf_counter() - t)
     tmp = Path(tempfile.mkdtemp(prefix='ve-bench-'))
-    for i in range(n):
-        shutil.copy(clips[i % len(clips)], tmp / f'{i:04d}.flac')
-    t = time.perf_counter()
-    df = predict_files([tmp], model)
-    batch_s = time.perf_counter() - t
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        for i in range(n):
+            shutil.copy(clips[i % len(clips)], tmp / f'{i:04d}.flac')
+        t = time.perf_counter()
+        df = predict_files([tmp], model)
+        batch_s = time.perf_counter() - t
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     assert df.error.isna().all()
     return dict(
         clip=Path(three).name,

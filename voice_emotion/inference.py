@@ -265,8 +265,10 @@ def predict_files(
     files, errors = find_audio(paths)
     if speakers is not None and (len(speakers) != len(paths) or errors or len(files) != len(paths)):
         raise VoiceEmotionError('speakers are given for existing files only, one per path')
+    from voice_emotion import inference  # the listener by its module: a spawned worker imports it from there
+
     batch = extract_features(
-        files, pred.settings, jobs=jobs, cache_dir=False, progress=False, listen=clip_speech_seconds
+        files, pred.settings, jobs=jobs, cache_dir=False, progress=False, listen=inference.clip_speech_seconds
     )
     reasons = {f['path']: f['reason'] for f in batch.failures}
     rows = []
