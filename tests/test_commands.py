@@ -40,10 +40,10 @@ def test_data_and_features(capsys, tmp_path):
     code, out, _ = run(capsys, 'features', '--json', '--cache-dir', tmp_path, '-n', '20', '--jobs', '1')
     f = json.loads(out)
     assert code == 0 and (f['clips'], f['computed'], f['failures']) == (20, 20, 0)
-    assert f['features'] == 'whisper-tiny.en frames (int8, peak-normalised)'  # what the default recipe reads
+    assert f['features'] == 'whisper-tiny.en int8 frames (8 s window), peak level, log-mel 50 dB'  # what the default recipe reads
     code, out, _ = run(capsys, 'features', '--json', '--cache-dir', tmp_path, '-n', '5', '--recipe', 'ensemble')
     f = json.loads(out)
-    assert code == 0 and f['features'] == "the seed's features" and f['computed'] == 5
+    assert code == 0 and f["features"].startswith("the seed's MFCC") and f['computed'] == 5
 
 def test_train_evaluate_predict(capsys, tmp_path, sample_clips):
     run_dir = tmp_path/'run'

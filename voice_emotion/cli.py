@@ -15,7 +15,7 @@ from .core import DATASETS, DEFAULT_RECIPE, PROTOCOLS, RECIPES, Config, VoiceEmo
 
 # %% auto #0
 __all__ = ['EPOCHS_HELP', 'cmd_data', 'cmd_features', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_make_default',
-           'cmd_compare', 'cmd_cross_corpus', 'cmd_report', 'cmd_docs', 'build_parser', 'main']
+           'cmd_compare', 'cmd_cross_corpus', 'cmd_report', 'cmd_docs', 'cmd_cache', 'build_parser', 'main']
 
 # %% ../nbs/14_cli.ipynb #69193561
 _LATER_COMMANDS = []  # subcommands defined further down register here
@@ -151,7 +151,7 @@ def cmd_features(args) -> int:
         )
         return 0
     from voice_emotion.data import task_files
-    from voice_emotion.store import extract_features, keep_freed_memory, matrix_settings
+    from voice_emotion.store import describe_settings, extract_features, keep_freed_memory, matrix_settings
 
     keep_freed_memory()
     cfg = _config(args)
@@ -167,15 +167,7 @@ def cmd_features(args) -> int:
     import resource
 
     peak = lambda who: resource.getrusage(who).ru_maxrss // 1024  # MB (Linux reports kB)
-    what = (
-        f"{settings['encoder']} frames ({settings['compute_type']}"
-        + (f", {settings['context']:g} s context" if settings.get('context') else '')
-        + (', peak-normalised' if settings.get('level') == 'peak' else '')
-        + (', eGeMAPS' if settings.get('functionals') else '')
-        + ')'
-        if settings.get('kind') == 'whisper'
-        else "the seed's features"
-    )
+    what = describe_settings(settings)
     out = {
         'features': what,
         **batch.stats,
@@ -897,13 +889,72 @@ def _register_docs(sub):
 
 _LATER_COMMANDS.append(_register_docs)
 
+# %% ../nbs/14_cli.ipynb #c4c1e102
+def _size(n: int) -> str:  # bytes
+    return next(
+        f'{n / 1024**k:.1f} {u}' for k, u in ((3, 'GB'), (2, 'MB'), (1, 'kB'), (0, 'B')) if n >= 1024**k or k == 0
+    )
+
+
+def cmd_cache(args) -> int:
+    "List the feature cache's folders, or remove those unused for some days (--unused-days) or all (--clear)."
+    import pandas as pd
+
+    from voice_emotion.core import cache_root
+    from voice_emotion.store import cache_folders, prune_cache
+
+    where = cache_root(args.cache_dir) / 'features'
+    if args.clear or args.unused_days is not None:
+        r = prune_cache(args.cache_dir, None if args.clear else args.unused_days, dry_run=args.dry_run)
+        if args.json:
+            _print_json({**r, 'cache': str(where), 'dry_run': args.dry_run})
+            return 0
+        verb = 'would remove' if args.dry_run else 'removed'
+        for f in r['removed']:
+            print(f"  {verb} {f['key']}  {_size(f['bytes']):>9}  {f['holds']}")
+        print(f"{verb} {len(r['removed'])} folders ({_size(r['freed'])}) of {where}; {r['kept']} kept")
+        return 0
+    folders = cache_folders(args.cache_dir)
+    if args.json:
+        records = json.loads(folders.to_json(orient='records', date_format='iso'))
+        _print_json({'cache': str(where), 'bytes': int(folders.bytes.sum()), 'folders': records})
+        return 0
+    print(f'{where}: {len(folders)} folders, {_size(int(folders.bytes.sum()))}')
+    for f in folders.itertuples():
+        clips = '?' if pd.isna(f.clips) else int(f.clips)
+        print(f'  {f.key}  {_size(f.bytes):>9}  {clips:>6} clips  last used {f.last_used:%Y-%m-%d %H:%M}  {f.holds}')
+    return 0
+
+
+def _register_cache(sub):
+    c = sub.add_parser(
+        'cache',
+        help='list the feature cache, or remove what has not been used for a while',
+        description="The feature cache keeps a folder per feature settings (each recipe's encoder frames, each "
+        "training copy, the seed's features), and nothing expires by itself. Without options: each folder's size, "
+        'clips, last use and what it holds. A removed folder is extracted again when a command needs it.',
+    )
+    c.add_argument(
+        '--cache-dir', metavar='DIR', help='cache folder (default: $VOICE_EMOTION_CACHE or the user cache folder)'
+    )
+    what = c.add_mutually_exclusive_group()
+    what.add_argument('--unused-days', type=float, metavar='DAYS', help='remove folders not used for DAYS days')
+    what.add_argument('--clear', action='store_true', help='remove every folder')
+    c.add_argument('--dry-run', action='store_true', help='say what would be removed, remove nothing')
+    c.add_argument('--json', action='store_true', help='print JSON')
+    c.set_defaults(func=cmd_cache)
+
+
+_LATER_COMMANDS.append(_register_cache)
+
 # %% ../nbs/14_cli.ipynb #d526872b
 def build_parser() -> argparse.ArgumentParser:
     "The `voice-emotion` argument parser, one subparser per stage."
     p = argparse.ArgumentParser(
         prog='voice-emotion',
-        description='Speech emotion recognition (angry, disgust, fear, happy, neutral, sad) '
-        'with a CNN + BiLSTM over MFCC, chroma, log-mel and ZCR features.',
+        description='Speech emotion recognition (angry, disgust, fear, happy, neutral, sad): by default a small '
+        "network over a pretrained speech encoder's frames (Whisper tiny.en); the seed's CNN + BiLSTM over MFCC, "
+        'chroma, log-mel and ZCR features stays a recipe.',
     )
     from voice_emotion import __version__
 
@@ -951,7 +1002,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser(
         'train',
-        help='train the CNN + BiLSTM (one model, or one per fold) into a run folder',
+        help="train a recipe (one model, or one per fold) into a run folder",
         description='Train a recipe; the scaler, early stopping and LR schedule see training and validation only.',
     )
     _add_data_options(t)

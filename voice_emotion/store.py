@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .core import Config, VoiceEmotionError, cache_root, n_features
 from .encoders import WHISPER_SR, encoder_samples, encoder_settings, fixed_frames, load_encoder
@@ -21,7 +22,8 @@ from .features import FEATURE_VERSION, _file_error, _resample, clip_features, fe
 
 # %% auto #0
 __all__ = ['KEY_BYTES', 'settings_key', 'content_key', 'FeatureCache', 'FeatureBatch', 'clip_matrix', 'keep_freed_memory',
-           'extract_features', 'matrix_settings', 'samples_matrix', 'table_features']
+           'extract_features', 'matrix_settings', 'samples_matrix', 'table_features', 'describe_settings',
+           'cache_folders', 'prune_cache']
 
 # %% ../nbs/05_store.ipynb #a3386e5b
 def settings_key(settings: dict) -> str:
@@ -96,10 +98,22 @@ class FeatureCache:
     def packs(self) -> list:
         return sorted(self.dir.glob('*.pack')) if self.dir.exists() else []
 
+    def _mark_used(self):
+        "Date the folder's mtime (when it was last read or written) and note its settings there, for `cache_folders`."
+        try:
+            os.utime(self.dir)
+            if not (self.dir / 'settings.json').exists():
+                tmp = self.dir / f'.settings.{os.getpid()}.tmp'
+                tmp.write_text(json.dumps(self.settings, indent=1))
+                os.replace(tmp, self.dir / 'settings.json')
+        except OSError:  # absent, or a cache others own and we only read
+            pass
+
     def entries(self) -> dict:  # content key → (pack file, byte offset of its matrix)
         "Whole records of every pack, read from their keys only (the matrices are not touched)."
         if self._where is None:
             self._where = {}
+            self._mark_used()
             rec = np.dtype(
                 [('head', f'V{KEY_BYTES}'), ('x', 'V', self.record_bytes - 2 * KEY_BYTES), ('tail', f'V{KEY_BYTES}')]
             )
@@ -141,6 +155,7 @@ class FeatureCache:
         "Append a record to this process's pack, in one write (a kill leaves at most a partial last record)."
         if self._pack is None or self._pack[0] != os.getpid():
             self.dir.mkdir(parents=True, exist_ok=True)
+            self._mark_used()
             name = self.dir / f'{os.getpid()}-{os.urandom(4).hex()}.pack'
             self._pack = (os.getpid(), os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644), str(name))
         k, x = bytes.fromhex(key), np.ascontiguousarray(features, np.float32)
@@ -405,3 +420,62 @@ def table_features(
 ) -> FeatureBatch:
     "Features of every clip of a table (an encoder's frames if the configuration names one), with its jobs and cache."
     return extract_features(table.path, matrix_settings(cfg), cfg.jobs, cfg.cache_dir, progress)
+
+# %% ../nbs/05_store.ipynb #c4c1e002
+def describe_settings(settings: dict | None) -> str:  # feature or encoder settings (None: not recorded)
+    "What a cache folder's matrices are, in a few words."
+    if settings is None:
+        return 'unknown (made before folders recorded their settings)'
+    if settings.get('kind') != 'whisper':
+        return f"the seed's MFCC, chroma, log-mel and ZCR ({settings['max_len']} frames at {settings['sr']} Hz)"
+    words = [f"{settings['encoder']} {settings['compute_type']} frames ({settings['window']:g} s window)"]
+    words += ['peak level'] if settings.get('level') else []
+    words += [f"log-mel {settings['mel_range']:g} dB"] if settings.get('mel_range') else []
+    words += [f"{settings['context']:g} s context"] if settings.get('context') else []
+    words += ['eGeMAPS'] if settings.get('functionals') else []
+    words += [f"noisy copy {settings.get('copy', 0)}"] if settings.get('noise_snr') else []
+    words += [f"quieter copy {settings.get('copy', 0)}"] if settings.get('quiet_db') else []
+    return ', '.join(words)
+
+
+def _folder_settings(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / 'settings.json').read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def cache_folders(cache_dir=None) -> pd.DataFrame:  # cache folder (default `cache_root()`)
+    "One row per settings folder of the feature cache: its key, what it holds, clips, bytes, last use; newest first."
+    rows = []
+    for folder in sorted((cache_root(cache_dir) / 'features').glob('*/')):
+        settings, packs = _folder_settings(folder), list(folder.glob('*.pack'))
+        size = sum(p.stat().st_size for p in packs)
+        record = None if settings is None else 2 * KEY_BYTES + settings['max_len'] * n_features(settings) * 4
+        rows.append(dict(
+            key=folder.name, holds=describe_settings(settings), clips=None if record is None else size // record,
+            bytes=size, last_used=pd.Timestamp(folder.stat().st_mtime, unit='s').floor('s'),
+        ))  # fmt: skip
+    columns = ['key', 'holds', 'clips', 'bytes', 'last_used']
+    table = pd.DataFrame(rows, columns=columns).astype({'clips': 'Int64', 'bytes': 'int64'})
+    return table.sort_values('last_used', ascending=False, ignore_index=True)
+
+# %% ../nbs/05_store.ipynb #c4c1e006
+def prune_cache(
+    cache_dir=None,  # cache folder (default `cache_root()`)
+    unused_days: float | None = None,  # remove folders not read or written for this many days; None: every folder
+    dry_run: bool = False,  # only say what would go
+) -> dict:  # removed: their rows of `cache_folders`; freed: bytes; kept: folders left
+    "Remove the feature cache's settings folders that have not been used for `unused_days` (or all of them)."
+    import shutil
+
+    folders = cache_folders(cache_dir)
+    if unused_days is None:
+        gone = folders
+    else:
+        gone = folders[folders.last_used < pd.Timestamp.now() - pd.Timedelta(days=unused_days)]
+    if not dry_run:
+        for key in gone.key:
+            shutil.rmtree(cache_root(cache_dir) / 'features' / key, ignore_errors=True)
+    removed = json.loads(gone.to_json(orient='records', date_format='iso'))  # plain numbers and text, for JSON
+    return dict(removed=removed, freed=int(gone.bytes.sum()), kept=len(folders) - len(gone))
