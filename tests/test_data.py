@@ -150,3 +150,28 @@ def test_cross_corpus_matrix_from_a_two_corpus_manifest(sample_clips, tmp_path):
     code, _, err = run_cli('cross-corpus', '--dataset', 'sample')
     assert code == 1 and 'needs two corpora or more (got ravdess)' in err
     assert_one_line_error(err)
+
+def test_corpora_weighed_equally_from_the_command_line(sample_clips, tmp_path):
+    "Two corpora of unequal size (88 and 44 clips) weighed the same: training and the matrix record it; a network refuses it."
+    import pandas as pd
+    from voice_emotion.data import parse_ravdess_name
+    rows = []
+    for i, c in enumerate(sample_clips):
+        f = parse_ravdess_name(c.name)
+        big = f['speaker'] in ('ravdess_01', 'ravdess_02')
+        if big or i % 2:  # the small corpus: every other clip of two actors
+            rows.append(dict(path=str(c), emotion=f['emotion'], speaker=f['speaker'], corpus='big' if big else 'small'))
+    pd.DataFrame(rows).to_csv(tmp_path/'two.csv', index=False)
+    run = tmp_path/'run'
+    code, out, err = run_cli('train', '--dataset', 'manifest', '--data-dir', tmp_path/'two.csv', '--protocol', 'random',
+                             '--recipe', 'whisper-linear', '--corpus-weights', 'equal', '--out', run)
+    assert code == 0, err
+    assert json.loads((run/'config.json').read_text())['corpus_weights'] == 'equal'
+    code, out, err = run_cli('cross-corpus', '--dataset', 'manifest', '--data-dir', tmp_path/'two.csv', '--recipe', 'whisper-linear',
+                             '--folds', '2', '--normalise', 'none', '--corpus-weights', 'equal', '--out', tmp_path/'matrix', '--json')
+    assert code == 0, err
+    r = json.loads(out)
+    assert r['corpus_weights'] == 'equal' and {x['test'] for x in r['records'] if x['train'] == 'big+small'} == {'big', 'small'}
+    code, _, err = run_cli('train', '--recipe', 'ensemble', '--corpus-weights', 'equal', '--out', tmp_path/'net')
+    assert code == 1 and "corpus_weights must be 'clips' for a network head (got equal)" in err
+    assert_one_line_error(err)

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from .core import DATASETS, DEFAULT_RECIPE, PROTOCOLS, RECIPES, Config, VoiceEmotionError
+from .core import CORPUS_WEIGHTS, DATASETS, DEFAULT_RECIPE, PROTOCOLS, RECIPES, Config, VoiceEmotionError
 
 # %% auto #0
 __all__ = ['EPOCHS_HELP', 'cmd_data', 'cmd_features', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_make_default',
@@ -46,6 +46,13 @@ class _RenamedOption(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         print(f'{parser.prog}: error: {option_string} {self.hint}', file=sys.stderr)
         sys.exit(2)
+
+
+def _add_corpus_weights_option(p: argparse.ArgumentParser):
+    _config_option(
+        p, '--corpus-weights', field='corpus_weights', choices=CORPUS_WEIGHTS,
+        help='training on several corpora: each clip counts the same (clips), or each corpus (equal; statistics heads)',
+    )  # fmt: skip
 
 
 def _add_recipe_option(p: argparse.ArgumentParser):
@@ -690,6 +697,7 @@ def _register_make_default(sub):
         metavar='DATASET=DIR',
         help='another corpus to train on with RAVDESS (repeatable), e.g. nemo=../shared/data/nemo16k',
     )
+    _add_corpus_weights_option(m)
     m.add_argument('--comparison', metavar='FILE', help="compare's comparison.json, for the card's table of recipes")
     m.add_argument('--cross-corpus', metavar='FILE', help="cross-corpus's cross_corpus.json, for the card's matrix")
     m.set_defaults(func=cmd_make_default)
@@ -759,7 +767,7 @@ def cmd_cross_corpus(args) -> int:
             corpora[name] = table
     if len(corpora) < 2:
         raise VoiceEmotionError(f'a cross-corpus matrix needs two corpora or more (got {", ".join(corpora) or "none"})')
-    cfg = Config.recipe(args.recipe, **({'folds': args.folds} if args.folds else {}))
+    cfg = Config.recipe(args.recipe, **{k: getattr(args, k) for k in ('folds', 'corpus_weights') if getattr(args, k)})
     records = cross_corpus(corpora, cfg, tuple(args.normalise), log=None if args.json else sys.stdout)
     corpora_info = {
         n: dict(
@@ -767,7 +775,10 @@ def cmd_cross_corpus(args) -> int:
         )
         for n, t in corpora.items()
     }
-    result = dict(recipe=args.recipe, folds=cfg.folds, seed=cfg.seed, corpora=corpora_info, records=records)
+    result = dict(
+        recipe=args.recipe, folds=cfg.folds, seed=cfg.seed, corpus_weights=cfg.corpus_weights, corpora=corpora_info,
+        records=records,
+    )  # fmt: skip
     from voice_emotion.core import write_json
 
     out = write_json(Path(args.out) / "cross_corpus.json", result)
@@ -802,6 +813,7 @@ def _register_cross_corpus(sub):
         help='statistics as they are, z-normalised within each corpus, or within each speaker (default: all three)',
     )
     _config_option(c, '--folds', field='folds', type=int, help='speaker folds for a corpus inside the training set')
+    _add_corpus_weights_option(c)
     c.add_argument('--out', default='reports/cross-corpus', metavar='DIR', help='default: reports/cross-corpus')
     c.add_argument('--json', action='store_true', help='print JSON')
     c.set_defaults(func=cmd_cross_corpus)
@@ -1027,6 +1039,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_option(t, '--compute-type', field='compute_type', choices=('int8', 'float32'), help="the encoder's weights")
     _config_option(t, '--jobs', '-j', field='jobs', type=int, help='feature worker processes; 0: all cores')
+    _add_corpus_weights_option(t)
     t.add_argument('--cache-dir', metavar='DIR', help='feature cache folder')
     t.add_argument('--out', required=True, metavar='RUN_DIR', help='run folder to write')
     t.set_defaults(func=cmd_train)

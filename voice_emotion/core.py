@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['EMOTIONS', 'PROTOCOLS', 'DATASETS', 'ARCHITECTURES', 'PAD_MODES', 'HEADS', 'COMPUTE_TYPES', 'FUNCTIONALS', 'RECIPES',
-           'DEFAULT_RECIPE', 'NETWORK_RECIPE', 'VoiceEmotionError', 'Config', 'n_features', 'cache_root',
-           'import_keras', 'package_dir', 'templates_dir', 'write_json']
+__all__ = ['EMOTIONS', 'PROTOCOLS', 'DATASETS', 'ARCHITECTURES', 'PAD_MODES', 'HEADS', 'COMPUTE_TYPES', 'CORPUS_WEIGHTS',
+           'FUNCTIONALS', 'RECIPES', 'DEFAULT_RECIPE', 'NETWORK_RECIPE', 'VoiceEmotionError', 'Config', 'n_features',
+           'cache_root', 'import_keras', 'package_dir', 'templates_dir', 'write_json']
 
 # %% ../nbs/00_core.ipynb #dfaa7712
 EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
@@ -38,6 +38,7 @@ ARCHITECTURES = ('seed', 'attention', 'pooling')  # the networks `voice_emotion.
 PAD_MODES = ('seed', 'mask')
 HEADS = ('network', 'linear')  # what reads the features: a Keras network, or a logistic regression on their statistics
 COMPUTE_TYPES = ('int8', 'float32')  # CTranslate2's weights for an encoder on the CPU
+CORPUS_WEIGHTS = ('clips', 'equal')  # training on several corpora: each clip counts the same, or each corpus
 FUNCTIONALS = (
     'egemaps',
 )  # clip-level functionals set beside encoder frames: eGeMAPSv02 (openSMILE, an optional extra)
@@ -111,6 +112,7 @@ class Config:
     stats_alpha: float = 1.0  # that layer's L2 strength, as scikit-learn's MLPClassifier `alpha`
     speaker_norm: bool = True  # linear head: also fit a head on speaker-normalised statistics (`speaker_normalise`)
     speaker_norm_min: int = 10  # fewest clips of one speaker for that head (fewer: the per-clip head; see the card)
+    corpus_weights: str = 'clips'  # linear head on several corpora: `equal` weighs each corpus the same in all
     min_seconds: float = 0.25  # shorter clips carry too little speech to classify
     window: float = 3.0  # `--segment`: window length, seconds
     hop: float = 1.5  # `--segment`: hop between windows, seconds
@@ -137,6 +139,7 @@ class Config:
             ('pad_mode', PAD_MODES),
             ('head', HEADS),
             ('compute_type', COMPUTE_TYPES),
+            ('corpus_weights', CORPUS_WEIGHTS),
         ):
             if getattr(self, name) not in choices:
                 raise VoiceEmotionError(
@@ -157,6 +160,7 @@ class Config:
             ('mel_range', self.mel_range is None or 20 <= self.mel_range <= 120, 'None or 20 to 120 dB'),
             ('stats_hidden', self.stats_hidden >= 0, '0 (a logistic regression) or more units'),
             ('stats_alpha', self.stats_alpha > 0, 'above 0'),
+            ('corpus_weights', self.corpus_weights == 'clips' or self.head == 'linear', "'clips' for a network head"),
             (
                 'noise_copies',
                 self.noise_copies >= 0 and (not self.noise_copies or self.encoder),

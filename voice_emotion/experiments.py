@@ -169,19 +169,21 @@ def _normalised(S: np.ndarray, groups: np.ndarray, how: str) -> np.ndarray:
 def _fit(train: list, how: str, cfg: Config):
     "The recipe's head fitted on the training parts (clean and copies): a `LinearHead`."
     from voice_emotion.core import EMOTIONS
-    from voice_emotion.training import fit_linear_head
+    from voice_emotion.training import corpus_balance, fit_linear_head
 
-    S, y, speakers, allowed = [], [], [], []
-    for part in train:  # each a corpus's rows: normalised within its corpus (or speakers), copies alike
+    S, y, speakers, allowed, corpus = [], [], [], [], []
+    for k, part in enumerate(train):  # each a corpus's rows: normalised within its corpus (or speakers), copies alike
         group = part['speakers'] if how == 'speaker' else np.zeros(len(part['y']))
         has = np.isin(np.arange(len(EMOTIONS)), part['classes'])
         for X in [part['clean'], *part['copies']]:
             S.append(_normalised(X, group, how)), y.append(part['y']), speakers.append(part['speakers'])
-            allowed.append(np.tile(has, (len(X), 1)))
+            allowed.append(np.tile(has, (len(X), 1))), corpus.append(np.full(len(X), k))
     allowed = np.concatenate(allowed)  # a corpus teaches nothing about the classes it lacks (`masked_logreg`)
+    weights = corpus_balance(np.concatenate(corpus)) if cfg.corpus_weights == 'equal' else None
     return fit_linear_head(
         np.concatenate(S), np.concatenate(y), np.concatenate(speakers), cfg.stats_C,
-        allowed=None if allowed.all() else allowed, hidden=cfg.stats_hidden, alpha=cfg.stats_alpha, seed=cfg.seed,
+        allowed=None if allowed.all() else allowed, sample_weight=weights, hidden=cfg.stats_hidden,
+        alpha=cfg.stats_alpha, seed=cfg.seed,
     )[0]  # fmt: skip
 
 

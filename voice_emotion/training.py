@@ -22,7 +22,8 @@ from .store import extract_features, matrix_settings
 # %% auto #0
 __all__ = ['fit_scaler', 'class_weights', 'augment_batch', 'training_batches', 'fit_model', 'fit_logistic_regression',
            'calibrated', 'fit_calibration', 'fit_statistics_member', 'fit_linear_head', 'masked_logreg', 'mlp_softmax',
-           'speaker_folds', 'fit_mlp_head', 'training_copies', 'corpus_classes', 'train_run', 'ensure_trained']
+           'speaker_folds', 'fit_mlp_head', 'training_copies', 'corpus_classes', 'corpus_balance', 'train_run',
+           'ensure_trained']
 
 # %% ../nbs/08_training.ipynb #afbc9a75
 def fit_scaler(X: np.ndarray, mask_padding: bool = False) -> Scaler:  # training features (clips, frames, features)
@@ -550,6 +551,14 @@ def corpus_classes(table: pd.DataFrame) -> dict | None:  # six-class rows with `
     return {s: has[c] for s, c in table.groupby('speaker').corpus.first().items()}
 
 
+def corpus_balance(
+    corpora: np.ndarray,  # the corpus of each training row (copies included)
+) -> np.ndarray | None:  # a weight per row, averaging 1; None for rows of one corpus
+    "Weights that make each corpus weigh the same in all, however many clips it has (`Config.corpus_weights`)."
+    names, index, counts = np.unique(np.asarray(corpora), return_inverse=True, return_counts=True)
+    return None if len(names) < 2 else (len(index) / (len(names) * counts))[index]
+
+
 def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
     "Train and save one model on its split's training and validation parts."
     table = assign_split(clips, cfg, fold)
@@ -580,15 +589,22 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
         S, y_fit, spk = _with_noisy_copies(cfg, settings, fit_rows[fit], batch.X[fit], y[fit], speakers, log)
         mask = corpus_classes(table)  # speaker → the classes of its corpus, where corpora differ in them
         allowed = lambda speakers: None if mask is None else np.stack([mask[s] for s in speakers])  # noqa: E731
+        corpus_of = table.groupby('speaker').corpus.first() if 'corpus' in table else None
+        weights = lambda speakers: (  # noqa: E731
+            corpus_balance(corpus_of.loc[speakers].to_numpy())
+            if cfg.corpus_weights == 'equal' and corpus_of is not None else None
+        )  # fmt: skip
         head, history = fit_linear_head(
-            S, y_fit, spk, cfg.stats_C, allowed=allowed(spk), hidden=cfg.stats_hidden, alpha=cfg.stats_alpha,
-            seed=cfg.seed, calibration_rows=np.arange(int(fit.sum())),  # the clips as recorded, not their copies
+            S, y_fit, spk, cfg.stats_C, allowed=allowed(spk), sample_weight=weights(spk), hidden=cfg.stats_hidden,
+            alpha=cfg.stats_alpha, seed=cfg.seed,
+            calibration_rows=np.arange(int(fit.sum())),  # the clips as recorded, not their copies
         )  # fmt: skip
         speaker_head = None
         if cfg.speaker_norm:  # each training speaker normalised by its own clips, as a test speaker will be
             speaker_head, history['speaker_head'] = fit_linear_head(
-                batch.X[fit], y[fit], speakers, cfg.stats_C, by_speaker=True, allowed=allowed(speakers)
-            )
+                batch.X[fit], y[fit], speakers, cfg.stats_C, by_speaker=True, allowed=allowed(speakers),
+                sample_weight=weights(speakers),
+            )  # fmt: skip
         info = dict(
             fold=fold,
             n_train=int(fit.sum()),
