@@ -79,6 +79,7 @@ class Config:
     noise_snr: tuple = (5.0, 30.0)  # their signal-to-noise ratios, in dB, drawn uniformly per clip and copy
     quiet_copies: int = 0  # linear head: copies of each training clip made quieter and stored in 16 bits again
     quiet_db: tuple = (-45.0, -15.0)  # their level changes, in dB, drawn uniformly per clip and copy
+    speed_copies: tuple = ()  # linear head: copies of each training clip played at these speeds (0.9: slower, lower)
     head: str = 'network'  # `network`: a Keras network over frames; `linear`: a NumPy head on frame statistics
     recipe_name: str = 'ensemble'  # the named recipe (see `RECIPES`) these settings started from
     architecture: str = 'attention'  # the network (see `ARCHITECTURES`); the defaults below are its recipe's
@@ -124,12 +125,13 @@ class Config:
     cache_dir: str | None = None  # feature cache; default: per-user cache folder
 
     def __post_init__(self):
-        self.conv_filters, self.lstm_units, self.stats_C, self.noise_snr, self.quiet_db = (
+        self.conv_filters, self.lstm_units, self.stats_C, self.noise_snr, self.quiet_db, self.speed_copies = (
             tuple(self.conv_filters),
             tuple(self.lstm_units),
             tuple(self.stats_C),
             tuple(self.noise_snr),
             tuple(self.quiet_db),
+            tuple(self.speed_copies),
         )
         for name, choices in (
             ('dataset', DATASETS),
@@ -170,6 +172,11 @@ class Config:
                 'quiet_copies',
                 self.quiet_copies >= 0 and (not self.quiet_copies or self.encoder),
                 '0 or more, with an encoder',
+            ),
+            (
+                'speed_copies',
+                all(0.5 <= f <= 2 and f != 1 for f in self.speed_copies) and (not self.speed_copies or self.encoder),
+                'speeds between 0.5 and 2 other than 1, with an encoder',
             ),
             (
                 'functionals',
@@ -288,6 +295,8 @@ RECIPES['whisper-linear-peak-robust-40db'] = {**RECIPES['whisper-linear-peak-rob
 # one hidden layer of 256 ReLU units before the softmax (`fit_mlp_head`: eight networks averaged) instead of a
 # logistic regression
 RECIPES['whisper-mlp-peak-robust-50db'] = {**RECIPES['whisper-linear-peak-robust-50db'], 'stats_hidden': 256}
+# and each training clip also played 10 % slower and 10 % faster (Kaldi's speed perturbation: other pitches and paces)
+RECIPES['whisper-mlp-peak-robust-speed'] = {**RECIPES['whisper-mlp-peak-robust-50db'], 'speed_copies': (0.9, 1.1)}
 # all three: the most accurate per clip, 17× slower to serve and needing openSMILE (batch and research use)
 RECIPES['whisper-linear-30s-egemaps-peak'] = {**RECIPES['whisper-linear-30s-egemaps'], 'level': 'peak'}
 # a Keras head over the frames themselves: attention and statistics pooling of a per-frame projection (`pooling_model`)

@@ -21,8 +21,8 @@ from .features import _hann, _real_fft, add_white_noise, load_audio, mel_filters
 __all__ = ['WHISPER_SR', 'WHISPER_HOP', 'WHISPER_N_FFT', 'DEFAULT_ENCODER', 'SHIPPED_WEIGHTS_SHA256', 'HUB_ENCODERS',
            'EGEMAPS_WIDTH', 'whisper_log_mel', 'weights_sha256', 'shipped_encoder_dir', 'download_encoder', 'Encoder',
            'check_shipped_weights', 'load_encoder', 'functionals_version', 'egemaps_functionals', 'encoder_settings',
-           'clip_encoder_frames', 'encoder_samples', 'settings_encoder', 'peak_normalised', 'fixed_frames',
-           'analysed_seconds']
+           'clip_encoder_frames', 'encoder_samples', 'speed_changed', 'settings_encoder', 'peak_normalised',
+           'fixed_frames', 'analysed_seconds']
 
 # %% ../nbs/04_encoders.ipynb #807bedc6
 WHISPER_SR = 16000  # Whisper's sample rate
@@ -263,8 +263,11 @@ def encoder_samples(
     path,  # an audio file
     settings: dict,  # encoder settings
 ) -> np.ndarray:  # mono float32 at 16 kHz
-    "The samples an encoder reads from a file: its window, with a training copy's noise or level change."
-    y = load_audio(path, WHISPER_SR, max_samples=int(settings['window'] * WHISPER_SR))
+    "The samples an encoder reads from a file: its window, with a training copy's noise, level or speed change."
+    speed = settings.get('speed', 1.0)
+    y = load_audio(path, WHISPER_SR, max_samples=int(settings['window'] * WHISPER_SR * max(speed, 1.0)))
+    if speed != 1.0:  # a training copy played faster or slower (`Config.speed_copies`): pitch and pace move together
+        y = speed_changed(y, speed)[: int(settings['window'] * WHISPER_SR)]
     rng = np.random.default_rng([settings.get('copy', 0), zlib.crc32(Path(path).name.encode())])
     if settings.get('noise_snr'):  # a noisy training copy (`Config.noise_copies`): the same noise every time
         y = add_white_noise(y, rng.uniform(*settings['noise_snr']), rng)
@@ -273,6 +276,16 @@ def encoder_samples(
 
         y = quieter_16bit(y, rng.uniform(*settings['quiet_db']))
     return y
+
+
+def speed_changed(y: np.ndarray, speed: float) -> np.ndarray:  # mono samples; 1.1: 10 % faster (and higher)
+    "The samples played `speed` times as fast at the same rate (resampled by the nearest ratio of small integers)."
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(1 / speed).limit_denominator(20)  # 0.9 → 10/9: ten samples for every nine
+    return resample_poly(np.asarray(y, np.float32), ratio.numerator, ratio.denominator).astype(np.float32)
 
 
 def settings_encoder(settings: dict, threads: int = 0) -> Encoder:  # encoder settings; CTranslate2 threads

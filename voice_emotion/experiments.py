@@ -395,7 +395,9 @@ def _egemaps_words(compared: list, recipe: str, fs: dict) -> str | None:
         return f"This model reads eGeMAPSv02 functionals ({fs['functionals_version']}) beside the encoder's: {licence}."
     rows = {r['recipe']: r for r in compared}
     # the same frames with and without eGeMAPS, training copies aside (they change the clips, not the features)
-    base = {k: v for k, v in RECIPES.get(recipe, {}).items() if k not in ('noise_copies', 'quiet_copies')}
+    base = {
+        k: v for k, v in RECIPES.get(recipe, {}).items() if k not in ('noise_copies', 'quiet_copies', 'speed_copies')
+    }
     without = [n for n, r in RECIPES.items() if r == base and n in rows]
     with_them = [n for n, r in RECIPES.items() if r == {**base, 'functionals': 'egemaps'} and n in rows]
     if not without or not with_them:

@@ -435,6 +435,7 @@ def describe_settings(settings: dict | None) -> str:  # feature or encoder setti
     words += ['eGeMAPS'] if settings.get('functionals') else []
     words += [f"noisy copy {settings.get('copy', 0)}"] if settings.get('noise_snr') else []
     words += [f"quieter copy {settings.get('copy', 0)}"] if settings.get('quiet_db') else []
+    words += [f"played at {settings['speed']:g}× speed"] if settings.get('speed') else []
     return ', '.join(words)
 
 

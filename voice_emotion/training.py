@@ -523,9 +523,10 @@ def fit_mlp_head(
 
 # %% ../nbs/08_training.ipynb #f25e633b
 def training_copies(cfg: Config) -> list[dict]:
-    "The settings of each training copy of a clip: the noisier ones, then the quieter ones."
+    "The settings of each training copy of a clip: the noisier ones, the quieter ones, then the faster or slower."
     copies = [{'noise_snr': cfg.noise_snr, 'copy': k} for k in range(cfg.noise_copies)]
-    return copies + [{'quiet_db': cfg.quiet_db, 'copy': k} for k in range(cfg.quiet_copies)]
+    copies += [{'quiet_db': cfg.quiet_db, 'copy': k} for k in range(cfg.quiet_copies)]
+    return copies + [{'speed': s} for s in cfg.speed_copies]
 
 
 def _with_noisy_copies(cfg: Config, settings: dict, rows: pd.DataFrame, X, y, speakers, log) -> tuple:
