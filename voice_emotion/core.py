@@ -311,7 +311,7 @@ RECIPES['whisper-pooling'] = {
 # that network averaged with the logistic regression on the frames' statistics
 RECIPES['whisper-pooling-stats'] = {**RECIPES['whisper-pooling'], 'stats_member': True}
 
-DEFAULT_RECIPE = 'whisper-mlp-peak-robust-50db'  # the shipped model's; what `train`, `report`, `compare` make
+DEFAULT_RECIPE = 'whisper-mlp-peak-robust-speed'  # the shipped model's; what `train`, `report`, `compare` make
 NETWORK_RECIPE = 'ensemble'  # what `Config()` holds: the network settings the notebooks demonstrate by default
 
 # %% ../nbs/00_core.ipynb #31cf9d43
