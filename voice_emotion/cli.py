@@ -677,8 +677,8 @@ def _register_make_default(sub):
     m = sub.add_parser(
         'make-default',
         help='retrain the default model and its model card (maintainers)',
-        description='Measure the recipe with 5-fold speaker k-fold on RAVDESS, train the final model on all 20 actors, '
-        'and write the bundle and MODEL_CARD.md into the package (or --out).',
+        description='Measure the recipe with 5-fold speaker k-fold on RAVDESS (and every --also corpus), train the '
+        'final model on all their actors, and write the bundle and MODEL_CARD.md into the package (or --out).',
     )
     m.add_argument('--data-dir', required=True, metavar='DIR', help='RAVDESS folder (Actor_01 … Actor_20)')
     _config_option(m, '--folds', field='folds', type=int, help='speaker folds of the measurement')
