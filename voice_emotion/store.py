@@ -452,7 +452,7 @@ def cache_folders(cache_dir=None) -> pd.DataFrame:  # cache folder (default `cac
     for folder in sorted((cache_root(cache_dir) / 'features').glob('*/')):
         settings, packs = _folder_settings(folder), list(folder.glob('*.pack'))
         size = sum(p.stat().st_size for p in packs)
-        record = None if settings is None else 2 * KEY_BYTES + settings['max_len'] * n_features(settings) * 4
+        record = None if settings is None else FeatureCache(settings, cache_dir).record_bytes
         rows.append(dict(
             key=folder.name, holds=describe_settings(settings), clips=None if record is None else size // record,
             bytes=size, last_used=pd.Timestamp(folder.stat().st_mtime, unit='s').floor('s'),
