@@ -297,6 +297,8 @@ RECIPES['whisper-linear-peak-robust-40db'] = {**RECIPES['whisper-linear-peak-rob
 RECIPES['whisper-mlp-peak-robust-50db'] = {**RECIPES['whisper-linear-peak-robust-50db'], 'stats_hidden': 256}
 # and each training clip also played 10 % slower and 10 % faster (Kaldi's speed perturbation: other pitches and paces)
 RECIPES['whisper-mlp-peak-robust-speed'] = {**RECIPES['whisper-mlp-peak-robust-50db'], 'speed_copies': (0.9, 1.1)}
+# the same with the log-mel floored 45 dB below the clip's loudest: a level change moves fewer answers, at a cost
+RECIPES['whisper-mlp-peak-robust-speed-45db'] = {**RECIPES['whisper-mlp-peak-robust-speed'], 'mel_range': 45.0}
 # all three: the most accurate per clip, 17× slower to serve and needing openSMILE (batch and research use)
 RECIPES['whisper-linear-30s-egemaps-peak'] = {**RECIPES['whisper-linear-30s-egemaps'], 'level': 'peak'}
 # a Keras head over the frames themselves: attention and statistics pooling of a per-frame projection (`pooling_model`)
