@@ -75,6 +75,7 @@ class Config:
     functionals: str | None = None  # `egemaps`: eGeMAPSv02's 88 functionals of the clip on each encoder frame
     level: str | None = None  # `peak`: each clip scaled to a -1 dBFS peak before the encoder (recording level ignored)
     mel_range: float | None = None  # dB of log-mel below each clip's loudest the encoder hears (None: Whisper's 80)
+    rounding_noise: bool = False  # True: 16-bit rounding noise's expected power taken from the log-mel (quiet clips)
     noise_copies: int = 0  # linear head: noisy copies of each training clip added to its training set (robustness)
     noise_snr: tuple = (5.0, 30.0)  # their signal-to-noise ratios, in dB, drawn uniformly per clip and copy
     quiet_copies: int = 0  # linear head: copies of each training clip made quieter and stored in 16 bits again
@@ -299,6 +300,8 @@ RECIPES['whisper-mlp-peak-robust-50db'] = {**RECIPES['whisper-linear-peak-robust
 RECIPES['whisper-mlp-peak-robust-speed'] = {**RECIPES['whisper-mlp-peak-robust-50db'], 'speed_copies': (0.9, 1.1)}
 # the same with the log-mel floored 45 dB below the clip's loudest: a level change moves fewer answers, at a cost
 RECIPES['whisper-mlp-peak-robust-speed-45db'] = {**RECIPES['whisper-mlp-peak-robust-speed'], 'mel_range': 45.0}
+# or with 16-bit rounding noise's expected power subtracted from each log-mel band (a quiet clip's, after its gain)
+RECIPES['whisper-mlp-peak-robust-speed-denoised'] = {**RECIPES['whisper-mlp-peak-robust-speed'], 'rounding_noise': True}
 # all three: the most accurate per clip, 17× slower to serve and needing openSMILE (batch and research use)
 RECIPES['whisper-linear-30s-egemaps-peak'] = {**RECIPES['whisper-linear-30s-egemaps'], 'level': 'peak'}
 # a Keras head over the frames themselves: attention and statistics pooling of a per-frame projection (`pooling_model`)

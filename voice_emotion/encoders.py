@@ -22,7 +22,7 @@ __all__ = ['WHISPER_SR', 'WHISPER_HOP', 'WHISPER_N_FFT', 'DEFAULT_ENCODER', 'SHI
            'EGEMAPS_WIDTH', 'whisper_log_mel', 'weights_sha256', 'shipped_encoder_dir', 'download_encoder', 'Encoder',
            'check_shipped_weights', 'load_encoder', 'functionals_version', 'egemaps_functionals', 'encoder_settings',
            'clip_encoder_frames', 'encoder_samples', 'speed_changed', 'settings_encoder', 'peak_normalised',
-           'fixed_frames', 'analysed_seconds']
+           'rounding_noise_power', 'fixed_frames', 'analysed_seconds']
 
 # %% ../nbs/04_encoders.ipynb #807bedc6
 WHISPER_SR = 16000  # Whisper's sample rate
@@ -40,6 +40,7 @@ def whisper_log_mel(
     y: np.ndarray,  # mono samples at 16 kHz
     n_mels: int = 80,  # 80 (tiny … large-v2) or 128 (large-v3)
     top_db: float = 80.0,  # the range kept below the loudest value (Whisper: 80 dB); the rest is floored
+    noise_power: float = 0.0,  # a white noise's power per sample, taken from each band first (spectral subtraction)
 ) -> np.ndarray:  # (n_mels, len(y) // 160) float32
     "Whisper's log-mel spectrogram of a clip: the frames that cover it, as Whisper computes them after its padding."
     y = np.asarray(y, np.float32)
@@ -53,6 +54,8 @@ def whisper_log_mel(
     ]  # every window that still sees the clip (they set the maximum)
     power = np.abs(_real_fft()(frames * _hann(WHISPER_N_FFT))) ** 2
     mel = (power.astype(np.float32) @ _mel_columns(n_mels)).T  # (frames, bins) @ (bins, mels): one small BLAS call
+    if noise_power:  # white noise's expected power in a band: its power × the window's energy × the band's weights
+        mel = mel - noise_power * float(np.sum(_hann(WHISPER_N_FFT) ** 2)) * _mel_columns(n_mels).sum(0)[:, None]
     log = np.log10(np.maximum(mel, 1e-10))
     log = np.maximum(log, log.max() - top_db / 10)  # log10 of power: 10 dB a unit
     return ((log[:, :n] + 4.0) / 4.0).astype(np.float32)
@@ -130,6 +133,7 @@ class Encoder:
         y: np.ndarray,  # mono samples at 16 kHz
         context: float | None = None,  # seconds: the clip padded with silence to this length first (Whisper: 30)
         top_db: float = 80.0,  # the log-mel's range below its loudest (Whisper: 80 dB)
+        noise_power: float = 0.0,  # a white noise's power per sample, subtracted from the log-mel's bands
     ) -> np.ndarray:  # (ceil(mel frames / 2), width) float32: the frames that cover the clip
         "Encoder frames of a clip, from the log-mel frames that cover it, alone or padded with silence to `context`."
         import ctranslate2
@@ -141,7 +145,7 @@ class Encoder:
             )
         if context and len(y) < context * WHISPER_SR:
             y = np.concatenate([y, np.zeros(int(context * WHISPER_SR) - len(y), np.float32)])
-        mel = whisper_log_mel(y, self.n_mels, top_db)
+        mel = whisper_log_mel(y, self.n_mels, top_db, noise_power)
         out = self.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None])), to_cpu=True)
         return np.asarray(out)[0, : (n + 1) // 2].astype(np.float32, copy=False)
 
@@ -231,12 +235,14 @@ def encoder_settings(
     functionals: str | None = None,  # `egemaps`: the clip's eGeMAPSv02 functionals beside each frame
     level: str | None = None,  # `peak`: the clip scaled to a -1 dBFS peak first
     mel_range: float | None = None,  # dB of log-mel kept below the clip's loudest (None: Whisper's 80)
+    rounding_noise: bool = False,  # True: 16-bit rounding noise's expected power taken from the log-mel first
 ) -> dict:
     "The settings of encoder frames: what keys them in the cache and what a bundle records."
     return dict(
         **({'context': context} if context else {}),  # absent when unused: earlier caches and bundles stay valid
         **({'level': level} if level else {}),
         **({'mel_range': mel_range} if mel_range else {}),
+        **({'rounding_noise': True} if rounding_noise else {}),
         **({'functionals': functionals, 'functionals_version': functionals_version()} if functionals else {}),
         kind='whisper',
         encoder=encoder.name,
@@ -304,8 +310,19 @@ def settings_encoder(settings: dict, threads: int = 0) -> Encoder:  # encoder se
 
 def peak_normalised(y: np.ndarray, peak_db: float = -1.0) -> np.ndarray:  # mono samples; the peak wanted (dBFS)
     "The samples scaled to the given peak, so the recording's level is not a feature (digital silence left as is)."
+    gain = _peak_gain(y, peak_db)
+    return y if gain == 1.0 else (y * gain).astype(np.float32)
+
+
+def _peak_gain(y: np.ndarray, peak_db: float = -1.0) -> float:
+    "The gain `peak_normalised` applies (1 for digital silence)."
     peak = float(np.abs(y).max()) if len(y) else 0.0
-    return y if peak < 1e-4 else (y * (10 ** (peak_db / 20) / peak)).astype(np.float32)
+    return 1.0 if peak < 1e-4 else 10 ** (peak_db / 20) / peak
+
+
+def rounding_noise_power(gain: float = 1.0) -> float:  # the gain applied to the samples after they were stored
+    "The power per sample of 16-bit rounding noise (a step squared over 12), scaled by a later gain."
+    return (gain / 32767) ** 2 / 12
 
 
 def fixed_frames(
@@ -313,10 +330,12 @@ def fixed_frames(
 ) -> np.ndarray:  # mono 16 kHz samples; encoder settings
     "Encoder frames of audio in memory, cut to the window and zero-padded to the settings' fixed shape."
     y = y[: int(settings['window'] * WHISPER_SR)]
+    gain = 1.0
     if settings.get('level') == 'peak':
-        y = peak_normalised(y)
+        y, gain = peak_normalised(y), _peak_gain(y)
+    noise = rounding_noise_power(gain) if settings.get('rounding_noise') else 0.0
     encoder = settings_encoder(settings, threads)
-    frames = encoder.frames(y, settings.get('context'), settings.get('mel_range', 80.0))[: settings['max_len']]
+    frames = encoder.frames(y, settings.get('context'), settings.get('mel_range', 80.0), noise)[: settings['max_len']]
     out = np.zeros((settings['max_len'], settings['width']), np.float32)
     out[: len(frames), : frames.shape[1]] = frames
     if settings.get('functionals'):  # the clip's functionals on each of its frames

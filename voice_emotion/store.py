@@ -403,7 +403,9 @@ def matrix_settings(cfg: Config) -> dict:
     if not cfg.encoder:
         return cfg.feature_settings()
     encoder = load_encoder(cfg.encoder_dir, cfg.encoder, cfg.compute_type)
-    return encoder_settings(encoder, cfg.encoder_window, cfg.encoder_context, cfg.functionals, cfg.level, cfg.mel_range)
+    return encoder_settings(
+        encoder, cfg.encoder_window, cfg.encoder_context, cfg.functionals, cfg.level, cfg.mel_range, cfg.rounding_noise
+    )
 
 # %% ../nbs/05_store.ipynb #b26a0d62
 def samples_matrix(y: np.ndarray, sr: int, settings: dict) -> np.ndarray:  # mono samples, their rate, the settings
