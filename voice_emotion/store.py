@@ -433,6 +433,7 @@ def describe_settings(settings: dict | None) -> str:  # feature or encoder setti
     words = [f"{settings['encoder']} {settings['compute_type']} frames ({settings['window']:g} s window)"]
     words += ['peak level'] if settings.get('level') else []
     words += [f"log-mel {settings['mel_range']:g} dB"] if settings.get('mel_range') else []
+    words += ['less 16-bit rounding noise'] if settings.get('rounding_noise') else []
     words += [f"{settings['context']:g} s context"] if settings.get('context') else []
     words += ['eGeMAPS'] if settings.get('functionals') else []
     words += [f"noisy copy {settings.get('copy', 0)}"] if settings.get('noise_snr') else []
