@@ -330,10 +330,9 @@ def fixed_frames(
 ) -> np.ndarray:  # mono 16 kHz samples; encoder settings
     "Encoder frames of audio in memory, cut to the window and zero-padded to the settings' fixed shape."
     y = y[: int(settings['window'] * WHISPER_SR)]
-    gain = 1.0
-    if settings.get('level') == 'peak':
-        y, gain = peak_normalised(y), _peak_gain(y)
-    noise = rounding_noise_power(gain) if settings.get('rounding_noise') else 0.0
+    peak = settings.get('level') == 'peak'
+    noise = rounding_noise_power(_peak_gain(y) if peak else 1.0) if settings.get('rounding_noise') else 0.0
+    y = peak_normalised(y) if peak else y
     encoder = settings_encoder(settings, threads)
     frames = encoder.frames(y, settings.get('context'), settings.get('mel_range', 80.0), noise)[: settings['max_len']]
     out = np.zeros((settings['max_len'], settings['width']), np.float32)
