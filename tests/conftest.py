@@ -27,11 +27,12 @@ def run_cli(*args, timeout=900, cwd=None):
     r = subprocess.run([sys.executable, '-m', 'voice_emotion.cli', *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd)
     return r.returncode, r.stdout, r.stderr
 
-def assert_one_line_error(stderr):
-    "User errors are one line per problem, never a traceback."
+def assert_one_line_error(stderr, problems=1):
+    "User errors are one line per problem, never a traceback: stderr holds exactly `problems` lines, each `voice-emotion…`."
     assert 'Traceback' not in stderr, stderr
-    lines = [l for l in stderr.splitlines() if l.startswith('voice-emotion')]
-    assert lines, stderr
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    assert len(lines) == problems, f'{len(lines)} lines for {problems} problems:\n{stderr}'
+    assert all(l.startswith('voice-emotion') for l in lines), stderr
 
 @pytest.fixture(scope='session')
 def sample_clips():

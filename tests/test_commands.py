@@ -26,7 +26,7 @@ def test_default_model_predictions_unchanged(sample_clips):
     from voice_emotion.inference import predict_files
     from voice_emotion.data import sample_dir
     saved = pd.read_csv(ROOT/'tests'/'data'/'default_model_sample_predictions.csv')
-    now = predict_files([sample_dir()], jobs=1)
+    now = predict_files([sample_dir()], jobs=1, speaker_norm='folder')
     now['path'] = [str(Path(p).relative_to(sample_dir())) for p in now.path]
     now = now.set_index('path').loc[saved.path]
     assert len(saved) == 176 and (now.emotion.to_numpy() == saved.emotion.to_numpy()).all()
@@ -107,18 +107,28 @@ def test_usage_errors_and_renamed_options(capsys, tmp_path):
 LAYERS = ['core', 'data', 'plots', 'features', 'encoders', 'store', 'model', 'bundle', 'training', 'evaluation', 'inference', 'scale',
           'experiments', 'pipeline', 'cli', 'bench']  # the order of the data: a module imports only modules before it
 
-def _imports(module:str)->set:
-    "The voice_emotion modules a library module imports, at the top or inside its functions."
+def _imports(module:str, source:str|None=None)->set:
+    "The other voice_emotion modules a library module imports, in any form, at the top or inside its functions."
     import ast
-    tree = ast.parse((ROOT/'voice_emotion'/f'{module}.py').read_text())
+    tree = ast.parse(source if source is not None else (ROOT/'voice_emotion'/f'{module}.py').read_text())
     out = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            name = node.module.removeprefix('voice_emotion.').lstrip('.') if node.level or node.module.startswith('voice_emotion') else None
+        if isinstance(node, ast.ImportFrom):
+            mod = node.module or ''
+            if not (node.level or mod == 'voice_emotion' or mod.startswith('voice_emotion.')): continue
+            name = mod.removeprefix('voice_emotion').lstrip('.')
             if name: out.add(name.split('.')[0])
+            else: out |= {a.name for a in node.names}  # `from . import X`, `from voice_emotion import X`
         elif isinstance(node, ast.Import):
             out |= {a.name.split('.')[1] for a in node.names if a.name.startswith('voice_emotion.')}
-    return out & set(LAYERS)
+    return (out & set(LAYERS)) - {module}
+
+def test_the_layer_guard_sees_every_form_of_import():
+    forms = ['from voice_emotion import training', 'from . import training', 'from .training import fit_model',
+             'from voice_emotion.training import fit_model', 'import voice_emotion.training',
+             'def f():\n    from voice_emotion import training']
+    for source in forms: assert _imports('features', source) == {'training'}, source
+    assert _imports('inference', 'from voice_emotion import inference, store') == {'store'}  # itself is no layer
 
 def test_imports_run_one_way():
     for i, module in enumerate(LAYERS):

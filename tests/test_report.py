@@ -111,9 +111,9 @@ def test_pages_render_in_a_real_browser(site, tmp_path, page):
     reports, _ = site
     widths, audio, _ = _rendered(reports/page, tmp_path)
     if page.endswith(('02_eda.html', '09_evaluation.html')):
-        assert widths and all(w > 0 for w in widths), widths  # every plot decoded and drawn
+        assert len(widths) >= 3 and all(w > 0 for w in widths), widths  # every plot decoded and drawn
         assert page.endswith('09_evaluation.html') or audio >= 6
-    else: assert all(w > 0 for w in widths)
+    else: assert widths == [] and audio == 0  # an index: links only, so no broken image can hide
 
 @pytest.fixture(scope='module')
 def docs(site):

@@ -107,13 +107,14 @@ def test_a_manifest_with_speakers_on_the_cluster(cluster, sample_clips, tmp_path
     rows = [dict(path=f'audio/{c.name}', speaker='one') for c in sample_clips[:20]] + [dict(path='audio/missing.wav', speaker='two')]
     pd.DataFrame(rows).to_parquet(tmp_path/'manifest.parquet')
     code, stdout, stderr = run_cli('predict', '--manifest', tmp_path/'manifest.parquet', '--scheduler', cluster['address'],
-                                   '--format', 'json', timeout=300)
+                                   '--format', 'json', '--speaker-norm', 'manifest', timeout=300)
     assert code == 1, stderr
     assert_one_line_error(stderr)
     out = json.loads(stdout)
     assert len(out) == 21 and out[-1]['error'] == 'no such file' and out[-1]['path'].endswith('missing.wav')
-    assert all('speaker-normalised' in r['note'] for r in out[:20])  # the manifest's speaker groups them
-    code, local, _ = run_cli('predict', '--manifest', tmp_path/'manifest.parquet', '--format', 'json', timeout=300)
+    assert all(r['note'] == 'speaker-normalised over its speaker (20 clips)' for r in out[:20])  # the manifest's speaker
+    code, local, _ = run_cli('predict', '--manifest', tmp_path/'manifest.parquet', '--format', 'json', '--speaker-norm', 'manifest',
+                             timeout=300)
     assert [r.get('emotion') for r in json.loads(local)] == [r.get('emotion') for r in out]  # no cluster: the same
 
 def test_features_fill_the_cache_from_the_workers(cluster, sample_clips, tmp_path):

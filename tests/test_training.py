@@ -93,6 +93,39 @@ def test_test_part_never_reaches_scaler_fit_or_callbacks(tmp_path, monkeypatch, 
     assert _row_hashes(tr_raw) <= _row_hashes(np.concatenate(seen['scaler']))
     assert _row_hashes(pred.scaler.transform(tr_raw)) <= _row_hashes(np.concatenate(seen['fit_x']))
 
+@pytest.mark.slow
+def test_test_speakers_never_reach_the_statistics_head_its_scaler_or_calibration(tmp_path, monkeypatch):
+    "The shipped model's path (a head on frame statistics, with training copies and a speaker head): spy on every fit."
+    from voice_emotion import training
+    from voice_emotion.core import Config, DEFAULT_RECIPE
+    from voice_emotion.features import frame_statistics
+    from voice_emotion.store import extract_features
+    seen = {'head': [], 'scaler': [], 'speakers': [], 'calibration': 0}
+    real_head, real_std, real_cal = training.fit_linear_head, training._standardisation, training.fit_calibration
+    def spy_head(X, y, speakers, *a, **kw):
+        seen['head'].append(frame_statistics(X) if X.ndim == 3 else np.array(X)); seen['speakers'].append(np.array(speakers))
+        return real_head(X, y, speakers, *a, **kw)
+    def spy_std(S): seen['scaler'].append(np.array(S)); return real_std(S)
+    def spy_cal(logits, y):
+        seen['calibration'] += 1; assert len(logits) <= sum(len(s) for s in seen['speakers'])
+        return real_cal(logits, y)
+    monkeypatch.setattr(training, 'fit_linear_head', spy_head)
+    monkeypatch.setattr(training, '_standardisation', spy_std)
+    monkeypatch.setattr(training, 'fit_calibration', spy_cal)
+    cfg = Config.recipe(DEFAULT_RECIPE, protocol='speaker')
+    training.train_run(cfg, tmp_path/'run', log=None)
+    assert len(seen['head']) == 2 and seen['scaler'] and seen['calibration']  # the head and the speaker head; both calibrated
+    from voice_emotion.bundle import load_bundle
+    pred = load_bundle(tmp_path/'run'/'bundle')
+    split = pred.split()
+    test, train = split[split.split == 'test'], split[split.split == 'train']
+    assert len(test) > 0 and not set(test.speaker) & set(np.concatenate(seen['speakers']))
+    test_rows = _row_hashes(frame_statistics(extract_features(test.path, pred.settings, progress=False).X))
+    for S in seen['head'] + seen['scaler']:
+        assert not test_rows & _row_hashes(S)
+    train_rows = _row_hashes(frame_statistics(extract_features(train.path[:3], pred.settings, progress=False).X))
+    assert train_rows <= _row_hashes(np.concatenate(seen['head'])) and train_rows <= _row_hashes(np.concatenate(seen['scaler']))
+
 def test_evaluating_on_voices_it_was_trained_on_says_so():
     code, out, err = run_cli('evaluate', 'default', '--dataset', 'sample', '--json')
     assert code == 0, err[-1500:]

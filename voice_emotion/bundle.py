@@ -17,11 +17,12 @@ import pandas as pd
 
 from .core import EMOTIONS, Config, VoiceEmotionError, import_keras, write_json
 from .encoders import settings_encoder
-from .features import FEATURE_VERSION, frame_statistics, real_frames, speaker_normalise
+from .features import FEATURE_VERSION, frame_statistics, group_moments, real_frames, speaker_normalise
 
 # %% auto #0
-__all__ = ['BUNDLE_FORMAT', 'BUNDLE_FILES', 'MODEL_FILES', 'Scaler', 'LinearHead', 'file_hashes', 'library_versions',
-           'save_bundle', 'Predictor', 'load_bundle', 'run_parts']
+__all__ = ['BUNDLE_FORMAT', 'BUNDLE_FILES', 'MODEL_FILES', 'ONE_EMOTION_SHARE', 'READ_FILES', 'Scaler', 'LinearHead',
+           'file_hashes', 'record_file_hashes', 'library_versions', 'save_bundle', 'Predictor', 'load_bundle',
+           'bundle_sha256', 'check_bundle_sha256', 'run_parts']
 
 # %% ../nbs/07_bundle.ipynb #e27f50de
 @dataclass
@@ -90,6 +91,15 @@ def file_hashes(path) -> dict:  # a bundle folder
     }
 
 
+def record_file_hashes(path) -> dict:  # a bundle folder you trust, saved before hashes were recorded
+    "Write the SHA-256 of each model file into its bundle.json (only for a bundle whose origin you trust)."
+    path = Path(path)
+    meta = json.loads((path / 'bundle.json').read_text())
+    meta['files'] = file_hashes(path)
+    write_json(path / 'bundle.json', meta)
+    return meta['files']
+
+
 def library_versions() -> dict:
     "Versions of the libraries that shape a model's numbers."
     import importlib.metadata as md
@@ -148,11 +158,11 @@ def save_bundle(
             format=BUNDLE_FORMAT,
             labels=list(EMOTIONS),
             head=cfg.head,
-            feature_settings=settings,
+            feature_settings=_portable_settings(settings, path),
             feature_version=FEATURE_VERSION,
             architecture=cfg.architecture if cfg.head == 'network' else None,
             recipe=cfg.recipe_name,
-            config=cfg.to_dict(),
+            config=cfg.replace(data_dir=None, cache_dir=None).to_dict(),  # no path of this machine in a bundle
             versions=library_versions(),
             created=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
             files=file_hashes(path),
@@ -161,7 +171,19 @@ def save_bundle(
     )
     return path
 
+
+def _portable_settings(settings: dict, path: Path) -> dict:
+    "Feature settings as a bundle records them: an encoder folder only relative, inside the bundle (else not at all)."
+    folder = settings.get('folder')
+    if folder is None:
+        return settings
+    inside = Path(folder).resolve().is_relative_to(Path(path).resolve())
+    return {**settings, 'folder': str(Path(folder).resolve().relative_to(Path(path).resolve())) if inside else None}
+
 # %% ../nbs/07_bundle.ipynb #dca7bf07
+ONE_EMOTION_SHARE = 0.5  # a group whose per-clip answers are this much one class is answered clip by clip
+
+
 class Predictor:
     "A loaded bundle: features in, probabilities out."
 
@@ -177,36 +199,83 @@ class Predictor:
         self.labels, self.settings = meta['labels'], meta['feature_settings']
         self.speaker_norm_min = meta.get('speaker_norm', {}).get('min_clips')
 
-    def speaker_normalised(self, groups) -> np.ndarray:  # the speaker (or recording) of each clip, or None
-        "Which clips the speaker-normalised head reads: those whose group has at least `speaker_norm_min` clips."
-        if groups is None or self.speaker_head is None:
+        self.one_emotion_share = ONE_EMOTION_SHARE
+
+    def group_summary(
+        self,
+        S: np.ndarray,  # (clips, columns) frame statistics (`frame_statistics`)
+        groups,  # the group (speaker, folder, recording) of each clip
+    ) -> dict:  # group → (clips, sum, sum of squares, per-clip answers per class): parts add up (`merge_moments`)
+        "What normalising a group needs: its `group_moments` and how often the per-clip head gives each class."
+        groups, answers = np.asarray(groups, str), self.model.predict_statistics(S).argmax(1)
+        return {
+            g: (*m, np.bincount(answers[groups == g], minlength=len(self.labels)))
+            for g, m in group_moments(S, groups).items()
+        }
+
+    def group_status(self, groups, summary: dict) -> list[tuple[bool, int, str | None]]:  # `group_summary` of all
+        "Per clip: normalised or not, its group's clips, and why not (too few clips, or mostly one emotion)."
+        out, share = [], self.one_emotion_share
+        for g in np.asarray(groups, str):
+            n, *_, answers = summary[g]
+            if n < self.speaker_norm_min:
+                out.append((False, n, f'fewer than the {self.speaker_norm_min} clips normalisation needs'))
+            elif share is not None and answers.max() >= share * n:
+                top = self.labels[int(answers.argmax())]
+                out.append((False, n, f'{int(answers.max())} of them {top} clip by clip: mostly one emotion'))
+            else:
+                out.append((True, n, None))
+        return out
+
+    def speaker_normalised(self, groups, summary: dict | None = None) -> np.ndarray:  # bool per clip
+        "Which clips the speaker-normalised head reads (needs the summary of the groups' clips, from the statistics)."
+        if groups is None or self.speaker_head is None or summary is None:
             return np.zeros(0 if groups is None else len(groups), bool)
-        _, index, counts = np.unique(np.asarray(groups, str), return_inverse=True, return_counts=True)
-        return counts[index] >= self.speaker_norm_min
+        return np.array([ok for ok, _, _ in self.group_status(groups, summary)], bool)
+
+    def statistics(self, X: np.ndarray, batch_size: int = 64) -> np.ndarray:  # (clips, frames, features), unscaled
+        "The frame statistics a statistics head reads: (clips, 2 · features)."
+        X = np.asarray(X, np.float32)
+        return np.concatenate([frame_statistics(X[i : i + batch_size]) for i in range(0, max(len(X), 1), batch_size)])
+
+    def predict_statistics(
+        self,
+        S: np.ndarray,  # `statistics` of the clips
+        groups=None,  # the group of each clip, to normalise by; None: every clip on its own
+        summary: dict | None = None,  # `group_summary` of all the groups' clips (default: of these clips)
+    ) -> np.ndarray:
+        "Class probabilities from frame statistics: per clip, or speaker-normalised where a group allows it."
+        P = self.model.predict_statistics(S)
+        if groups is None or self.speaker_head is None or not len(S):
+            return P
+        groups = np.asarray(groups, str)
+        summary = self.group_summary(S, groups) if summary is None else summary
+        rows = self.speaker_normalised(groups, summary)
+        if rows.any():
+            P[rows] = self.speaker_head.predict_statistics(speaker_normalise(S[rows], groups[rows], moments=summary))
+        return P
 
     def predict_features(
         self,
         X: np.ndarray,  # (clips, frames, features), unscaled
         batch_size: int = 64,
-        groups=None,  # the speaker of each clip: speaker-normalised where a speaker has enough clips
+        groups=None,  # the group of each clip, to normalise by (a linear head with a speaker head); None: per clip
+        summary: dict | None = None,  # `group_summary` of all the groups' clips (default: of these clips)
     ) -> np.ndarray:
         "Class probabilities (clips, classes) for unscaled feature matrices."
-        X = np.asarray(X, np.float32) if self.scaler is None else self.scaler.transform(np.asarray(X, np.float32))
-        batches = range(0, len(X), batch_size)
         if not len(X):
             return np.zeros((0, len(self.labels)), np.float32)
-        if not isinstance(self.model, LinearHead):
-            return (
-                self._forward(X)
-                if len(X) <= batch_size
-                else np.concatenate([self._forward(X[i : i + batch_size]) for i in batches])
-            )
-        S = np.concatenate([frame_statistics(X[i : i + batch_size]) for i in batches])  # one pass over the frames
-        P = self.model.predict_statistics(S)
-        rows = self.speaker_normalised(groups)
-        if rows.any():
-            P[rows] = self.speaker_head.predict_statistics(speaker_normalise(S[rows], np.asarray(groups, str)[rows]))
-        return P
+        if isinstance(self.model, LinearHead):
+            return self.predict_statistics(self.statistics(X, batch_size), groups, summary)
+        if groups is not None:
+            raise VoiceEmotionError('this model has no speaker-normalised head: it answers clip by clip only')
+        X = np.asarray(X, np.float32) if self.scaler is None else self.scaler.transform(np.asarray(X, np.float32))
+        batches = range(0, len(X), batch_size)
+        return (
+            self._forward(X)
+            if len(X) <= batch_size
+            else np.concatenate([self._forward(X[i : i + batch_size]) for i in batches])
+        )
 
     def _forward(self, X: np.ndarray) -> np.ndarray:
         "One batch through the head: a network's compiled predict function (6 ms a clip; eager: 300), or NumPy."
@@ -224,17 +293,24 @@ class Predictor:
         return f"Predictor({self.path}, {what}, labels={self.labels})"
 
 # %% ../nbs/07_bundle.ipynb #d7bdf294
-def load_bundle(path) -> Predictor:  # a bundle folder
-    "Load a bundle, refusing one that is incomplete, incompatible, or made with other features or encoder weights."
+def load_bundle(
+    path,  # a bundle folder
+    sha256: str | None = None,  # the SHA-256 its bundle.json must have (default: a `<folder>.sha256` beside it, if any)
+) -> Predictor:
+    "Load a bundle, refusing one that is incomplete, incompatible, tampered with, or that reaches outside its folder."
     path = Path(path)
     if not path.is_dir():
         raise VoiceEmotionError('no such bundle folder', path=path)
+    _check_inside(path)
+    check_bundle_sha256(path, sha256)
     try:
         meta = json.loads((path / 'bundle.json').read_text())
     except OSError:
         meta = {}
     except json.JSONDecodeError as e:
         raise VoiceEmotionError(f'bundle.json is not valid JSON ({e})', path=path) from None
+    if not isinstance(meta, dict):
+        raise VoiceEmotionError('bundle.json is not a JSON object', path=path)
     head = meta.get('head', 'network')  # bundles from before linear heads are networks
     missing = [f for f in BUNDLE_FILES.get(head, BUNDLE_FILES['network']) if not (path / f).exists()]
     if missing:
@@ -250,7 +326,7 @@ def load_bundle(path) -> Predictor:  # a bundle folder
             f"bundle expects feature version {meta.get('feature_version')}; this code computes {FEATURE_VERSION}",
             path=path,
         )
-    settings = meta.get('feature_settings', {})
+    settings = meta['feature_settings'] = _settings_inside(path, meta.get('feature_settings', {}))
     if settings.get('kind') == 'whisper':
         try:
             settings_encoder(settings)  # refused here, not at the first clip, when the weights are not the bundle's
@@ -266,17 +342,73 @@ def load_bundle(path) -> Predictor:  # a bundle folder
     saved = meta.get('versions', {}).get('keras', '0')
     if saved.split('.')[0] != keras.__version__.split('.')[0]:
         raise VoiceEmotionError(f'bundle saved with Keras {saved}, this is Keras {keras.__version__}', path=path)
-    s = np.load(path / 'scaler.npz')
+    s = _arrays(path / 'scaler.npz', ('mean', 'scale'))
     import voice_emotion.model  # noqa: F401 (registers the custom layers the saved model may use)
 
     scaler = Scaler(s['mean'], s['scale'], bool(s['mask_padding']) if 'mask_padding' in s else False)
     return Predictor(path, meta, _load_keras(path / 'model.keras'), scaler)
 
 
-def _check_files(path: Path, meta: dict):
-    "Refuse model files that are not the ones the bundle was saved with (bundles from before hashes: unchecked)."
-    if 'files' not in meta:
+READ_FILES = ('bundle.json', *MODEL_FILES, 'split.csv', 'history.json')  # every file of a bundle that is read
+
+
+def _check_inside(path: Path):
+    "Refuse a bundle whose files are links or not plain files: a bundle is data, and reads nothing outside its folder."
+    for name in READ_FILES:
+        f = path / name
+        if f.is_symlink() or (f.exists() and not f.is_file()):
+            raise VoiceEmotionError(f'{name} is a link or not a plain file: refused (a bundle is data)', path=path)
+
+
+def bundle_sha256(path) -> str:  # a bundle folder
+    "The SHA-256 of its bundle.json: since that lists every model file's SHA-256, it pins the whole model."
+    import hashlib
+
+    return hashlib.sha256((Path(path) / 'bundle.json').read_bytes()).hexdigest()
+
+
+def check_bundle_sha256(
+    path,  # a bundle folder
+    sha256: str | None = None,  # the SHA-256 its bundle.json must have (None: the one in `<folder>.sha256`, if any)
+):
+    "Refuse a bundle whose bundle.json is not the one pinned (`sha256`, or a `<folder>.sha256` file beside it)."
+    path = Path(path)
+    beside = path.parent / f'{path.name}.sha256'
+    if sha256 is None and beside.is_file():
+        sha256 = (beside.read_text().split() or [''])[0]  # as `sha256sum` writes it: the hash first
+    if sha256 is None:
         return
+    if not (path / 'bundle.json').is_file():
+        raise VoiceEmotionError('incomplete bundle: missing bundle.json', path=path)
+    found = bundle_sha256(path)
+    if found != sha256.strip().lower():
+        raise VoiceEmotionError(
+            f'bundle.json has SHA-256 {found[:16]}…, not the {sha256.strip()[:16]}… it is pinned to: refused', path=path
+        )
+
+
+def _settings_inside(path: Path, settings: dict) -> dict:
+    "The feature settings with the encoder folder they name resolved inside the bundle; refused if it lies outside."
+    folder = settings.get('folder')
+    if folder is None:
+        return settings
+    inside = (path / str(folder)).resolve()
+    if Path(str(folder)).is_absolute() or not inside.is_relative_to(path.resolve()):
+        raise VoiceEmotionError(
+            f'feature_settings.folder ({folder}) lies outside the bundle: a bundle reads only its own files; refused',
+            path=path,
+        )
+    return {**settings, 'folder': str(inside)}
+
+
+def _check_files(path: Path, meta: dict):
+    "Refuse model files that are not the ones the bundle was saved with, and a bundle that lists none."
+    if not isinstance(meta.get('files'), dict):
+        raise VoiceEmotionError(
+            'bundle.json lists no model files with their SHA-256: refused (bundles saved before hashes were recorded '
+            'lack them: retrain it, or, if you trust it, add them with voice_emotion.bundle.record_file_hashes)',
+            path=path,
+        )
     found = file_hashes(path)
     for name in sorted(set(found) | set(meta['files'])):
         if found.get(name) != meta['files'].get(name):
@@ -305,10 +437,27 @@ def _save_head(file: Path, head: LinearHead):
     np.savez(file, **arrays, temperature=np.float64(head.temperature), floor=np.float64(head.floor))
 
 
+def _arrays(file: Path, needed: tuple) -> dict:  # an .npz file of a bundle; the arrays it must hold
+    "The arrays of an .npz file, refused in one line when it is not one, lacks an array or holds pickled objects."
+    import zipfile
+
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except ValueError as e:
+        why = 'holds object arrays (pickled Python objects)' if 'allow_pickle' in str(e) else f'is not readable ({e})'
+        raise VoiceEmotionError(f'{file.name} {why}: refused', path=file.parent) from None
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise VoiceEmotionError(f'{file.name} is not a NumPy .npz file ({e}): refused', path=file.parent) from None
+    if missing := [k for k in needed if k not in arrays]:
+        raise VoiceEmotionError(f'{file.name} lacks {", ".join(missing)}: refused', path=file.parent)
+    return arrays
+
+
 def _load_head(file: Path) -> LinearHead | None:
     if not file.exists():
         return None
-    h = np.load(file)
+    h = _arrays(file, ('mean', 'scale', 'coef', 'intercept'))
     calibration = [float(h[k]) if k in h else default for k, default in (('temperature', 1.0), ('floor', 0.0))]
     hidden = [h[k] if k in h else None for k in ('hidden_weights', 'hidden_bias')]
     return LinearHead(h['mean'], h['scale'], h['coef'], h['intercept'], *calibration, *hidden)  # calibration: 1, 0

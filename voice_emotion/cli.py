@@ -11,7 +11,16 @@ import os
 import sys
 from pathlib import Path
 
-from .core import CORPUS_WEIGHTS, DATASETS, DEFAULT_RECIPE, PROTOCOLS, RECIPES, Config, VoiceEmotionError
+from voice_emotion.core import (
+    CORPUS_WEIGHTS,
+    DATASETS,
+    DEFAULT_RECIPE,
+    PROTOCOLS,
+    RECIPES,
+    SPEAKER_NORMS,
+    Config,
+    VoiceEmotionError,
+)
 
 # %% auto #0
 __all__ = ['EPOCHS_HELP', 'cmd_data', 'cmd_features', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_make_default',
@@ -533,6 +542,9 @@ def cmd_predict(args) -> int:
         print('voice-emotion predict: error: give one or more audio files or folders', file=sys.stderr)
         return 2
     s = _config(args)
+    from voice_emotion.inference import check_speaker_norm
+
+    check_speaker_norm(args.speaker_norm, get_predictor(args.model, args.model_sha256), args.segment)  # before any work
     if args.scheduler or args.manifest:
         return _predict_table(args, s)
     pred = get_predictor(args.model)
@@ -564,9 +576,6 @@ def cmd_predict(args) -> int:
                         windows=overall['windows'],
                         silent_windows=overall['silent_windows'],
                         no_speech_windows=overall['no_speech_windows'],
-                        **(
-                            {'note': 'windows speaker-normalised together'} if overall.get('speaker_normalised') else {}
-                        ),
                         **({'note': overall['note']} if overall.get('note') else {}),
                         timeline=json.loads(tl.to_json(orient='records')),
                     )
@@ -594,6 +603,12 @@ def _register_predict(sub):
         '--model',
         metavar='BUNDLE',
         help='bundle or run folder (default: the model shipped with the package; "default" names it)',
+    )
+    p.add_argument(
+        '--model-sha256',
+        metavar='HASH',
+        help="refuse the model unless its bundle.json has this SHA-256 (as its publisher gives it; a BUNDLE.sha256 "
+        "file beside the bundle folder pins it too; the shipped model is pinned by the package)",
     )
     p.add_argument('--format', choices=('table', 'json', 'csv'), default='table', help='output format (default: table)')
     p.add_argument(
@@ -623,11 +638,13 @@ def _register_predict(sub):
     )
     p.add_argument(
         '--speaker-norm',
-        choices=('auto', 'off'),
-        default='auto',
-        help="auto (default): where the model has a speaker-normalised head, the clips of one folder (or the windows "
-        "of one recording under --segment) are taken as one speaker's and normalised together when there are enough "
-        "of them; off: every clip on its own",
+        choices=SPEAKER_NORMS,
+        default='off',
+        help="off (default): every clip is answered on its own, whatever the folder layout. Normalise only where you "
+        "know which clips share a voice: folder (the clips of each folder are one speaker's), manifest (the "
+        "manifest's speaker column), recording (with --segment: the windows of each recording). A normalised row "
+        "says over which group and how many clips; a group of fewer than 10 clips, or whose per-clip answers are "
+        "mostly one emotion, stays per clip and says why",
     )
     p.add_argument(
         '--verbose', '-v', action='store_true', help="let the audio decoders' own messages through to the terminal"

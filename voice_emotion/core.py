@@ -13,8 +13,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['EMOTIONS', 'PROTOCOLS', 'DATASETS', 'ARCHITECTURES', 'PAD_MODES', 'HEADS', 'COMPUTE_TYPES', 'CORPUS_WEIGHTS',
-           'FUNCTIONALS', 'RECIPES', 'DEFAULT_RECIPE', 'NETWORK_RECIPE', 'VoiceEmotionError', 'Config', 'n_features',
-           'cache_root', 'import_keras', 'package_dir', 'templates_dir', 'write_json']
+           'SPEAKER_NORMS', 'FUNCTIONALS', 'RECIPES', 'DEFAULT_RECIPE', 'NETWORK_RECIPE', 'VoiceEmotionError', 'Config',
+           'n_features', 'cache_root', 'import_keras', 'package_dir', 'templates_dir', 'write_json', 'portable_paths']
 
 # %% ../nbs/00_core.ipynb #dfaa7712
 EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
@@ -39,6 +39,7 @@ PAD_MODES = ('seed', 'mask')
 HEADS = ('network', 'linear')  # what reads the features: a Keras network, or a logistic regression on their statistics
 COMPUTE_TYPES = ('int8', 'float32')  # CTranslate2's weights for an encoder on the CPU
 CORPUS_WEIGHTS = ('clips', 'equal')  # training on several corpora: each clip counts the same, or each corpus
+SPEAKER_NORMS = ('off', 'folder', 'manifest', 'recording')  # per clip, or which clips share a voice (inference)
 FUNCTIONALS = (
     'egemaps',
 )  # clip-level functionals set beside encoder frames: eGeMAPSv02 (openSMILE, an optional extra)
@@ -397,3 +398,18 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f'not JSON serialisable: {type(o)}')
+
+# %% ../nbs/00_core.ipynb #7fa3f674
+def portable_paths(
+    text: str,  # any text: JSON, HTML, a notebook's outputs
+    root=None,  # the project folder (default: the one holding the installed package, where it is a checkout)
+) -> str:
+    "The text with this machine's absolute paths made relative to the project, or named as `$TMPDIR` and `~`."
+    import tempfile
+
+    root = Path(root).resolve() if root is not None else package_dir().parent
+    places = [(f'{root}/', ''), (f'{root.parent}/', '../'), (f'{Path(tempfile.gettempdir()).resolve()}/', '$TMPDIR/'),
+              (f'{Path.home()}/', '~/')]  # fmt: skip
+    for place, portable in sorted(places, key=lambda p: -len(p[0])):  # the longest first: the project inside home
+        text = text.replace(place, portable)
+    return text

@@ -96,7 +96,10 @@ def shipped_encoder_dir() -> Path:
     return Path(get_model_path())
 
 # %% ../nbs/04_encoders.ipynb #1238867b
-def download_encoder(name: str) -> Path:  # a name in `HUB_ENCODERS`
+def download_encoder(
+    name: str,  # a name in `HUB_ENCODERS`
+    local_only: bool = False,  # only a copy already downloaded: never the network (what a model may ask for)
+) -> Path:
     "Download a named Whisper size from the Hugging Face hub (CTranslate2 format); one clear line when that fails."
     if name not in HUB_ENCODERS:
         raise VoiceEmotionError(
@@ -105,9 +108,15 @@ def download_encoder(name: str) -> Path:  # a name in `HUB_ENCODERS`
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(HUB_ENCODERS[name], allow_patterns=['config.json', 'model.bin', 'vocabulary*']))
+        files = ['config.json', 'model.bin', 'vocabulary*']
+        return Path(snapshot_download(HUB_ENCODERS[name], allow_patterns=files, local_files_only=local_only))
     except Exception as e:
         reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        if local_only:
+            raise VoiceEmotionError(
+                f'the {name} encoder is not installed here; a model never downloads anything itself: '
+                f'`voice-emotion features --encoder {name}` downloads it where the network allows'
+            ) from None
         raise VoiceEmotionError(
             f'could not download {name} from the Hugging Face hub ({reason}); download the CTranslate2 folder '
             f'{HUB_ENCODERS[name]} where the network allows and pass it with --encoder-dir DIR'
@@ -170,21 +179,22 @@ def load_encoder(
     name: str = DEFAULT_ENCODER,  # a named size, downloaded when it is not the shipped one
     compute_type: str = 'int8',  # CTranslate2's weights type on the CPU: int8 or float32
     threads: int = 0,  # CTranslate2 threads; 0: its default (every core)
+    download: bool = True,  # a named size not downloaded yet: fetch it (False: refuse, as a model's settings must)
 ) -> Encoder:
     "The encoder (loaded once per process), its weights checked: the shipped ones against their recorded SHA-256."
     # CTranslate2's threads do not survive a fork: a forked worker that used its parent's encoder would wait forever
-    return _encoder(encoder_dir, name, compute_type, threads, os.getpid())
+    return _encoder(encoder_dir, name, compute_type, threads, os.getpid(), download)
 
 
 @functools.lru_cache(maxsize=4)
-def _encoder(encoder_dir: str | None, name: str, compute_type: str, threads: int, pid: int) -> Encoder:
+def _encoder(encoder_dir: str | None, name: str, compute_type: str, threads: int, pid: int, download=True) -> Encoder:
     if encoder_dir is not None:
         folder = Path(encoder_dir).expanduser()
         if not (folder / 'model.bin').exists():
             raise VoiceEmotionError('not a CTranslate2 Whisper folder (no model.bin)', path=folder)
         return Encoder(folder, folder.name, weights_sha256(folder / 'model.bin'), compute_type, threads)
     if name != DEFAULT_ENCODER:
-        folder = download_encoder(name)
+        folder = download_encoder(name, local_only=not download)
         return Encoder(folder, name, weights_sha256(folder / 'model.bin'), compute_type, threads)
     folder = shipped_encoder_dir()
     return Encoder(folder, DEFAULT_ENCODER, check_shipped_weights(folder), compute_type, threads)
@@ -298,8 +308,12 @@ def settings_encoder(settings: dict, threads: int = 0) -> Encoder:  # encoder se
     "The encoder that encoder settings name, refused when its weights are not the ones they were made with."
     shipped = settings['encoder'] == DEFAULT_ENCODER
     encoder = load_encoder(
-        None if shipped else settings.get('folder'), settings['encoder'], settings['compute_type'], threads
-    )
+        None if shipped else settings.get('folder'),
+        settings['encoder'],
+        settings['compute_type'],
+        threads,
+        download=False,
+    )  # settings may come from a bundle, which is data: they never reach the network
     if encoder.sha256 != settings['sha256']:
         raise VoiceEmotionError(
             f"the encoder's weights (SHA-256 {encoder.sha256[:12]}…) are not the {settings['sha256'][:12]}… this "

@@ -162,9 +162,13 @@ def predict_table(
     probs = np.full((len(table), len(predictor.labels)), np.nan, np.float32)
     groups = table.speaker.to_numpy()[batch.ok] if by_speaker else None
     normalised = np.zeros(len(table), bool)
-    if batch.ok.any():
-        probs[batch.ok] = predictor.predict_features(batch.X[batch.ok], groups=groups)
-        normalised[batch.ok] = predictor.speaker_normalised(groups) if by_speaker else False
+    if batch.ok.any() and by_speaker:
+        S = predictor.statistics(batch.X[batch.ok])
+        summary = predictor.group_summary(S, groups)  # each speaker's own test clips, unlabelled
+        probs[batch.ok] = predictor.predict_statistics(S, groups, summary)
+        normalised[batch.ok] = predictor.speaker_normalised(groups, summary)
+    elif batch.ok.any():
+        probs[batch.ok] = predictor.predict_features(batch.X[batch.ok])
     keep = [c for c in ('path', 'speaker', 'sex', 'intensity', 'emotion') if c in table]
     out = table[keep].reset_index(drop=True).copy()
     best = np.nan_to_num(probs, nan=-1).argmax(axis=1)

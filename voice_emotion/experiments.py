@@ -16,16 +16,17 @@ import pandas as pd
 
 from .bundle import load_bundle, run_parts
 from .core import DEFAULT_RECIPE, RECIPES, Config, VoiceEmotionError, templates_dir, write_json
-from .evaluation import HEADLINE, evaluate_run, run_robustness
+from .evaluation import HEADLINE, evaluate_run, expected_calibration_error, run_robustness
 from .features import frame_statistics, speaker_normalise
 from .inference import default_model_dir, forget_loaded_models
 from .store import extract_features
 from .training import train_run
 
 # %% auto #0
-__all__ = ['ARCHITECTURE_WORDS', 'CORPUS_WORDS', 'NOT_THE_MODEL', 'compare_recipes', 'speaker_norm_study', 'cross_corpus',
-           'cross_corpus_table', 'comparison_table', 'recipe_summary', 'model_card', 'write_model_card',
-           'run_differences', 'corpora_manifest', 'per_corpus_accuracy', 'make_default_model']
+__all__ = ['ARCHITECTURE_WORDS', 'CORPUS_WORDS', 'NOT_THE_MODEL', 'compare_recipes', 'speaker_norm_study',
+           'one_emotion_guard_study', 'cross_corpus', 'cross_corpus_table', 'comparison_table', 'recipe_summary',
+           'model_card', 'write_model_card', 'run_differences', 'heldout_logits', 'outer_fold_calibration',
+           'calibration_by_corpus', 'corpora_manifest', 'per_corpus_accuracy', 'make_default_model']
 
 # %% ../nbs/11_experiments.ipynb #67a88c99
 def compare_recipes(
@@ -39,6 +40,7 @@ def compare_recipes(
     log=None,
 ) -> list:
     "k-fold scores and training times of each recipe × seed, appended to `out/comparison.json` as each finishes."
+    from voice_emotion.core import portable_paths
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results_file = out / 'comparison.json'
@@ -78,7 +80,7 @@ def compare_recipes(
                     train_seconds=sum(p['train_seconds'] for p in summary['parts']),
                     seconds_per_epoch=float(np.mean([p['seconds_per_epoch'] or np.nan for p in summary['parts']])),
                     epochs_run=[p['epochs_run'] for p in summary['parts']],
-                    config=cfg.to_dict(),
+                    config=json.loads(portable_paths(json.dumps(cfg.to_dict()))),
                 )
             )
             write_json(results_file, done)
@@ -139,6 +141,58 @@ def speaker_norm_study(
         dict(clips=case, per_clip=a / n, speaker_normalised=b / n, clips_scored=n) for case, (a, b, n) in tally.items()
     ]
     return dict(run=run_dir.name, draws=draws, skewed=dict(clips=skewed[0], one_emotion=skewed[1]), cases=rows)
+
+# %% ../nbs/11_experiments.ipynb #9bcc79ee
+def one_emotion_guard_study(
+    run_dir,  # a speaker-kfold run whose bundles have a speaker-normalised head
+    shares: tuple = (None, 0.5, 0.6, 0.7, 0.8),  # guard thresholds to measure (None: no guard)
+    draws: int = 20,  # random draws per speaker for the drawn cases
+    seed: int = 0,
+) -> pd.DataFrame:  # case, share, accuracy, per-clip accuracy, share of groups answered per clip, groups, clips
+    "Accuracy of normalised groups with and without the one-emotion guard, for balanced, skewed and one-emotion groups."
+    rng, run_dir = np.random.default_rng(seed), Path(run_dir)
+    cfg = Config.from_dict(json.loads((run_dir / 'config.json').read_text()))
+    tally = {}  # (case, share) → [correct, per-clip correct, groups per clip, groups, clips]
+
+    def score(case, S, y):
+        per_clip = pred.model.predict_statistics(S).argmax(1)
+        groups = np.zeros(len(S), str)
+        for share in shares:
+            pred.one_emotion_share = share
+            summary = pred.group_summary(S, groups)
+            answer = pred.predict_statistics(S, groups, summary).argmax(1)
+            fell_back = not pred.speaker_normalised(groups[:1], summary)[0]
+            t = tally.setdefault((case, share), [0, 0, 0, 0, 0])
+            for k, v in enumerate([(answer == y).sum(), (per_clip == y).sum(), fell_back, 1, len(y)]):
+                t[k] += int(v)
+
+    for _, out, _ in run_parts(cfg, run_dir):
+        pred = load_bundle(out / 'bundle')
+        if pred.speaker_head is None:
+            raise VoiceEmotionError('this run has no speaker-normalised head', path=run_dir)
+        test = pred.split().query("split == 'test'")
+        batch = extract_features(test.path, pred.settings, cfg.jobs, cfg.cache_dir, progress=False)
+        test, S = test[batch.ok], frame_statistics(batch.X[batch.ok])
+        y, speakers = np.array([pred.labels.index(e) for e in test.emotion]), test.speaker.to_numpy()
+        for speaker in np.unique(speakers):
+            idx = np.flatnonzero(speakers == speaker)
+            score('a speaker, all clips', S[idx], y[idx])
+            for _ in range(draws if len(idx) > 10 else 0):
+                rows = rng.choice(idx, 10, replace=False)
+                score('a speaker, 10 clips', S[rows], y[rows])
+            for e in np.unique(y[idx]):
+                mine, others = idx[y[idx] == e], idx[y[idx] != e]
+                for _ in range(draws // 4 if len(mine) >= 8 and len(others) >= 2 else 0):
+                    rows = np.concatenate([rng.choice(mine, 8, replace=False), rng.choice(others, 2, False)])
+                    score('a speaker, 8 of 10 one emotion', S[rows], y[rows])
+        for e in np.unique(y):
+            rows = np.flatnonzero(y == e)
+            if len(rows) >= pred.speaker_norm_min:
+                score('a folder per emotion', S[rows], y[rows])
+    return pd.DataFrame(
+        [dict(case=case, share=share, accuracy=a / n, per_clip=b / n, answered_per_clip=f / g, groups=g, clips=n)
+         for (case, share), (a, b, f, g, n) in tally.items()]
+    )  # fmt: skip
 
 # %% ../nbs/11_experiments.ipynb #c0c0a002
 def _corpus_statistics(clips: pd.DataFrame, cfg: Config) -> dict:
@@ -450,6 +504,7 @@ def _corpora_words(split: pd.DataFrame, kfold: dict) -> dict:
                     corpus=c, **{'test clips': r['clips'], 'actors': r['speakers']},
                     accuracy=f"{100 * r['accuracy']:.1f} %", restricted=f"{100 * r['restricted_accuracy']:.1f} %",
                     chance=f"{100 * r['chance']:.1f} %",
+                    **({'confidence': f"{r['mean_confidence']:.2f}", 'ECE': f"{r['ece']:.3f}"} if 'ece' in r else {}),
                 )
                 for c, r in kfold['per_corpus'].items()
             ]
@@ -513,6 +568,11 @@ def model_card(
         recipes_table=_recipes_table(compared, cfg['recipe_name']) if compared else None,
         coverage_table=_coverage_table(kfold['pooled'].get('accuracy_coverage')) if 'ece' in kfold else None,
         robustness_table=_robustness_table(kfold['robustness']) if kfold.get('robustness') else None,
+        level_changes={
+            r['condition']: f"{100 * (1 - r['agreement']):.1f} %"
+            for r in kfold.get('robustness') or []
+            if r['condition'] in ('-20 dB', '-40 dB')
+        },
         egemaps_words=_egemaps_words(compared, cfg['recipe_name'], fs) if compared else None,
         skewed=cases.loc['skewed'] if study else None,
         n_actors=len(actors),
@@ -566,6 +626,58 @@ def run_differences(saved: Config, wanted: Config) -> list:
     differ = [k for k, v in saved.to_dict().items() if k not in NOT_THE_MODEL and v != getattr(wanted, k)]
     return differ + (['split_seed'] if (saved.split_seed or saved.seed) != wanted.seed else [])
 
+# %% ../nbs/11_experiments.ipynb #eab017f0
+def heldout_logits(run_dir) -> tuple[pd.DataFrame, np.ndarray]:  # a speaker-kfold run of a statistics head
+    "Each fold's uncalibrated logits on its own test clips: (those clips with their `fold`, (clips, classes) logits)."
+    run_dir = Path(run_dir)
+    cfg = Config.from_dict(json.loads((run_dir / 'config.json').read_text()))
+    tables, logits = [], []
+    for _, out, fold in run_parts(cfg, run_dir):
+        pred = load_bundle(out / 'bundle')
+        if pred.meta.get('head') != 'linear':
+            raise VoiceEmotionError('outer-fold calibration needs a statistics head (linear or MLP)', path=run_dir)
+        test = pred.split().query("split == 'test'")
+        batch = extract_features(test.path, pred.settings, cfg.jobs, cfg.cache_dir, progress=False)
+        tables.append(test[batch.ok].assign(fold=fold))
+        logits.append(pred.model.logits(pred.statistics(batch.X[batch.ok])))
+    return pd.concat(tables, ignore_index=True), np.concatenate(logits)
+
+
+def outer_fold_calibration(
+    run_dir,  # a speaker-kfold run of a statistics head
+    weigh_corpora: bool = True,  # each corpus the same in the fit (else each clip)
+) -> dict:  # temperature, floor (for the final model), folds, and the test clips' recalibrated predictions
+    "Temperature and floor fitted on the fold heads' logits for their unseen speakers; each fold's from the others'."
+    from voice_emotion.core import EMOTIONS
+    from voice_emotion.training import calibrated, corpus_balance, fit_calibration
+
+    table, Z = heldout_logits(run_dir)
+    y = np.array([EMOTIONS.index(e) for e in table.emotion])
+    w = corpus_balance(table.corpus.to_numpy()) if weigh_corpora and 'corpus' in table else None
+    weights = lambda rows: None if w is None else w[rows]  # noqa: E731
+    P, folds = np.zeros_like(Z), []
+    for k in sorted(table.fold.unique()):
+        mine = (table.fold == k).to_numpy()
+        temperature, floor = fit_calibration(Z[~mine], y[~mine], weights(~mine))
+        P[mine] = calibrated(Z[mine], temperature, floor)
+        folds.append(dict(fold=int(k), temperature=temperature, floor=floor))
+    temperature, floor = fit_calibration(Z, y, w)
+    preds = table.assign(predicted=np.array(EMOTIONS)[P.argmax(1)], confidence=P.max(1))
+    for i, e in enumerate(EMOTIONS):
+        preds[f'p_{e}'] = P[:, i]
+    return dict(temperature=temperature, floor=floor, folds=folds, weigh_corpora=weigh_corpora, predictions=preds)
+
+
+def calibration_by_corpus(preds: pd.DataFrame) -> dict:  # per-clip predictions with `corpus` (or one corpus)
+    "ECE, mean confidence and accuracy of per-clip predictions, pooled and corpus by corpus."
+    def one(p):
+        correct = p.predicted == p.emotion
+        return dict(clips=len(p), ece=expected_calibration_error(p.confidence, correct),
+                    mean_confidence=float(p.confidence.mean()), accuracy=float(correct.mean()))  # fmt: skip
+
+    by = dict(preds.groupby('corpus').__iter__()) if 'corpus' in preds else {}
+    return dict(pooled=one(preds), **{str(c): one(p) for c, p in by.items()})
+
 # %% ../nbs/11_experiments.ipynb #976e63a4
 def corpora_manifest(corpora, folder) -> Path:  # (dataset, folder) pairs; where to write it
     "Several corpora as one manifest (`manifest.csv`: path, emotion, speaker, sex, corpus, sentence) to train on."
@@ -579,7 +691,7 @@ def corpora_manifest(corpora, folder) -> Path:  # (dataset, folder) pairs; where
 
 
 def per_corpus_accuracy(run_dir, cfg: Config) -> dict:  # a speaker-kfold run over several corpora, evaluated
-    "Accuracy (and accuracy restricted to each corpus's classes) of the pooled test predictions, corpus by corpus."
+    "Accuracy (also restricted to each corpus's classes) and calibration of the pooled test predictions, by corpus."
     from voice_emotion.core import EMOTIONS
     from voice_emotion.data import scan_corpus
 
@@ -600,6 +712,8 @@ def per_corpus_accuracy(run_dir, cfg: Config) -> dict:  # a speaker-kfold run ov
             restricted_accuracy=float((restricted == p.emotion).mean()),
             chance=1 / len(has),
             missing=[e for e in EMOTIONS if e not in has],
+            ece=expected_calibration_error(p.confidence, p.predicted == p.emotion),
+            mean_confidence=float(p.confidence.mean()),
         )
     return out
 

@@ -22,8 +22,8 @@ from .core import Config, VoiceEmotionError
 # %% auto #0
 __all__ = ['FEATURE_VERSION', 'samples_needed', 'DECODER_LOG', 'quiet_decoders', 'load_audio', 'mel_filters', 'chroma_filters',
            'dct_matrix', 'power_spectrogram', 'estimate_tuning', 'zero_crossing_rate', 'mel_power', 'power_to_db',
-           'signal_features', 'real_frames', 'frame_statistics', 'speaker_normalise', 'add_white_noise',
-           'quieter_16bit', 'feature_kwargs', 'clip_features']
+           'signal_features', 'real_frames', 'frame_statistics', 'group_moments', 'merge_moments', 'speaker_normalise',
+           'add_white_noise', 'quieter_16bit', 'feature_kwargs', 'clip_features']
 
 # %% ../nbs/03_features.ipynb #32e19095
 def samples_needed(settings: dict) -> int:  # feature settings
@@ -370,17 +370,44 @@ def frame_statistics(X: np.ndarray) -> np.ndarray:  # (clips, frames, width), ze
     return out
 
 # %% ../nbs/03_features.ipynb #5e7a1c02
+def group_moments(
+    S: np.ndarray,  # (clips, columns) statistics, e.g. `frame_statistics`
+    groups,  # the speaker (or recording) of each clip
+) -> dict:  # group → (clips, sum, sum of squares) in float64; more sums may follow, added alike
+    "What z-normalising a group needs, as sums: moments of parts of a group add up to the group's (`merge_moments`)."
+    S, groups = np.asarray(S, np.float64), np.asarray(groups, str)
+    return {
+        str(g): (int(rows.sum()), S[rows].sum(0), np.square(S[rows]).sum(0))
+        for g in np.unique(groups)
+        for rows in [groups == g]
+    }
+
+
+def merge_moments(*parts: dict) -> dict:  # `group_moments` of parts of the same clips
+    "The moments of every group over all the parts (a reduce step: order and partitioning do not matter)."
+    out = {}
+    for part in parts:
+        for g, sums in part.items():
+            out[g] = tuple(a + b for a, b in zip(out[g], sums)) if g in out else tuple(sums)
+    return out
+
+
 def speaker_normalise(
     S: np.ndarray,  # (clips, columns) statistics, e.g. `frame_statistics`
     groups,  # the speaker (or recording) of each clip
     floor: float = 1e-3,  # smallest spread divided by: a column constant within a speaker stays finite
+    moments: dict | None = None,  # `group_moments` of all the groups' clips (default: of these clips)
 ) -> np.ndarray:
     "Each column z-normalised within each group's clips: (clips, columns) float32."
-    S, groups = np.asarray(S, np.float32), np.asarray(groups)
-    out = np.empty_like(S)
+    groups = np.asarray(groups, str)
+    moments = group_moments(S, groups) if moments is None else moments
+    out = np.empty(np.shape(S), np.float32)
     for g in np.unique(groups):
+        n, s, q = moments[g][:3]  # a summary may carry more per group (`Predictor.group_summary`)
+        mean = s / n
+        std = np.sqrt(np.maximum(q / n - mean**2, 0.0))
         rows = groups == g
-        out[rows] = (S[rows] - S[rows].mean(0)) / np.maximum(S[rows].std(0), floor)
+        out[rows] = (np.asarray(S, np.float64)[rows] - mean) / np.maximum(std, floor)
     return out
 
 # %% ../nbs/03_features.ipynb #5e7a1ce1

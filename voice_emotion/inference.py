@@ -12,18 +12,19 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from .bundle import load_bundle
-from .core import Config, VoiceEmotionError, package_dir
+from .bundle import check_bundle_sha256, load_bundle
+from .core import SPEAKER_NORMS, Config, VoiceEmotionError, package_dir
 from .data import AUDIO_EXTENSIONS, audio_files
 from .encoders import analysed_seconds, fixed_frames
-from .features import _resample, frame_statistics, load_audio, quiet_decoders, speaker_normalise
+from .features import _resample, load_audio, merge_moments, quiet_decoders
 from .store import clip_matrix, extract_features, samples_matrix
 
 # %% auto #0
-__all__ = ['VAD_FILE', 'VAD_SHA256', 'VAD_SR', 'VAD_CHUNK', 'VAD_CONTEXT', 'VAD_BLOCK', 'UNCERTAIN', 'SPEAKER_NORMS',
-           'SPEAKER_NORM_NOTE', 'NO_SPEECH', 'too_short', 'default_model_dir', 'forget_loaded_models', 'get_predictor',
-           'vad_session', 'speech_probabilities', 'speech_seconds', 'clip_speech_seconds', 'no_speech', 'predict_array',
-           'predict_file', 'find_audio', 'predict_files', 'predict_timeline']
+__all__ = ['DEFAULT_MODEL_SHA256', 'VAD_FILE', 'VAD_SHA256', 'VAD_SR', 'VAD_CHUNK', 'VAD_CONTEXT', 'VAD_BLOCK', 'UNCERTAIN',
+           'GROUP_WORDS', 'FILE_COLUMNS', 'NO_SPEECH', 'too_short', 'default_model_dir', 'forget_loaded_models',
+           'get_predictor', 'vad_session', 'speech_probabilities', 'speech_seconds', 'clip_speech_seconds', 'no_speech',
+           'predict_array', 'predict_file', 'find_audio', 'check_speaker_norm', 'group_note', 'predict_files',
+           'files_summary', 'predict_timeline']
 
 # %% ../nbs/10_inference.ipynb #af972e81
 def too_short(
@@ -39,6 +40,10 @@ def default_model_dir() -> Path:
     return package_dir() / 'models' / 'default'
 
 
+# the SHA-256 of the shipped model's bundle.json, which lists every model file's own: it pins the whole model
+DEFAULT_MODEL_SHA256 = 'b735c3f8c9e21055584c4bcdbbb6a1897c12ebd92f18813462472ae5b1cd8c82'
+
+
 @functools.lru_cache(maxsize=4)
 def _load(path: str):
     return load_bundle(path)
@@ -49,18 +54,23 @@ def forget_loaded_models():
     _load.cache_clear()
 
 # %% ../nbs/10_inference.ipynb #17d8c5a8
-def get_predictor(model=None):  # bundle folder, run folder, `default` or None (the default model)
-    "A loaded bundle (cached, so repeated calls cost nothing)."
+def get_predictor(
+    model=None,  # bundle folder, run folder, `default` or None (the default model)
+    sha256: str | None = None,  # pin: the SHA-256 its bundle.json must have (the default model's is pinned here)
+):
+    "A loaded bundle (cached: repeated calls cost nothing), its bundle.json checked against a pin where there is one."
     if model is None or str(model) == 'default':
         d = default_model_dir()
         if not (d / 'bundle.json').exists():
             raise VoiceEmotionError('no default model is installed; pass a bundle with --model')
+        check_bundle_sha256(d, sha256 or DEFAULT_MODEL_SHA256)
         return _load(str(d))
     p = Path(model).expanduser()
     if (p / 'bundle' / 'bundle.json').exists():
         p = p / 'bundle'
     if not p.exists():
         raise VoiceEmotionError('no such model bundle', path=p)
+    check_bundle_sha256(p, sha256)  # the pin given, or a `<folder>.sha256` beside the bundle
     return _load(str(p.resolve()))
 
 # %% ../nbs/10_inference.ipynb #5e7a1ca1
@@ -241,30 +251,65 @@ def find_audio(paths) -> tuple[list[str], list[dict]]:  # files and folders
     return files, errors
 
 # %% ../nbs/10_inference.ipynb #33a13947
-SPEAKER_NORMS = ('auto', 'off')
-SPEAKER_NORM_NOTE = 'speaker-normalised with the other clips of its folder'
+GROUP_WORDS = dict(folder='folder', manifest='speaker', recording='recording')  # how a row's note names its group
 
 
-def _check_speaker_norm(speaker_norm: str):
+def check_speaker_norm(
+    speaker_norm: str,  # one of `SPEAKER_NORMS`
+    pred=None,  # the loaded model, to check that it can normalise
+    segment: bool = False,  # a timeline per file (`recording` normalises its windows)
+):
+    "Refuse, in one line, a normalisation that is unknown, that the model cannot do, or that does not fit the input."
+    if speaker_norm == 'auto':
+        raise VoiceEmotionError(
+            "--speaker-norm auto is gone: answers are per clip unless you say which clips share a voice "
+            "(folder, manifest or recording)"
+        )
     if speaker_norm not in SPEAKER_NORMS:
         raise VoiceEmotionError(f'unknown speaker norm {speaker_norm!r}; choose one of {", ".join(SPEAKER_NORMS)}')
+    if speaker_norm == 'off':
+        return
+    if pred is not None and pred.speaker_head is None:
+        raise VoiceEmotionError(f'--speaker-norm {speaker_norm}: this model has no speaker-normalised head; use off')
+    if (speaker_norm == 'recording') != segment:
+        raise VoiceEmotionError(
+            '--speaker-norm recording normalises the windows of one recording: it needs --segment'
+            if not segment
+            else f'--speaker-norm {speaker_norm} groups files; with --segment, use recording (or off)'
+        )
 
 
-def predict_files(
-    paths,  # audio files and/or folders
-    model=None,
-    jobs: int = 0,
-    batch_size: int = 64,
-    speaker_norm: str = 'auto',  # `auto`: the files of one folder are one speaker's (see below); `off`: each alone
-    min_confidence: float = Config.default('min_confidence'),  # below it the emotion is `uncertain` (note: the best)
-    speakers: list | None = None,  # the speaker of each path (files only), instead of its folder, for `auto`
-) -> pd.DataFrame:
-    "One row per file: path, emotion, confidence, p_<emotion> per class, speech (seconds), duration, note, error."
-    _check_speaker_norm(speaker_norm)
-    pred = get_predictor(model)
-    files, errors = find_audio(paths)
-    if speakers is not None and (len(speakers) != len(paths) or errors or len(files) != len(paths)):
-        raise VoiceEmotionError('speakers are given for existing files only, one per path')
+def group_note(
+    status: tuple,  # (normalised, clips of the group, why not) from `Predictor.group_status`
+    word: str,  # what the group is: folder, speaker, recording
+) -> str:
+    "What a row says about its normalisation: by which group and how many clips, or why it stayed per clip."
+    normalised, n, why = status
+    return (
+        f'speaker-normalised over its {word} ({n} clips)'
+        if normalised
+        else f'per clip: its {word} has {n} clips, {why}'
+    )
+
+
+def _file_groups(files: list, speaker_norm: str, speakers) -> list | None:
+    "The group of each file for normalisation, or None to answer per clip."
+    if speaker_norm == 'off':
+        return None
+    if speaker_norm == 'folder' and speakers is None:
+        return [str(Path(f).parent) for f in files]
+    if speakers is None or any(s is None or not str(s).strip() for s in speakers):
+        raise VoiceEmotionError(
+            '--speaker-norm manifest needs a speaker for every file (the manifest\'s speaker column)'
+        )
+    return [str(s) for s in speakers]
+
+
+FILE_COLUMNS = ['path', 'emotion', 'confidence', 'speech', 'duration', 'analysed_seconds', 'note', 'error']
+
+
+def _file_rows(files: list, pred, jobs: int) -> tuple[list[dict], np.ndarray | None, np.ndarray]:
+    "Rows of one chunk of files with all but the emotion filled in, their features, and which clips get an answer."
     from voice_emotion import inference  # the listener by its module: a spawned worker imports it from there
 
     batch = extract_features(
@@ -273,17 +318,8 @@ def predict_files(
     reasons = {f['path']: f['reason'] for f in batch.failures}
     rows = []
     for i, f in enumerate(files):
-        row = dict(
-            path=f,
-            emotion=None,
-            confidence=None,
-            **{f'p_{l}': None for l in pred.labels},
-            speech=None,
-            duration=None,
-            analysed_seconds=None,
-            note=None,
-            error=reasons.get(f),
-        )
+        row = dict(path=f, emotion=None, confidence=None, **{f'p_{l}': None for l in pred.labels}, speech=None,
+                   duration=None, analysed_seconds=None, note=None, error=reasons.get(f))  # fmt: skip
         if batch.ok[i]:
             try:
                 cov = _coverage(_duration(f), pred.settings)
@@ -293,9 +329,7 @@ def predict_files(
             if short:
                 row['error'], batch.ok[i] = short, False
             else:
-                row.update(
-                    duration=cov.get('duration'), analysed_seconds=cov.get('analysed_seconds'), note=cov.get('note')
-                )
+                row.update(duration=cov['duration'], analysed_seconds=cov['analysed_seconds'], note=cov.get('note'))
         rows.append(row)
     speech = batch.heard or [None] * len(files)  # an encoder's clips: heard where they were decoded
     unheard = [i for i in np.flatnonzero(batch.ok) if speech[i] is None]  # the seed's features: decoded again here
@@ -306,38 +340,76 @@ def predict_files(
         if reason := no_speech(seconds):  # no emotion for it, and the reason; not an error
             rows[i]['note'], batch.ok[i] = '; '.join(filter(None, [reason, rows[i]['note']])), False
     ok = np.flatnonzero(batch.ok)
-    if len(ok):
-        where = speakers if speakers is not None else [str(Path(f).parent) for f in files]
-        groups = [str(where[i]) for i in ok] if speaker_norm == 'auto' else None
-        X = batch.X if len(ok) == len(files) else batch.X[ok]  # all clips usable: no copy (120 MB for 200 clips)
-        probs = pred.predict_features(X, batch_size=batch_size, groups=groups)
-        for i, normalised in zip(ok, pred.speaker_normalised(groups)):
-            if normalised:
-                rows[i]['note'] = '; '.join(filter(None, [rows[i]['note'], SPEAKER_NORM_NOTE]))
-        for j, i in enumerate(ok):
-            res = _result(probs[j], pred.labels, min_confidence)
-            rows[i].update(
-                emotion=res['emotion'],
-                confidence=res['confidence'],
-                **{f'p_{l}': p for l, p in res['probabilities'].items()},
-            )
-            if 'note' in res:
-                rows[i]['note'] = '; '.join(filter(None, [res['note'], rows[i]['note']]))
-    columns = [
-        'path',
-        'emotion',
-        'confidence',
-        *[f'p_{l}' for l in pred.labels],
-        'speech',
-        'duration',
-        'analysed_seconds',
-        'note',
-        'error',
-    ]
-    out = pd.DataFrame(
-        rows + [dict(path=e['path'], error=e['error']) for e in errors], columns=columns
-    )  # columns even when no file succeeded
+    X = batch.X if len(ok) == len(files) else batch.X[ok]  # all clips usable: no copy
+    return rows, X, ok
+
+
+def _answer(row: dict, probs: np.ndarray, labels: list, min_confidence: float, note: str | None = None):
+    res = _result(probs, labels, min_confidence)
+    row.update(
+        emotion=res['emotion'], confidence=res['confidence'], **{f'p_{l}': p for l, p in res['probabilities'].items()}
+    )
+    row['note'] = '; '.join(filter(None, [res.get('note'), row['note'], note])) or None
+
+
+def predict_files(
+    paths,  # audio files and/or folders
+    model=None,
+    jobs: int = 0,
+    batch_size: int = 64,
+    speaker_norm: str = 'off',  # `off`: per clip; `folder`: a folder's clips share a voice; `manifest`: by `speakers`
+    min_confidence: float = Config.default('min_confidence'),  # below it the emotion is `uncertain` (note: the best)
+    speakers: list | None = None,  # the group of each path (files only): the speaker, or the folder a copy came from
+    summary: dict | None = None,  # `Predictor.group_summary` of all the groups' clips, when these are only some of them
+    chunk: int = 128,  # files decoded and encoded at once: memory is bounded by a chunk, not by the number of files
+) -> pd.DataFrame:
+    "One row per file: path, emotion, confidence, p_<emotion> per class, speech (seconds), duration, note, error."
+    pred = get_predictor(model)
+    check_speaker_norm(speaker_norm, pred)
+    files, errors = find_audio(paths)
+    if speakers is not None and (len(speakers) != len(paths) or errors or len(files) != len(paths)):
+        raise VoiceEmotionError('speakers are given for existing files only, one per path')
+    groups = _file_groups(files, speaker_norm, speakers)
+    rows, kept = [], []  # kept, when normalising: (rows, statistics, groups) of each chunk, answered once all are seen
+    for start in range(0, len(files), chunk):
+        part, X, ok = _file_rows(files[start : start + chunk], pred, jobs)
+        rows += part
+        if not len(ok):
+            continue
+        if groups is None:
+            for i, p in zip(ok, pred.predict_features(X, batch_size=batch_size)):
+                _answer(part[i], p, pred.labels, min_confidence)
+        else:
+            kept.append(([part[i] for i in ok], pred.statistics(X, batch_size), [groups[start + i] for i in ok]))
+    if kept:
+        S, g = np.concatenate([s for _, s, _ in kept]), [x for _, _, gs in kept for x in gs]
+        summary = pred.group_summary(S, g) if summary is None else {**pred.group_summary(S, g), **summary}
+        status = pred.group_status(g, summary)
+        answered = [r for rs, _, _ in kept for r in rs]
+        for r, p, st in zip(answered, pred.predict_statistics(S, g, summary), status):
+            _answer(r, p, pred.labels, min_confidence, group_note(st, GROUP_WORDS[speaker_norm]))
+    columns = [*FILE_COLUMNS[:3], *[f'p_{l}' for l in pred.labels], *FILE_COLUMNS[3:]]
+    out = pd.DataFrame(rows + [dict(path=e['path'], error=e['error']) for e in errors], columns=columns)
     return out.astype({'confidence': float, **{f'p_{l}': float for l in pred.labels}})
+
+
+def files_summary(
+    paths: list,  # audio files (some of all the files a run normalises)
+    model=None,
+    speaker_norm: str = 'folder',  # `folder` or `manifest`
+    speakers: list | None = None,  # with `manifest`: the speaker of each file
+    jobs: int = 0,
+    chunk: int = 128,
+) -> dict:
+    "The `Predictor.group_summary` of these files' answerable clips: the first pass of normalising over many parts."
+    pred = get_predictor(model)
+    check_speaker_norm(speaker_norm, pred)
+    groups, parts = _file_groups(list(map(str, paths)), speaker_norm, speakers), []
+    for start in range(0, len(paths), chunk):
+        _, X, ok = _file_rows(list(map(str, paths[start : start + chunk])), pred, jobs)
+        if len(ok):
+            parts.append(pred.group_summary(pred.statistics(X), [groups[start + i] for i in ok]))
+    return merge_moments(*parts)
 
 # %% ../nbs/10_inference.ipynb #040b7330
 NO_SPEECH = 'no speech'  # a timeline window loud enough to listen to, in which the detector heard no speech
@@ -362,15 +434,15 @@ def predict_timeline(
     model=None,
     silence_db: float = Config.default('silence_db'),
     batch: int = 32,
-    speaker_norm: str = 'auto',  # `auto`: the windows are one speaker's, normalised together where the model can
+    speaker_norm: str = 'off',  # `off`: each window on its own; `recording`: the windows normalised together
     min_confidence: float = Config.default('min_confidence'),  # below it a window's emotion is `uncertain`
 ) -> tuple[pd.DataFrame, dict]:
     "Per-window emotions of a long recording (start, end, emotion or `silence`, probabilities) and the overall label."
     if hop <= 0 or window <= 0 or hop > window:
         raise VoiceEmotionError(f'need 0 < hop <= window (got window {window}, hop {hop})')
-    _check_speaker_norm(speaker_norm)
     pred = get_predictor(model)
-    by_speaker = speaker_norm == 'auto' and pred.speaker_head is not None
+    check_speaker_norm(speaker_norm, pred, segment=True)
+    by_speaker = speaker_norm == 'recording'
     stats, voiced_rows = [], []  # kept for the speaker-normalised pass: statistics, not frames (an hour is small)
     path = Path(path)
     load_audio(path, max_samples=1)  # the same one-line errors as everywhere for missing or unreadable files
@@ -391,11 +463,11 @@ def predict_timeline(
         if not voiced:
             return
         X = np.stack([x for _, x in voiced])
-        probs = pred.predict_features(X)
-        if by_speaker:
-            stats.append(frame_statistics(X))
+        if by_speaker:  # answered once every window is seen
+            stats.append(pred.statistics(X))
             voiced_rows.extend(r for r, _ in voiced)
-        for (r, _), p in zip(voiced, probs):
+            return
+        for (r, _), p in zip(voiced, pred.predict_features(X)):
             r.update(_result(p, pred.labels, min_confidence))
             r.update({f'p_{l}': float(v) for l, v in zip(pred.labels, p)})
 
@@ -410,9 +482,12 @@ def predict_timeline(
         if len(pending) >= batch:
             flush()
     flush()
-    if by_speaker and len(voiced_rows) >= pred.speaker_norm_min:
-        S = np.concatenate(stats)
-        for r, p in zip(voiced_rows, pred.speaker_head.predict_statistics(speaker_normalise(S, np.zeros(len(S))))):
+    status = None
+    if voiced_rows:
+        S, groups = np.concatenate(stats), ['recording'] * len(voiced_rows)
+        summary = pred.group_summary(S, groups)
+        status = pred.group_status(groups[:1], summary)[0]
+        for r, p in zip(voiced_rows, pred.predict_statistics(S, groups, summary)):
             r.update(_result(p, pred.labels, min_confidence))
             r.update({f'p_{l}': float(v) for l, v in zip(pred.labels, p)})
     tl = pd.DataFrame(rows)
@@ -432,7 +507,8 @@ def predict_timeline(
             path=str(path),
             **_result(mean, pred.labels, min_confidence),
             **counts,
-            speaker_normalised=bool(by_speaker and len(voiced_rows) >= pred.speaker_norm_min),
+            speaker_normalised=bool(status and status[0]),
+            **({'note': group_note(status, 'recording').replace('clips', 'windows')} if status else {}),
         )
     elif counts['no_speech_windows']:
         overall = dict(path=str(path), emotion=None, confidence=None, **counts, note='no speech detected in any window')

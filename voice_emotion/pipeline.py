@@ -14,12 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from .core import Config, VoiceEmotionError, package_dir, templates_dir, write_json
+from .core import Config, VoiceEmotionError, package_dir, portable_paths, templates_dir, write_json
 
 # %% auto #0
-__all__ = ['STAGES', 'HEADLINE', 'RUN_PARAMETERS', 'notebooks_dir', 'stage_parameters', 'declared_parameters', 'parameters_for',
-           'render_html', 'run_report', 'format_metric', 'run_index_html', 'write_reports_index', 'chapters',
-           'render_docs', 'render_readme']
+__all__ = ['STAGES', 'NOISE', 'HEADLINE', 'RUN_PARAMETERS', 'notebooks_dir', 'stage_parameters', 'declared_parameters',
+           'parameters_for', 'portable_notebook', 'render_html', 'run_report', 'format_metric', 'run_index_html',
+           'write_reports_index', 'chapters', 'render_docs', 'render_readme']
 
 # %% ../nbs/13_pipeline.ipynb #78a1a3e8
 STAGES = {
@@ -90,6 +90,42 @@ def _page_environment():
     env.filters['metric'] = lambda m, k: format_metric(m, k)
     return env
 
+# %% ../nbs/13_pipeline.ipynb #ddfe2307
+NOISE = (
+    r'\S+:\d+: TqdmWarning: IProgress not found[^\n]*\n(  [^\n]*\n)?',  # tqdm without ipywidgets
+    r"\[transformers\] PyTorch was not found[^\n]*\n?",  # transformers imported for its tokenizer only
+)  # stderr a reader need not see: warnings about the build machine, not about the results
+
+
+def portable_notebook(nb):  # a notebook (nbformat), changed in place
+    "The notebook as a page may show it: this machine's paths made relative (`portable_paths`), stderr noise dropped."
+    import nbformat
+
+    nb.metadata = nbformat.from_dict(json.loads(portable_paths(json.dumps(nb.metadata))))  # papermill's input path
+    for cell in nb.cells:
+        if 'injected-parameters' in cell.get('metadata', {}).get('tags', []):  # papermill's: the run's own paths
+            cell.source = portable_paths(cell.source)
+        kept = []
+        for out in cell.get('outputs', []):
+            if out.get('output_type') == 'stream':
+                text = ''.join(out['text']) if isinstance(out['text'], list) else out['text']
+                for pattern in NOISE:
+                    text = re.sub(pattern, '', text)
+                out['text'] = portable_paths(text)
+                if not text.strip():
+                    continue
+            for kind in ('text/plain', 'text/html', 'text/markdown'):
+                data = out.get('data', {}).get(kind)
+                if data is not None:
+                    out['data'][kind] = portable_paths(''.join(data) if isinstance(data, list) else data)
+            if out.get('output_type') == 'error':
+                out['evalue'] = portable_paths(out['evalue'])
+                out['traceback'] = [portable_paths(t) for t in out['traceback']]
+            kept.append(out)
+        if 'outputs' in cell:
+            cell.outputs = kept
+    return nb
+
 # %% ../nbs/13_pipeline.ipynb #e33047c9
 def _fold_labels(nb, docs: bool):
     "Each code cell's folded label: its first line but nbdev directives; in docs only the library's source is folded."
@@ -129,6 +165,7 @@ def render_html(
             if not (c.cell_type == 'code' and all(l.startswith('#|') for l in c.source.splitlines() if l.strip()))
         ]
     _fold_labels(nb, docs=chapters is not None)
+    portable_notebook(nb)
     out = out or notebook.with_suffix('.html')
     nb.metadata['title'] = next((c['title'] for c in chapters or [] if c['html'] == out.name), notebook.stem)
     body, _ = exporter.from_notebook_node(nb, resources=dict(ve_chapters=chapters or [], ve_current=out.name))
@@ -201,8 +238,9 @@ def run_report(
         'inference_model': params['inference_model'].replace(str(final), str(work)),
     }
     record = dict(
-        name=name, started=time.strftime('%Y-%m-%d %H:%M:%S'), config=cfg.to_dict(), stages=[], status='running'
-    )
+        name=name, started=time.strftime('%Y-%m-%d %H:%M:%S'), stages=[], status='running',
+        config=json.loads(portable_paths(json.dumps(cfg.to_dict()))),
+    )  # fmt: skip
     t_run = time.perf_counter()
     for i, stage in enumerate(stages, 1):
         nb = nbs / STAGES[stage]
@@ -214,6 +252,10 @@ def run_report(
         seconds = round(time.perf_counter() - t, 1)
         entry = dict(stage=stage, notebook=nb.name, status='ok' if ok else 'failed', seconds=seconds, error=error)
         if (work / nb.name).exists():
+            import nbformat
+
+            executed = nbformat.read(work / nb.name, as_version=4)
+            nbformat.write(portable_notebook(executed), work / nb.name)  # committed beside its page: no machine paths
             render_html(work / nb.name)
             entry['html'] = nb.name.replace('.ipynb', '.html')
         record['stages'].append(entry)

@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 
 from .core import Config, VoiceEmotionError, write_json
+from .features import merge_moments
 from .inference import _duration, find_audio, get_predictor, predict_files, predict_timeline
 
 # %% auto #0
 __all__ = ['INPUT_COLUMNS', 'PART_FILE', 'RUN_FILE', 'is_url', 'read_manifest', 'input_table', 'partitions', 'output_columns',
-           'model_id', 'predict_table', 'write_part', 'dataset_counts', 'run_identity', 'prepare_output',
-           'ModelOnWorker', 'local_cluster', 'cluster_client', 'predict_on_cluster', 'check_visible',
+           'model_id', 'input_groups', 'table_summary', 'predict_table', 'write_part', 'dataset_counts', 'run_identity',
+           'prepare_output', 'ModelOnWorker', 'local_cluster', 'cluster_client', 'predict_on_cluster', 'check_visible',
            'features_on_cluster', 'benchmark_cluster', 'cluster_plan']
 
 # %% ../nbs/12_scale.ipynb #5ca1e008
@@ -203,13 +204,48 @@ def _timeline_rows(local, base: dict, pred, segment: dict, speaker_norm, min_con
     return [file_row, *windows]
 
 # %% ../nbs/12_scale.ipynb #5ca1e023
+def input_groups(
+    rows,  # inputs as dicts or a table (`path`, `speaker`)
+    speaker_norm: str,  # `off`, `folder` or `manifest`
+) -> list | None:
+    "The group each input is normalised with (its folder, or its manifest speaker), or None where answers are per clip."
+    rows = rows.to_dict('records') if isinstance(rows, pd.DataFrame) else rows
+    if speaker_norm == 'off':
+        return None
+    if speaker_norm == 'manifest':
+        missing = sum(r['speaker'] is None and not _text(r.get('error')) for r in rows)
+        if missing:
+            raise VoiceEmotionError(f'--speaker-norm manifest: {missing} inputs have no speaker in the manifest')
+        return [r['speaker'] for r in rows]
+    return [_folder(r['path']) for r in rows]  # the folder of the path as given (a URL's too), not of a local copy
+
+
+def table_summary(
+    table: pd.DataFrame,  # inputs: `path`, `speaker`, `error`
+    model=None,
+    speaker_norm: str = 'folder',  # `folder` or `manifest`
+    jobs: int = 1,
+) -> dict:
+    "The group sums of a table's answerable clips: the first pass of normalising across partitions (`merge_moments`)."
+    from voice_emotion.inference import files_summary
+
+    rows = [r for r in table[INPUT_COLUMNS].to_dict('records') if not _text(r['error'])]
+    with _local_copies([r['path'] for r in rows]) as local:
+        usable = [(r, f) for r, (f, reason) in zip(rows, local) if not reason]
+        if not usable:
+            return {}
+        groups = input_groups([r for r, _ in usable], speaker_norm)
+        return files_summary([f for _, f in usable], model, 'manifest', groups, jobs)
+
+
 def predict_table(
     table: pd.DataFrame,  # inputs: `path`, `speaker`, `error` (as `input_table` gives them)
     model=None,  # bundle folder (None: the default model)
     segment: dict | None = None,  # `window`, `hop`, `silence_db`: a timeline per file; None: one row per file
-    speaker_norm: str = 'auto',  # `auto`: by the `speaker` column, or else by folder
+    speaker_norm: str = 'off',  # `off`: per clip; `folder` / `manifest`: by folder / by the `speaker` column
     min_confidence: float = Config.default('min_confidence'),
     jobs: int = 1,  # feature processes (a Dask worker: 1)
+    summary: dict | None = None,  # `group_summary` of all the groups' clips, when the table holds only some of them
 ) -> pd.DataFrame:
     "The predictions of a table of inputs in the output schema: a row per input (and per window with `segment`)."
     pred = get_predictor(model)
@@ -227,10 +263,10 @@ def predict_table(
         if segment is None:
             out = rows
             if todo:
-                speakers = [r['speaker'] if r['speaker'] is not None else _folder(r['path']) for r, _ in todo]
                 df = predict_files(
                     [f for _, f in todo], str(pred.path), jobs=jobs, speaker_norm=speaker_norm,
-                    min_confidence=min_confidence, speakers=speakers,
+                    min_confidence=min_confidence, speakers=input_groups([r for r, _ in todo], speaker_norm),
+                    summary=summary,
                 )  # fmt: skip
                 for (r, _), res in zip(todo, df.to_dict('records')):
                     r.update({k: v for k, v in res.items() if k != 'path' and k in columns})
@@ -376,9 +412,9 @@ def cluster_client(
         yield client
 
 # %% ../nbs/12_scale.ipynb #5ca1e035
-def _partition_task(index: int, table: pd.DataFrame, model, options: dict, out_dir, columns: dict):
+def _partition_task(index: int, table: pd.DataFrame, model, options: dict, out_dir, columns: dict, sums=None):
     "A Dask task: one partition predicted, then written (a summary returned) or returned whole."
-    frame = predict_table(table, model, **options)
+    frame = predict_table(table, model, **options, summary=sums)
     if out_dir is None:
         return frame
     write_part(frame, out_dir, index, columns)
@@ -394,7 +430,7 @@ def predict_on_cluster(
     output=None,  # folder of the Parquet dataset; None: return the predictions
     partition_size: int = 100,
     segment: dict | None = None,  # `window`, `hop`, `silence_db`: a timeline per file
-    speaker_norm: str = 'auto',
+    speaker_norm: str = 'off',  # `off`: per clip; `folder`, `manifest`: which clips share a voice; `recording`: windows
     min_confidence: float = Config.default('min_confidence'),
     overwrite: bool = False,  # start again instead of resuming
     progress: bool = False,  # a progress bar over files, on stderr
@@ -404,11 +440,15 @@ def predict_on_cluster(
     from distributed import as_completed
     from tqdm import tqdm
 
+    from voice_emotion.inference import check_speaker_norm
+
     pred = get_predictor(model)
+    check_speaker_norm(speaker_norm, pred, segment is not None)
     model = None if model is None or str(model) == 'default' else str(pred.path)
     table = input_table(paths, manifest)
     if table.empty:
         raise VoiceEmotionError('no inputs: give audio files, folders or --manifest')
+    groups = input_groups(table, speaker_norm) if segment is None else None  # checked before any work
     parts = partitions(table, partition_size)
     options = dict(segment=segment, speaker_norm=speaker_norm, min_confidence=min_confidence)
     columns = output_columns(pred.labels, segment is not None)
@@ -422,10 +462,25 @@ def predict_on_cluster(
             client = stack.enter_context(cluster_client(scheduler, workers))
         if todo:
             client.register_plugin(ModelOnWorker(model))
+        group_sums = {}
+        if groups is not None and todo:  # the first pass: each partition's group sums, added up here
+            firsts = [
+                client.submit(table_summary, table.iloc[p], model, speaker_norm, retries=1,
+                              key=f'voice-emotion-sums-{i}-{uuid.uuid4().hex[:8]}')
+                for i, p in enumerate(parts)
+            ]  # fmt: skip
+            group_sums = merge_moments(*client.gather(firsts))
+            client.cancel(firsts)
+
+        def sums_of(i):  # the sums of the groups in partition i: all their clips', wherever they are
+            return (
+                None if groups is None else {g: group_sums[g] for g in {groups[r] for r in parts[i]} if g in group_sums}
+            )
+
         futures = {
             client.submit(
                 _partition_task, i, table.iloc[parts[i]], model, options, None if output is None else str(output),
-                columns, key=f'voice-emotion-part-{i}-{uuid.uuid4().hex[:8]}', retries=1,
+                columns, sums_of(i), key=f'voice-emotion-part-{i}-{uuid.uuid4().hex[:8]}', retries=1,
             ): i
             for i in todo
         }  # fmt: skip

@@ -241,15 +241,18 @@ def calibrated(
 def fit_calibration(
     logits: np.ndarray,  # (clips, classes) held-out logits: of clips whose speaker the model did not see
     y: np.ndarray,  # their integer labels
+    sample_weight: np.ndarray | None = None,  # a weight per clip (e.g. each corpus the same in all); None: 1
 ) -> tuple:  # (temperature, floor)
     """Temperature scaling (Guo et al., 2017) with a uniform floor: the two minimise the cross-entropy of `calibrated`
     on held-out clips. The temperature softens all confidences; the floor curbs the confident mistakes a voice the
     model never heard brings, which one temperature cannot fix without softening everything else."""
     from scipy.optimize import minimize
 
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
+
     def nll(params):
         p = calibrated(logits, np.exp(params[0]), 1 / (1 + np.exp(-params[1])))
-        return float(-np.mean(np.log(np.maximum(p[np.arange(len(y)), y], 1e-12))))
+        return float(-np.average(np.log(np.maximum(p[np.arange(len(y)), y], 1e-12)), weights=w))
 
     fit = minimize(nll, x0=[0.0, -4.0], method='L-BFGS-B', bounds=[(np.log(0.05), np.log(20.0)), (-12.0, 0.0)])
     return float(np.exp(fit.x[0])), float(1 / (1 + np.exp(-fit.x[1])))
