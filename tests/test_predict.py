@@ -1,5 +1,5 @@
 "`voice-emotion predict` end to end: formats, folders, timelines, bad input, exit codes."
-import json, csv, io, resource, sys, subprocess
+import json, csv, io, resource, shutil, sys, subprocess
 from pathlib import Path
 import numpy as np, soundfile as sf, pytest
 from conftest import run_cli, assert_one_line_error
@@ -198,3 +198,52 @@ def test_predict_bench_side_by_side(tmp_path):
     code, out, err = run_cli('predict', '--bench', '-n', '4', '--format', 'json', '--output', tmp_path/'bench'/'p.json')
     assert code == 0 and out == '', (out, err)
     assert json.loads((tmp_path/'bench'/'p.json').read_text())['batch_clips'] == 4
+
+def _children(pid: int) -> list:
+    "The processes whose parent is `pid` (Linux /proc)."
+    out = []
+    for stat in Path('/proc').glob('[0-9]*/stat'):
+        try: fields = stat.read_text().rsplit(')', 1)[1].split()
+        except OSError: continue
+        if int(fields[1]) == pid: out.append(int(stat.parent.name))
+    return out
+
+def _alive(pid: int) -> bool:
+    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError: return False
+
+@pytest.mark.parametrize('sig, code, words', [('SIGTERM', 143, 'interrupted (terminated)'), ('SIGINT', 130, 'interrupted')])
+def test_a_signal_stops_the_workers_and_leaves_no_partial_output(sample_clips, tmp_path, sig, code, words):
+    import os, signal, subprocess, sys, time
+    d = tmp_path/'in'; d.mkdir()
+    for i in range(400): os.link(sample_clips[i % len(sample_clips)], d/f'{i:04d}.flac')
+    out = tmp_path/'out.json'
+    p = subprocess.Popen([sys.executable, '-m', 'voice_emotion.cli', 'predict', str(d), '--jobs', '2', '--format', 'json',
+                          '--output', str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, kids = time.monotonic() + 120, []
+    while len(kids) < 2:  # the feature workers are running
+        assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+        kids = [k for k in _children(p.pid) if _alive(k)]
+        time.sleep(0.05)
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == code and err.strip() == f'voice-emotion: {words}', (p.returncode, err)
+    deadline = time.monotonic() + 20
+    while any(map(_alive, kids)) and time.monotonic() < deadline: time.sleep(0.1)
+    assert not any(map(_alive, kids)), [k for k in kids if _alive(k)]  # no worker outlives the command
+    assert not out.exists() and list(tmp_path.glob('.out.json*')) == []  # nothing half-written left behind
+
+def test_output_is_checked_before_any_work_and_replaced_whole(sample_clips, tmp_path):
+    clip = tmp_path/'clip.flac'; shutil.copy(sample_clips[0], clip)
+    for bad, words in [(tmp_path, 'is a folder: name a file'), (tmp_path/'no'/'x.csv', 'does not exist'),
+                       (clip, 'is one of the inputs')]:
+        code, out, err = run_cli('predict', clip, '--output', bad)
+        assert code == 2 and words in err and out == '', err
+        assert err.startswith('voice-emotion predict: error:') and len(err.strip().splitlines()) == 1, err
+    assert clip.read_bytes() == sample_clips[0].read_bytes()  # the audio untouched
+    target = tmp_path/'out.csv'
+    target.write_text('an earlier run\n')
+    code, _, err = run_cli('predict', clip, '--format', 'csv', '--output', target)
+    assert code == 0 and err.strip() == f'voice-emotion: {target} replaced', err
+    text = target.read_text()
+    assert text.startswith('path,emotion,confidence') and str(clip) in text and 'earlier' not in text

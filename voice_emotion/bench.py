@@ -18,7 +18,7 @@ from .data import sample_dir
 from .store import extract_features
 
 # %% auto #0
-__all__ = ['SEED_LOOP', 'seed_features', 'benchmark_features', 'benchmark_inference', 'benchmark_encoder']
+__all__ = ['SEED_LOOP', 'seed_features', 'benchmark_features', 'benchmark_inference', 'benchmark_encoder', 'benchmark_memory']
 
 # %% ../nbs/15_bench.ipynb #9ff1e636
 def seed_features(path, max_len: int = 300) -> np.ndarray:
@@ -237,3 +237,43 @@ def _time_all(encoder, clips) -> float:
     for y in clips:
         encoder.frames(y)
     return time.perf_counter() - t
+
+# %% ../nbs/15_bench.ipynb #38fc2da3
+def benchmark_memory(
+    counts: tuple = (1000, 20000),  # inputs of each run
+    model=None,  # bundle folder (None: the default model)
+    jobs: int = 0,  # feature workers; 0: all cores
+) -> dict:
+    "Peak resident memory and time of `voice-emotion predict` over folders of `counts` inputs, side by side."
+    import shutil
+    import subprocess
+    import tempfile
+
+    clips = sorted(sample_dir().rglob('*.flac'))
+    runs = []
+    for n in counts:
+        tmp = Path(tempfile.mkdtemp(prefix='ve-memory-bench-'))
+        try:
+            for i in range(n):  # 100 files to a folder, as an archive would be laid out
+                d = tmp / 'in' / f'{i // 100:04d}'
+                d.mkdir(parents=True, exist_ok=True)
+                os.link(clips[i % len(clips)], d / f'{i:06d}.flac')
+            cmd = [sys.executable, '-m', 'voice_emotion.cli', 'predict', str(tmp / 'in'), '--format', 'csv',
+                   '--output', str(tmp / 'out.csv'), '--jobs', str(jobs)] + (['--model', str(model)] if model else [])
+            t = time.perf_counter()
+            # a fresh process per run: RUSAGE_CHILDREN's peak is the largest of the command and its workers
+            code = subprocess.run(
+                [sys.executable, '-c', 'import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]).returncode; '
+                 'print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r)', *cmd],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            seconds = time.perf_counter() - t
+            if code.returncode != 0:
+                raise RuntimeError(f'predict failed on {n} inputs: {code.stderr[-500:]}')
+            rows = sum(1 for _ in open(tmp / 'out.csv')) - 1
+            runs.append(dict(inputs=n, rows=rows, peak_rss_mb=round(int(code.stdout.split()[-1]) / 1024, 1),
+                             seconds=round(seconds, 1), clips_per_s=round(n / seconds, 1)))  # fmt: skip
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    first, last = runs[0], runs[-1]
+    return dict(runs=runs, peak_ratio=round(last['peak_rss_mb'] / first['peak_rss_mb'], 3), cores=os.cpu_count())

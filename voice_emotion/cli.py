@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import textwrap
 from pathlib import Path
 
 from voice_emotion.core import (
@@ -24,7 +26,8 @@ from voice_emotion.core import (
 
 # %% auto #0
 __all__ = ['EPOCHS_HELP', 'cmd_data', 'cmd_features', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_make_default',
-           'cmd_compare', 'cmd_cross_corpus', 'cmd_report', 'cmd_docs', 'cmd_cache', 'build_parser', 'main']
+           'cmd_compare', 'cmd_cross_corpus', 'cmd_report', 'cmd_docs', 'cmd_cache', 'cmd_bench', 'build_parser',
+           'main', 'Terminated']
 
 # %% ../nbs/14_cli.ipynb #69193561
 _LATER_COMMANDS = []  # subcommands defined further down register here
@@ -401,15 +404,77 @@ def _predict_table(args, s: Config) -> int:
 
 def _emit(rows: list, labels: list, args) -> int:
     "Print (or write to --output) the predictions in --format, each failure a line on stderr; 1 if any file failed."
-    text = _format_predictions(rows, labels, args.format)
-    if args.output:
-        Path(args.output).write_text(text)
-    else:
-        sys.stdout.write(text)
-    failed = [r for r in rows if r.get('error')]
-    for r in failed:
-        print(f"voice-emotion: {r['path']}: {r['error']}", file=sys.stderr)
-    return 1 if failed else 0
+    with _Output(args, labels) as out:
+        out.write(rows)
+    return out.status
+
+
+class _Output:
+    """Predictions written as they come, in --format: to the terminal, or to a temporary file beside --output that
+    replaces it only once complete (an interrupted run leaves no partial file). Each failure is a line on stderr."""
+
+    def __init__(self, args, labels: list):
+        self.fmt, self.labels, self.rows, self.failed, self.columns = args.format, labels, 0, 0, None
+        self.target = Path(args.output) if args.output else None
+        self.existed = self.target is not None and self.target.exists()
+        if self.target is None:
+            self.file, self.tmp = sys.stdout, None
+        else:
+            self.tmp = self.target.with_name(f'.{self.target.name}.{os.getpid()}.tmp')
+            self.file = open(self.tmp, 'w', encoding='utf-8')
+
+    def write(self, rows: list):
+        "Write some rows (each chunk's as it is done)."
+        if self.fmt == 'json':
+            body = ',\n'.join(textwrap.indent(json.dumps(r, indent=2, default=str), '  ') for r in rows)
+            self.file.write(('[\n' if not self.rows else ',\n' if rows else '') + body)
+        else:
+            text, self.columns = _format_predictions(rows, self.labels, self.fmt, self.rows == 0, self.columns)
+            self.file.write(text)
+        self.file.flush()
+        self.rows += len(rows)
+        for r in rows:
+            if r.get('error'):
+                self.failed += 1
+                print(f"voice-emotion: {r['path']}: {r['error']}", file=sys.stderr)
+
+    @property
+    def status(self) -> int:  # the exit status: 1 if any input failed
+        return 1 if self.failed else 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        if self.fmt == 'json':
+            self.file.write('\n]\n' if self.rows else '[]\n')
+        elif self.fmt == 'table' and not self.rows:
+            self.file.write(_format_predictions([], self.labels, 'table')[0])
+        if self.tmp is None:
+            self.file.flush()
+            return False
+        self.file.close()
+        if kind is not None:  # interrupted or failed: nothing half-written takes the output's place
+            self.tmp.unlink(missing_ok=True)
+            return False
+        os.replace(self.tmp, self.target)
+        if self.existed:
+            print(f'voice-emotion: {self.target} replaced', file=sys.stderr)
+        return False
+
+
+def _check_output(args, inputs: list) -> str | None:  # the parsed arguments; the input paths
+    "Why --output cannot be written (a folder, a missing folder, an input), before any work; None if it can."
+    if not args.output or args.scheduler:
+        return None
+    out = Path(args.output)
+    if out.is_dir():
+        return f'--output {out} is a folder: name a file'
+    if not out.parent.is_dir():
+        return f'--output {out}: the folder {out.parent} does not exist'
+    if out.exists() and any(Path(p).exists() and out.resolve() == Path(p).resolve() for p in inputs):
+        return f'--output {out} is one of the inputs: it would be overwritten'
+    return None
 
 
 def _bench_cluster(args) -> int:
@@ -443,13 +508,19 @@ def _bench_cluster(args) -> int:
     return 0
 
 # %% ../nbs/14_cli.ipynb #071cc45f
-def _format_predictions(rows: list[dict], labels: list, fmt: str) -> str:
+def _format_predictions(
+    rows: list[dict],
+    labels: list,
+    fmt: str,  # table, json or csv
+    header: bool = True,  # the table's or the CSV's header (the first chunk of a stream)
+    columns: list | None = None,  # the CSV's columns, as the first chunk fixed them
+) -> tuple[str, list | None]:  # the text, and the CSV's columns
     "Predictions as a terminal table, JSON (a list of objects) or CSV (one row per file or window)."
     import csv
     import io
 
     if fmt == 'json':
-        return json.dumps(rows, indent=2, default=str) + '\n'
+        return json.dumps(rows, indent=2, default=str) + '\n', None
     flat = []
     for r in rows:
         base = {k: v for k, v in r.items() if k not in ('probabilities', 'timeline')}
@@ -469,16 +540,18 @@ def _format_predictions(rows: list[dict], labels: list, fmt: str) -> str:
         else:
             flat.append({**base, **probs})
     if fmt == 'csv':
-        cols = list(dict.fromkeys(k for f in flat for k in f))
+        fixed = ['path', 'emotion', 'confidence', 'speech', *[f'p_{l}' for l in labels], 'note', 'error']
+        columns = columns or list(dict.fromkeys([*fixed, *(k for f in flat for k in f)]))
         buf = io.StringIO()
-        w = csv.DictWriter(buf, cols)
-        w.writeheader()
+        w = csv.DictWriter(buf, columns)
+        if header:
+            w.writeheader()
         w.writerows(flat)
-        return buf.getvalue()
+        return buf.getvalue(), columns
     lines = []
     head = f"{'file':40s} {'emotion':8s} {'conf':>5s}  " + ' '.join(f'{l[:7]:>7s}' for l in labels)
-    lines.append(head)
-    lines.append('-' * len(head))
+    if header:
+        lines += [head, '-' * len(head)]
     for r in rows:
         name = r['path'] if len(r['path']) <= 40 else '…' + r['path'][-39:]
         if r.get('error'):
@@ -500,13 +573,13 @@ def _format_predictions(rows: list[dict], labels: list, fmt: str) -> str:
                 f"{'':6s}{w['start']:8.1f}–{w['end']:7.1f} s  {w['emotion']:8s} {c:>5s}  "
                 + ' '.join(f"{w[f'p_{l}']:7.2f}" if w.get(f'p_{l}') is not None else f"{'':7s}" for l in labels)
             )
-    return '\n'.join(lines) + '\n'
+    return ('\n'.join(lines) + '\n' if lines else ''), None
 
 
 def cmd_predict(args) -> int:
     "Predict the emotion of files and folders; with --segment a timeline per file. Exit 1 if any file failed."
     from voice_emotion.features import DECODER_LOG
-    from voice_emotion.inference import find_audio, get_predictor, predict_files, predict_timeline
+    from voice_emotion.inference import find_audio, get_predictor, predict_timeline
 
     DECODER_LOG.verbose = args.verbose
     if args.bench and args.scheduler:
@@ -542,7 +615,10 @@ def cmd_predict(args) -> int:
         print('voice-emotion predict: error: give one or more audio files or folders', file=sys.stderr)
         return 2
     s = _config(args)
-    from voice_emotion.inference import check_speaker_norm
+    if problem := _check_output(args, args.paths):
+        print(f'voice-emotion predict: error: {problem}', file=sys.stderr)
+        return 2
+    from voice_emotion.inference import check_speaker_norm, iter_predictions
 
     check_speaker_norm(args.speaker_norm, get_predictor(args.model, args.model_sha256), args.segment)  # before any work
     if args.scheduler or args.manifest:
@@ -583,11 +659,13 @@ def cmd_predict(args) -> int:
             except VoiceEmotionError as e:
                 rows.append(dict(path=f, error=e.reason))
         rows += errors
-    else:
-        df = predict_files(
-            args.paths, args.model, jobs=s.jobs, speaker_norm=args.speaker_norm, min_confidence=s.min_confidence
-        )
-        rows = _nested_rows(df, labels)  # probabilities None where no speech was heard (see the note)
+    else:  # written a chunk at a time: memory does not grow with the number of files
+        with _Output(args, labels) as out:
+            for df in iter_predictions(
+                args.paths, args.model, jobs=s.jobs, speaker_norm=args.speaker_norm, min_confidence=s.min_confidence
+            ):
+                out.write(_nested_rows(df, labels))  # probabilities None where no speech was heard (see the note)
+        return out.status
     return _emit(rows, labels, args)
 
 
@@ -976,6 +1054,42 @@ def _register_cache(sub):
 
 _LATER_COMMANDS.append(_register_cache)
 
+
+def cmd_bench(args) -> int:
+    "`voice-emotion bench memory`: peak memory and time of predict over folders of N inputs, side by side."
+    from voice_emotion.bench import benchmark_memory
+    from voice_emotion.core import write_json
+
+    r = benchmark_memory(tuple(args.inputs), args.model, args.jobs or 0)
+    if args.output:
+        write_json(args.output, r)
+    if args.format == 'json':
+        _print_json(r)
+        return 0
+    for run in r['runs']:
+        print(f"{run['inputs']:>7,} inputs   peak {run['peak_rss_mb']:8.1f} MB   {run['seconds']:8.1f} s   "
+              f"{run['clips_per_s']:6.1f} clips/s")  # fmt: skip
+    print(f"peak memory, the most inputs against the fewest: {r['peak_ratio']}x ({r['cores']} cores)")
+    return 0
+
+
+def _register_bench(sub):
+    b = sub.add_parser(
+        'bench',
+        help='benchmarks that measure the tool itself (memory: peak memory of predict over many inputs)',
+        description='Benchmarks run as a user would run the commands, figures side by side in one run.',
+    )
+    b.add_argument('what', choices=('memory',), help='memory: predict over folders of --inputs files')
+    b.add_argument('--inputs', type=int, nargs='+', default=[1000, 20000], metavar='N', help='inputs of each run')
+    b.add_argument('--model', metavar='BUNDLE', help='bundle folder (default: the shipped model)')
+    b.add_argument('--jobs', '-j', type=int, metavar='N', help='feature workers (default: every core)')
+    b.add_argument('--format', choices=('table', 'json'), default='table', help='output format (default: table)')
+    b.add_argument('--output', '-o', metavar='FILE', help='also keep the figures in FILE (JSON)')
+    b.set_defaults(func=cmd_bench)
+
+
+_LATER_COMMANDS.append(_register_bench)
+
 # %% ../nbs/14_cli.ipynb #d526872b
 def build_parser() -> argparse.ArgumentParser:
     "The `voice-emotion` argument parser, one subparser per stage."
@@ -1088,6 +1202,7 @@ def main(argv: list[str] | None = None) -> int:  # arguments (default: sys.argv[
         )
         if not 0 < hop <= window:
             parser.error('--segment needs 0 < --hop <= --window')
+    previous = signal.signal(signal.SIGTERM, _terminated)  # as Ctrl-C: workers stopped, no partial output
     try:
         return args.func(args)
     except VoiceEmotionError as e:
@@ -1096,6 +1211,9 @@ def main(argv: list[str] | None = None) -> int:  # arguments (default: sys.argv[
     except KeyboardInterrupt:
         print('voice-emotion: interrupted', file=sys.stderr)
         return 130
+    except Terminated:
+        print('voice-emotion: interrupted (terminated)', file=sys.stderr)
+        return 143
     except BrokenPipeError:  # the reader went away (`| head`): nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -1107,6 +1225,16 @@ def main(argv: list[str] | None = None) -> int:  # arguments (default: sys.argv[
             file=sys.stderr,
         )
         return 3
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    "SIGTERM, raised where the command is, so that it stops as after Ctrl-C (not an `Exception`: nothing swallows it)."
+
+
+def _terminated(signum, frame):
+    raise Terminated()
 
 # %% ../nbs/14_cli.ipynb #5bf8bea4
 if __name__ == '__main__' and 'IPython' not in sys.modules:

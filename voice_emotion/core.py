@@ -14,7 +14,8 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['EMOTIONS', 'PROTOCOLS', 'DATASETS', 'ARCHITECTURES', 'PAD_MODES', 'HEADS', 'COMPUTE_TYPES', 'CORPUS_WEIGHTS',
            'SPEAKER_NORMS', 'FUNCTIONALS', 'RECIPES', 'DEFAULT_RECIPE', 'NETWORK_RECIPE', 'VoiceEmotionError', 'Config',
-           'n_features', 'cache_root', 'import_keras', 'package_dir', 'templates_dir', 'write_json', 'portable_paths']
+           'n_features', 'cache_root', 'import_keras', 'package_dir', 'templates_dir', 'write_json', 'portable_paths',
+           'is_url']
 
 # %% ../nbs/00_core.ipynb #dfaa7712
 EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
@@ -413,3 +414,8 @@ def portable_paths(
     for place, portable in sorted(places, key=lambda p: -len(p[0])):  # the longest first: the project inside home
         text = text.replace(place, portable)
     return text
+
+
+def is_url(path) -> bool:
+    "Whether `path` is an fsspec URL (`s3://…`, `file:///…`) rather than a local path: one rule for every command."
+    return '://' in str(path)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile as sf
 
-from .core import EMOTIONS, Config, VoiceEmotionError, package_dir
+from .core import EMOTIONS, Config, VoiceEmotionError, is_url, package_dir
 
 if TYPE_CHECKING:  # pandas is imported where a table is built: `voice-emotion features` starts without it
     import pandas as pd
@@ -355,7 +355,9 @@ def read_labelled_manifest(file) -> pd.DataFrame:  # a CSV or Parquet file
             path=file,
         )
     rows = rows.fillna('').map(lambda v: str(v).strip())
-    rows['path'] = [str(file.resolve().parent / p) if p and not Path(p).is_absolute() else p for p in rows.path]
+    rows['path'] = [
+        str(file.resolve().parent / p) if p and not Path(p).is_absolute() and not is_url(p) else p for p in rows.path
+    ]  # relative paths from the manifest's folder; a URL as it is
     return rows
 
 
@@ -375,6 +377,7 @@ def scan_manifest(file) -> tuple[pd.DataFrame, pd.DataFrame]:  # a CSV or Parque
         emotion, corpus = _emotion_name(r['emotion']), r.get('corpus') or Path(file).stem
         reason = (
             'no path' if not r['path']
+            else 'a URL: training and evaluation read local files (predict --manifest reads URLs)' if is_url(r['path'])
             else f"unknown emotion label {r['emotion']!r} (see EMOTION_NAMES)" if emotion is None
             else 'no speaker' if not r['speaker']
             else None

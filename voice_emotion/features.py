@@ -111,6 +111,8 @@ def load_audio(
         raise VoiceEmotionError(_file_error(e), path=path) from None
     if stat.S_ISDIR(info.st_mode):
         raise VoiceEmotionError('is a folder, not an audio file', path=path)
+    if not stat.S_ISREG(info.st_mode):  # a pipe would block the decoder, a device never end
+        raise VoiceEmotionError('not a regular file (a pipe, socket or device)', path=path)
     if info.st_size == 0:
         raise VoiceEmotionError('empty file', path=path)
     try:

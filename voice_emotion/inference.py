@@ -20,10 +20,11 @@ from .features import _resample, load_audio, merge_moments, quiet_decoders
 from .store import clip_matrix, extract_features, samples_matrix
 
 # %% auto #0
-__all__ = ['DEFAULT_MODEL_SHA256', 'VAD_FILE', 'VAD_SHA256', 'VAD_SR', 'VAD_CHUNK', 'VAD_CONTEXT', 'VAD_BLOCK', 'UNCERTAIN',
-           'GROUP_WORDS', 'FILE_COLUMNS', 'NO_SPEECH', 'too_short', 'default_model_dir', 'forget_loaded_models',
-           'get_predictor', 'vad_session', 'speech_probabilities', 'speech_seconds', 'clip_speech_seconds', 'no_speech',
-           'predict_array', 'predict_file', 'find_audio', 'check_speaker_norm', 'group_note', 'predict_files',
+__all__ = ['DEFAULT_MODEL_SHA256', 'VAD_FILE', 'VAD_SHA256', 'VAD_SR', 'VAD_CHUNK', 'VAD_CONTEXT', 'VAD_BLOCK', 'CLIPPED_SHARE',
+           'UNCERTAIN', 'GROUP_WORDS', 'FILE_COLUMNS', 'NO_SPEECH', 'too_short', 'default_model_dir',
+           'forget_loaded_models', 'get_predictor', 'vad_session', 'speech_probabilities', 'speech_seconds',
+           'clip_speech_seconds', 'clipped_share', 'listen_to_clip', 'clipping_note', 'no_speech', 'predict_array',
+           'predict_file', 'find_audio', 'check_speaker_norm', 'group_note', 'iter_predictions', 'predict_files',
            'files_summary', 'predict_timeline']
 
 # %% ../nbs/10_inference.ipynb #af972e81
@@ -134,8 +135,27 @@ def speech_seconds(
 
 
 def clip_speech_seconds(y: np.ndarray) -> float:  # mono float32 at 16 kHz
-    "Seconds of speech the detector hears in a clip (what a batch extraction `listen`s for)."
+    "Seconds of speech the detector hears in a clip."
     return speech_seconds(_clip_speech(y))
+
+
+CLIPPED_SHARE = 0.005  # samples at the peak above which a clip is said to be clipped (speech: under 0.01 %)
+
+
+def clipped_share(y: np.ndarray) -> float:  # mono samples
+    "Share of samples within 1 % of the clip's peak: hard clipping leaves plateaus there, speech almost never does."
+    peak = float(np.abs(y).max()) if len(y) else 0.0
+    return float((np.abs(y) >= 0.99 * peak).mean()) if peak > 1e-4 else 0.0
+
+
+def listen_to_clip(y: np.ndarray) -> tuple:  # mono float32 at 16 kHz
+    "What a batch extraction `listen`s for in each clip: (seconds of speech, share of clipped samples)."
+    return clip_speech_seconds(y), clipped_share(y)
+
+
+def clipping_note(share: float) -> str | None:  # `clipped_share` of a clip
+    "A row's note when its audio is hard-clipped (the answer may suffer), else None."
+    return f'clipped: {100 * share:.1f} % of samples at the peak' if share >= CLIPPED_SHARE else None
 
 
 def no_speech(
@@ -195,24 +215,26 @@ def predict_file(path, model=None) -> dict:  # audio file; bundle (None: default
     if short := too_short(duration):
         raise VoiceEmotionError(short, path=path)
     if encoder:
-        X, heard = fixed_frames(y, pred.settings), clip_speech_seconds(y)
+        X, (heard, clipped) = fixed_frames(y, pred.settings), listen_to_clip(y)
     else:
-        [heard] = _speech_of_files([path], analysed_seconds(pred.settings))
+        [(heard, clipped)] = _speech_of_files([path], analysed_seconds(pred.settings))
     if reason := no_speech(heard):
         cov = _coverage(duration, pred.settings)
         note = '; '.join(filter(None, [reason, cov.pop('note', None)]))
         return dict(path=str(path), emotion=None, confidence=None, probabilities=None, speech=heard, note=note, **cov)
-    res = _result(pred.predict_features(X[None])[0], pred.labels)
-    return dict(path=str(path), **res, speech=heard, **_coverage(duration, pred.settings))
+    res, cov = _result(pred.predict_features(X[None])[0], pred.labels), _coverage(duration, pred.settings)
+    if note := '; '.join(filter(None, [cov.pop('note', None), clipping_note(clipped)])):
+        cov['note'] = note
+    return dict(path=str(path), **res, speech=heard, **cov)
 
 
 def _speech_of_files(files: list, seconds: float) -> list:  # audio files; the part the model reads
-    "Seconds of speech in the first `seconds` of each file (decoded and listened to in threads)."
+    "Seconds of speech and share of clipped samples in the first `seconds` of each file (decoded in threads)."
     import os
     from concurrent.futures import ThreadPoolExecutor
 
     def speech(f):  # decoding and onnxruntime release the GIL: threads share the cores
-        return clip_speech_seconds(load_audio(f, VAD_SR, max_samples=int(seconds * VAD_SR)))
+        return listen_to_clip(load_audio(f, VAD_SR, max_samples=int(seconds * VAD_SR)))
 
     from voice_emotion import store
 
@@ -241,14 +263,26 @@ def find_audio(paths) -> tuple[list[str], list[dict]]:  # files and folders
     for p in map(Path, paths):
         if p.is_dir():
             found = [str(f) for f in audio_files(p)]
-            if not found:
+            named = [q for q in sorted(p.rglob('*')) if q.suffix.lower() in AUDIO_EXTENSIONS]
+            odd = [(q, why) for q in named if (why := _not_a_file(q))]
+            errors += [dict(path=str(q), error=why) for q, why in odd]  # named as audio, but no file to read: said
+            if not found and not odd:
                 errors.append(dict(path=str(p), error=f'no audio files ({", ".join(AUDIO_EXTENSIONS)}) in this folder'))
             files += found
         elif p.exists():
             files.append(str(p))
         else:
-            errors.append(dict(path=str(p), error='no such file or folder'))
+            errors.append(dict(path=str(p), error='a link to nothing' if p.is_symlink() else 'no such file or folder'))
     return files, errors
+
+
+def _not_a_file(p: Path) -> str | None:
+    "Why an entry named like audio is no file to decode: a dangling link, a folder, a pipe or device; else None."
+    if p.is_symlink() and not p.exists():
+        return 'a link to nothing'
+    if p.is_dir():
+        return 'a folder named like an audio file'
+    return None if p.is_file() else 'not a regular file (a pipe, socket or device)'
 
 # %% ../nbs/10_inference.ipynb #33a13947
 GROUP_WORDS = dict(folder='folder', manifest='speaker', recording='recording')  # how a row's note names its group
@@ -313,7 +347,7 @@ def _file_rows(files: list, pred, jobs: int) -> tuple[list[dict], np.ndarray | N
     from voice_emotion import inference  # the listener by its module: a spawned worker imports it from there
 
     batch = extract_features(
-        files, pred.settings, jobs=jobs, cache_dir=False, progress=False, listen=inference.clip_speech_seconds
+        files, pred.settings, jobs=jobs, cache_dir=False, progress=False, listen=inference.listen_to_clip
     )
     reasons = {f['path']: f['reason'] for f in batch.failures}
     rows = []
@@ -336,9 +370,12 @@ def _file_rows(files: list, pred, jobs: int) -> tuple[list[dict], np.ndarray | N
     for i, seconds in zip(unheard, _speech_of_files([files[i] for i in unheard], analysed_seconds(pred.settings))):
         speech[i] = seconds
     for i in np.flatnonzero(batch.ok):
-        rows[i]['speech'] = seconds = speech[i]
+        seconds, clipped = speech[i]
+        rows[i]['speech'] = seconds
         if reason := no_speech(seconds):  # no emotion for it, and the reason; not an error
             rows[i]['note'], batch.ok[i] = '; '.join(filter(None, [reason, rows[i]['note']])), False
+        else:
+            rows[i]['note'] = '; '.join(filter(None, [rows[i]['note'], clipping_note(clipped)])) or None
     ok = np.flatnonzero(batch.ok)
     X = batch.X if len(ok) == len(files) else batch.X[ok]  # all clips usable: no copy
     return rows, X, ok
@@ -352,6 +389,55 @@ def _answer(row: dict, probs: np.ndarray, labels: list, min_confidence: float, n
     row['note'] = '; '.join(filter(None, [res.get('note'), row['note'], note])) or None
 
 
+def iter_predictions(
+    paths,  # audio files and/or folders
+    model=None,
+    jobs: int = 0,
+    batch_size: int = 64,
+    speaker_norm: str = 'off',  # `off`: per clip; `folder`: a folder's clips share a voice; `manifest`: by `speakers`
+    min_confidence: float = Config.default('min_confidence'),  # below it the emotion is `uncertain` (note: the best)
+    speakers: list | None = None,  # the group of each path (files only): the speaker, or the folder a copy came from
+    summary: dict | None = None,  # `Predictor.group_summary` of all the groups' clips, when these are only some of them
+    chunk: int = 256,  # files decoded and encoded at once: memory is bounded by a chunk, not by the number of files
+):  # yields DataFrames of `predict_files`' columns
+    "The rows of `predict_files` a chunk at a time: per clip as each chunk is done; normalised once every clip is seen."
+    pred = get_predictor(model)
+    check_speaker_norm(speaker_norm, pred)
+    files, errors = find_audio(paths)
+    if speakers is not None and (len(speakers) != len(paths) or errors or len(files) != len(paths)):
+        raise VoiceEmotionError('speakers are given for existing files only, one per path')
+    groups = _file_groups(files, speaker_norm, speakers)
+    rows, kept = [], []  # when normalising: all rows, and (rows, statistics, groups) of the answerable clips
+    for start in range(0, len(files), chunk):
+        part, X, ok = _file_rows(files[start : start + chunk], pred, jobs)
+        if groups is None:
+            for i, p in zip(ok, pred.predict_features(X, batch_size=batch_size) if len(ok) else []):
+                _answer(part[i], p, pred.labels, min_confidence)
+            yield _file_frame(part, pred.labels)
+            continue
+        rows += part
+        if len(ok):
+            kept.append(([part[i] for i in ok], pred.statistics(X, batch_size), [groups[start + i] for i in ok]))
+        del X
+    if kept:
+        S, g = np.concatenate([s for _, s, _ in kept]), [x for _, _, gs in kept for x in gs]
+        summary = pred.group_summary(S, g) if summary is None else {**pred.group_summary(S, g), **summary}
+        status = pred.group_status(g, summary)
+        answered = [r for rs, _, _ in kept for r in rs]
+        for r, p, st in zip(answered, pred.predict_statistics(S, g, summary), status):
+            _answer(r, p, pred.labels, min_confidence, group_note(st, GROUP_WORDS[speaker_norm]))
+    if rows:
+        yield _file_frame(rows, pred.labels)
+    if errors:
+        yield _file_frame([dict(path=e['path'], error=e['error']) for e in errors], pred.labels)
+
+
+def _file_frame(rows: list, labels: list) -> pd.DataFrame:
+    "Rows as `predict_files` returns them: its columns, probabilities as floats."
+    columns = [*FILE_COLUMNS[:3], *[f'p_{l}' for l in labels], *FILE_COLUMNS[3:]]
+    return pd.DataFrame(rows, columns=columns).astype({'confidence': float, **{f'p_{l}': float for l in labels}})
+
+
 def predict_files(
     paths,  # audio files and/or folders
     model=None,
@@ -361,36 +447,13 @@ def predict_files(
     min_confidence: float = Config.default('min_confidence'),  # below it the emotion is `uncertain` (note: the best)
     speakers: list | None = None,  # the group of each path (files only): the speaker, or the folder a copy came from
     summary: dict | None = None,  # `Predictor.group_summary` of all the groups' clips, when these are only some of them
-    chunk: int = 128,  # files decoded and encoded at once: memory is bounded by a chunk, not by the number of files
+    chunk: int = 256,  # files decoded and encoded at once (`iter_predictions`)
 ) -> pd.DataFrame:
     "One row per file: path, emotion, confidence, p_<emotion> per class, speech (seconds), duration, note, error."
-    pred = get_predictor(model)
-    check_speaker_norm(speaker_norm, pred)
-    files, errors = find_audio(paths)
-    if speakers is not None and (len(speakers) != len(paths) or errors or len(files) != len(paths)):
-        raise VoiceEmotionError('speakers are given for existing files only, one per path')
-    groups = _file_groups(files, speaker_norm, speakers)
-    rows, kept = [], []  # kept, when normalising: (rows, statistics, groups) of each chunk, answered once all are seen
-    for start in range(0, len(files), chunk):
-        part, X, ok = _file_rows(files[start : start + chunk], pred, jobs)
-        rows += part
-        if not len(ok):
-            continue
-        if groups is None:
-            for i, p in zip(ok, pred.predict_features(X, batch_size=batch_size)):
-                _answer(part[i], p, pred.labels, min_confidence)
-        else:
-            kept.append(([part[i] for i in ok], pred.statistics(X, batch_size), [groups[start + i] for i in ok]))
-    if kept:
-        S, g = np.concatenate([s for _, s, _ in kept]), [x for _, _, gs in kept for x in gs]
-        summary = pred.group_summary(S, g) if summary is None else {**pred.group_summary(S, g), **summary}
-        status = pred.group_status(g, summary)
-        answered = [r for rs, _, _ in kept for r in rs]
-        for r, p, st in zip(answered, pred.predict_statistics(S, g, summary), status):
-            _answer(r, p, pred.labels, min_confidence, group_note(st, GROUP_WORDS[speaker_norm]))
-    columns = [*FILE_COLUMNS[:3], *[f'p_{l}' for l in pred.labels], *FILE_COLUMNS[3:]]
-    out = pd.DataFrame(rows + [dict(path=e['path'], error=e['error']) for e in errors], columns=columns)
-    return out.astype({'confidence': float, **{f'p_{l}': float for l in pred.labels}})
+    options = (batch_size, speaker_norm, min_confidence, speakers, summary, chunk)
+    frames = list(iter_predictions(paths, model, jobs, *options))
+    labels = get_predictor(model).labels
+    return pd.concat(frames, ignore_index=True) if frames else _file_frame([], labels)
 
 
 def files_summary(

@@ -18,22 +18,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import Config, VoiceEmotionError, write_json
+from .core import Config, VoiceEmotionError, is_url, write_json
 from .features import merge_moments
 from .inference import _duration, find_audio, get_predictor, predict_files, predict_timeline
 
 # %% auto #0
-__all__ = ['INPUT_COLUMNS', 'PART_FILE', 'RUN_FILE', 'is_url', 'read_manifest', 'input_table', 'partitions', 'output_columns',
-           'model_id', 'input_groups', 'table_summary', 'predict_table', 'write_part', 'dataset_counts', 'run_identity',
+__all__ = ['INPUT_COLUMNS', 'PART_FILE', 'RUN_FILE', 'read_manifest', 'input_table', 'partitions', 'output_columns', 'model_id',
+           'input_groups', 'table_summary', 'predict_table', 'write_part', 'dataset_counts', 'run_identity',
            'prepare_output', 'ModelOnWorker', 'local_cluster', 'cluster_client', 'predict_on_cluster', 'check_visible',
            'features_on_cluster', 'benchmark_cluster', 'cluster_plan']
 
 # %% ../nbs/12_scale.ipynb #5ca1e008
-def is_url(path) -> bool:
-    "Whether `path` is an fsspec URL (`s3://…`, `file:///…`) rather than a local path."
-    return '://' in str(path)
-
-
 def _folder(path: str) -> str:
     "The folder of a local path or of a URL."
     return path.rsplit('/', 1)[0] if is_url(path) else str(Path(path).parent)
@@ -354,8 +349,20 @@ def prepare_output(out_dir, identity: dict, overwrite: bool = False) -> set:
             'holds Parquet parts of unknown origin: pass --overwrite, or another --output', path=out
         )
     write_json(run_file, identity)  # atomically, the folder made if need be
-    done = {int(f.name[5:10]) for f in out.glob('part-*.parquet')}
+    done = {int(f.name[5:10]) for f in out.glob('part-*.parquet') if _readable_part(f)}
     return {i for i in done if i < identity['partitions']}
+
+
+def _readable_part(file: Path) -> bool:
+    "Whether a Parquet part is whole (its footer readable); a damaged one is removed, so that the run redoes it."
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(file)
+        return True
+    except Exception:
+        file.unlink(missing_ok=True)
+        return False
 
 # %% ../nbs/12_scale.ipynb #5ca1e031
 from distributed.diagnostics.plugin import WorkerPlugin

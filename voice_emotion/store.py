@@ -110,23 +110,32 @@ class FeatureCache:
             pass
 
     def entries(self) -> dict:  # content key → (pack file, byte offset of its matrix)
-        "Whole records of every pack, read from their keys only (the matrices are not touched)."
+        "Whole records of every pack, read from their keys only (the matrices are not touched); dates the folder used."
         if self._where is None:
-            self._where = {}
             self._mark_used()
-            rec = np.dtype(
-                [('head', f'V{KEY_BYTES}'), ('x', 'V', self.record_bytes - 2 * KEY_BYTES), ('tail', f'V{KEY_BYTES}')]
-            )
-            for pack in self.packs():
-                n = pack.stat().st_size // self.record_bytes
-                if n == 0:
-                    continue
-                r = np.memmap(pack, rec, 'r', shape=(n,))
-                whole = np.flatnonzero(r['head'] == r['tail'])
-                for i, head in zip(whole, r['head'][whole]):
-                    self._where[bytes(head).hex()] = (str(pack), int(i) * self.record_bytes + KEY_BYTES)
-                del r
+            self._where = self._scan()
         return self._where
+
+    def clips(self) -> int:
+        "How many clips the folder holds (a clip stored twice by two runs at once counts once); not a use of it."
+        return len(self._where if self._where is not None else self._scan())
+
+    def _scan(self) -> dict:
+        "Content key → (pack, offset) of every whole record."
+        where = {}
+        rec = np.dtype(
+            [('head', f'V{KEY_BYTES}'), ('x', 'V', self.record_bytes - 2 * KEY_BYTES), ('tail', f'V{KEY_BYTES}')]
+        )
+        for pack in self.packs():
+            n = pack.stat().st_size // self.record_bytes
+            if n == 0:
+                continue
+            r = np.memmap(pack, rec, 'r', shape=(n,))
+            whole = np.flatnonzero(r['head'] == r['tail'])
+            for i, head in zip(whole, r['head'][whole]):
+                where.setdefault(bytes(head).hex(), (str(pack), int(i) * self.record_bytes + KEY_BYTES))
+            del r
+        return where
 
     def __contains__(self, key: str) -> bool:
         return key in self.entries()
@@ -281,6 +290,21 @@ def _one_thread():
     _IN_WORKER = True  # an encoder loaded here runs on one thread too
     threadpool_limits(1)
     keep_freed_memory()
+    _stop_with_parent()
+
+
+def _stop_with_parent():
+    "A worker leaves stopping to its parent (Ctrl-C, SIGTERM), and dies with it should the parent be killed outright."
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C reaches the whole group: the parent decides
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, inherited by a fork
+    try:
+        import ctypes
+
+        ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: Linux only
+    except (OSError, AttributeError):
+        pass
 
 
 def _can_fork() -> bool:
@@ -455,9 +479,9 @@ def cache_folders(cache_dir=None) -> pd.DataFrame:  # cache folder (default `cac
     for folder in sorted((cache_root(cache_dir) / 'features').glob('*/')):
         settings, packs = _folder_settings(folder), list(folder.glob('*.pack'))
         size = sum(p.stat().st_size for p in packs)
-        record = None if settings is None else FeatureCache(settings, cache_dir).record_bytes
-        rows.append(dict(
-            key=folder.name, holds=describe_settings(settings), clips=None if record is None else size // record,
+        clips = None if settings is None else FeatureCache(settings, cache_dir).clips()  # clips, not records: a clip
+        rows.append(dict(  # two runs computed at once is stored twice, and counted once
+            key=folder.name, holds=describe_settings(settings), clips=clips,
             bytes=size, last_used=pd.Timestamp(folder.stat().st_mtime, unit='s').floor('s'),
         ))  # fmt: skip
     columns = ['key', 'holds', 'clips', 'bytes', 'last_used']
