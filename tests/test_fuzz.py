@@ -37,7 +37,9 @@ def broken_files(d: Path, clip: Path, seed: int = 7) -> list:
                'hires_24bit_96k.wav': (np.repeat(y, 6), 96000, dict(subtype='PCM_24'))}
     for name, (samples, rate, kw) in special.items():
         sf.write(d/name, samples, rate, **kw); names.append(name)
-    return names
+    import os
+    os.mkfifo(d/'a_pipe.wav'); (d/'a_dangling_link.flac').symlink_to(d/'nowhere.flac'); (d/'a_folder.mp3').mkdir()
+    return names + ['a_pipe.wav', 'a_dangling_link.flac', 'a_folder.mp3']  # named as audio, no file to read: a row each
 
 def test_fuzz_every_file_one_row_no_traceback(tmp_path, sample_clips):
     names = broken_files(tmp_path, sample_clips[3])
@@ -73,3 +75,38 @@ def test_fuzz_every_file_one_row_no_traceback(tmp_path, sample_clips):
           f'peak memory {hwm_kb / 1024:.0f} MiB')
     for reason in sorted({e.split(' (')[0] for e in errors}):
         print(f'  {sum(e.startswith(reason) for e in errors):3d}  {reason}')
+
+
+@pytest.fixture(scope='module')
+def misuse(tmp_path_factory, sample_clips):
+    "Files for the misuses below: a clip, a bundle with a pickled array, a manifest without speakers."
+    import shutil
+    from voice_emotion.inference import default_model_dir
+    d = tmp_path_factory.mktemp('misuse')
+    shutil.copy(sample_clips[0], d/'clip.flac')
+    shutil.copytree(default_model_dir(), d/'pickled')
+    h = dict(np.load(d/'pickled'/'head.npz')); h['mean'] = np.array([{}], dtype=object); np.savez(d/'pickled'/'head.npz', **h)
+    from voice_emotion.bundle import record_file_hashes
+    record_file_hashes(d/'pickled')
+    (d/'manifest.csv').write_text(f'path\n{d/"clip.flac"}\n')
+    return d
+
+MISUSES = {
+    '-o is a folder': lambda d: ['predict', d/'clip.flac', '-o', d],
+    '-o in a missing folder': lambda d: ['predict', d/'clip.flac', '-o', d/'no'/'out.csv'],
+    '-o is the input': lambda d: ['predict', d/'clip.flac', '-o', d/'clip.flac'],
+    'a pickled array in a bundle': lambda d: ['predict', d/'clip.flac', '--model', d/'pickled'],
+    'a wrong pin': lambda d: ['predict', d/'clip.flac', '--model-sha256', '0' * 64],
+    'normalise by manifest speakers it lacks': lambda d: ['predict', '--manifest', d/'manifest.csv', '--speaker-norm', 'manifest'],
+    'normalise recordings without --segment': lambda d: ['predict', d/'clip.flac', '--speaker-norm', 'recording'],
+    'normalise folders with --segment': lambda d: ['predict', d/'clip.flac', '--segment', '--speaker-norm', 'folder'],
+    'the old auto': lambda d: ['predict', d/'clip.flac', '--speaker-norm', 'auto'],
+}
+
+@pytest.mark.parametrize('case', MISUSES)
+def test_no_misuse_is_an_internal_error(misuse, case):
+    from conftest import run_cli
+    code, out, err = run_cli(*MISUSES[case](misuse), timeout=120)
+    assert code in (1, 2) and 'internal error' not in err and 'Traceback' not in err, (code, err)
+    assert err.strip() and all(l.startswith(('voice-emotion', 'usage:', ' ')) for l in err.splitlines()), err
+    assert (misuse/'clip.flac').stat().st_size > 0

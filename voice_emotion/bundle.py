@@ -22,7 +22,7 @@ from .features import FEATURE_VERSION, frame_statistics, group_moments, real_fra
 # %% auto #0
 __all__ = ['BUNDLE_FORMAT', 'BUNDLE_FILES', 'MODEL_FILES', 'ONE_EMOTION_SHARE', 'READ_FILES', 'Scaler', 'LinearHead',
            'file_hashes', 'record_file_hashes', 'library_versions', 'save_bundle', 'Predictor', 'load_bundle',
-           'bundle_sha256', 'check_bundle_sha256', 'run_parts']
+           'bundle_sha256', 'check_bundle_sha256', 'set_calibration', 'run_parts']
 
 # %% ../nbs/07_bundle.ipynb #e27f50de
 @dataclass
@@ -461,6 +461,26 @@ def _load_head(file: Path) -> LinearHead | None:
     calibration = [float(h[k]) if k in h else default for k, default in (('temperature', 1.0), ('floor', 0.0))]
     hidden = [h[k] if k in h else None for k in ('hidden_weights', 'hidden_bias')]
     return LinearHead(h['mean'], h['scale'], h['coef'], h['intercept'], *calibration, *hidden)  # calibration: 1, 0
+
+
+def set_calibration(
+    path,  # a bundle folder with a statistics head (`head.npz`)
+    temperature: float,
+    floor: float,
+    fitted_on: str,  # where they were fitted, in words (kept in bundle.json)
+) -> LinearHead:
+    "Give a bundle's head another temperature and floor (e.g. fitted on outer folds); its recorded hash follows."
+    path = Path(path)
+    head = _load_head(path / 'head.npz')
+    if head is None:
+        raise VoiceEmotionError('only a statistics head (head.npz) can be recalibrated', path=path)
+    head.temperature, head.floor = float(temperature), float(floor)
+    _save_head(path / 'head.npz', head)
+    meta = json.loads((path / 'bundle.json').read_text())
+    meta['calibration'] = dict(temperature=head.temperature, floor=head.floor, fitted_on=fitted_on)
+    meta['files'] = file_hashes(path)
+    write_json(path / 'bundle.json', meta)
+    return head
 
 # %% ../nbs/07_bundle.ipynb #c1893217
 def run_parts(cfg: Config, run_dir) -> list[tuple[str, Path, int | None]]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .bundle import load_bundle, run_parts
+from .bundle import load_bundle, run_parts, set_calibration
 from .core import DEFAULT_RECIPE, RECIPES, Config, VoiceEmotionError, templates_dir, write_json
 from .evaluation import HEADLINE, evaluate_run, expected_calibration_error, run_robustness
 from .features import frame_statistics, speaker_normalise
@@ -26,7 +26,8 @@ from .training import train_run
 __all__ = ['ARCHITECTURE_WORDS', 'CORPUS_WORDS', 'NOT_THE_MODEL', 'compare_recipes', 'speaker_norm_study',
            'one_emotion_guard_study', 'cross_corpus', 'cross_corpus_table', 'comparison_table', 'recipe_summary',
            'model_card', 'write_model_card', 'run_differences', 'heldout_logits', 'outer_fold_calibration',
-           'calibration_by_corpus', 'corpora_manifest', 'per_corpus_accuracy', 'make_default_model']
+           'calibration_by_corpus', 'recalibrated_kfold', 'corpora_manifest', 'per_corpus_accuracy',
+           'make_default_model']
 
 # %% ../nbs/11_experiments.ipynb #67a88c99
 def compare_recipes(
@@ -568,6 +569,7 @@ def model_card(
         recipes_table=_recipes_table(compared, cfg['recipe_name']) if compared else None,
         coverage_table=_coverage_table(kfold['pooled'].get('accuracy_coverage')) if 'ece' in kfold else None,
         robustness_table=_robustness_table(kfold['robustness']) if kfold.get('robustness') else None,
+        calibration_table=_calibration_table(kfold['calibration']) if kfold.get('calibration') else None,
         level_changes={
             r['condition']: f"{100 * (1 - r['agreement']):.1f} %"
             for r in kfold.get('robustness') or []
@@ -591,6 +593,19 @@ def model_card(
         v=meta['versions'],
         created=meta.get('created'),
     )
+
+
+def _calibration_table(calibration: dict) -> str:  # `recalibrated_kfold`'s `calibration`
+    "ECE and mean confidence against accuracy, pooled and per corpus, before and after the outer-fold calibration."
+    before, after = calibration['before'], calibration['after']
+    return pd.DataFrame(
+        [
+            {'test clips of': c, 'clips': after[c]['clips'], 'accuracy': f"{100 * after[c]['accuracy']:.1f} %",
+             'confidence before / after': f"{before[c]['mean_confidence']:.2f} / {after[c]['mean_confidence']:.2f}",
+             'ECE before / after': f"{before[c]['ece']:.3f} / {after[c]['ece']:.3f}"}
+            for c in after
+        ]
+    ).to_markdown(index=False, disable_numparse=True)  # fmt: skip
 
 # %% ../nbs/11_experiments.ipynb #afe4bef2
 def write_model_card(
@@ -678,6 +693,39 @@ def calibration_by_corpus(preds: pd.DataFrame) -> dict:  # per-clip predictions 
     by = dict(preds.groupby('corpus').__iter__()) if 'corpus' in preds else {}
     return dict(pooled=one(preds), **{str(c): one(p) for c, p in by.items()})
 
+
+def recalibrated_kfold(
+    kfold: dict,  # `evaluate_run` of the k-fold run (with `per_corpus` for several corpora)
+    calibration: dict,  # `outer_fold_calibration` of the same run
+    run_dir,
+) -> dict:  # the k-fold's calibration figures, from the recalibrated predictions, and before against after
+    "The k-fold metrics' confidence figures as the outer-fold calibration gives them (accuracy does not change)."
+    from voice_emotion.evaluation import evaluate_predictions
+
+    after = calibration['predictions']
+    before = pd.read_csv(Path(run_dir) / 'predictions.csv')
+    before = before[before.predicted.notna()].assign(corpus=before.path.map(dict(zip(after.path, after.corpus))))
+    if 'corpus' not in after or after.corpus.isna().all():
+        after, before = after.drop(columns='corpus', errors='ignore'), before.drop(columns='corpus')
+    pooled = evaluate_predictions(after)
+    out = dict(
+        ece=pooled['ece'],
+        mean_confidence=pooled['mean_confidence'],
+        pooled={**kfold['pooled'], **{k: pooled[k] for k in ('ece', 'mean_confidence', 'accuracy_coverage')}},
+        calibration=dict(
+            fitted_on='the k-fold heads on the speakers they never heard, each fold from the other folds only',
+            weigh_corpora=calibration['weigh_corpora'], temperature=calibration['temperature'],
+            floor=calibration['floor'], folds=calibration['folds'],
+            before=calibration_by_corpus(before), after=calibration_by_corpus(after),
+        ),
+    )  # fmt: skip
+    if kfold.get('per_corpus'):
+        out['per_corpus'] = {
+            c: {**r, **{k: out['calibration']['after'][c][k] for k in ('ece', 'mean_confidence')}}
+            for c, r in kfold['per_corpus'].items()
+        }
+    return out
+
 # %% ../nbs/11_experiments.ipynb #976e63a4
 def corpora_manifest(corpora, folder) -> Path:  # (dataset, folder) pairs; where to write it
     "Several corpora as one manifest (`manifest.csv`: path, emotion, speaker, sex, corpus, sentence) to train on."
@@ -753,10 +801,16 @@ def make_default_model(
             kfold['recipes_compared'] = recipe_summary(json.loads(compared.read_text()))
         if also:
             kfold['per_corpus'] = per_corpus_accuracy(kfold_run or work / 'kfold', cfg)
+        calibration = None
+        if cfg.head == 'linear':  # a statistics head: its confidence calibrated on the outer folds' unseen speakers
+            calibration = outer_fold_calibration(kfold_run or work / 'kfold')
+            kfold.update(recalibrated_kfold(kfold, calibration, kfold_run or work / 'kfold'))
         if cross_corpus_file:
             kfold['cross_corpus'] = json.loads(Path(cross_corpus_file).read_text())
         train_run(cfg.replace(protocol='speaker', test_frac=0.0), work / 'final', log=log)
         bundle = work / 'final' / 'bundle'
+        if calibration is not None:
+            set_calibration(bundle, calibration['temperature'], calibration['floor'], kfold['calibration']['fitted_on'])
         split = pd.read_csv(bundle / 'split.csv')
         root = os.path.commonpath([data, *(str(Path(d).resolve()) for _, d in also)])
         split['path'] = [os.path.relpath(p, root) for p in split.path]  # portable: relative to the data folder(s)

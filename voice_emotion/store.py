@@ -296,7 +296,10 @@ def _one_thread():
 def _stop_with_parent():
     "A worker leaves stopping to its parent (Ctrl-C, SIGTERM), and dies with it should the parent be killed outright."
     import signal
+    import threading
 
+    if threading.current_thread() is not threading.main_thread():  # a Dask task's thread: its worker decides
+        return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C reaches the whole group: the parent decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, inherited by a fork
     try:
