@@ -26,8 +26,9 @@ requirements = shlex.split(cfg.get('requirements', ''))
 if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_requirements', ''))
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
-dev_requirements = (cfg.get('dev_requirements') or '').split()
-opensmile_requirements = (cfg.get('opensmile_requirements') or '').split()
+extras = {name: shlex.split(cfg.get(f'{name}_requirements') or '') for name in ('train', 'notebooks', 'cluster', 'opensmile')}
+extras['all'] = sorted({r for name in ('train', 'notebooks', 'cluster') for r in extras[name]})
+extras['dev'] = sorted({*extras['all'], *extras['opensmile'], *shlex.split(cfg.get('dev_requirements') or '')})
 
 package_data = dict()
 pkg_data = cfg.get('package_data', None)
@@ -48,7 +49,7 @@ setuptools.setup(
     packages = setuptools.find_packages(),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements, 'opensmile': opensmile_requirements },
+    extras_require=extras,
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

@@ -22,6 +22,7 @@ from voice_emotion.core import (
     SPEAKER_NORMS,
     Config,
     VoiceEmotionError,
+    missing_extra,
 )
 
 # %% auto #0
@@ -1214,19 +1215,29 @@ def main(argv: list[str] | None = None) -> int:  # arguments (default: sys.argv[
     except Terminated:
         print('voice-emotion: interrupted (terminated)', file=sys.stderr)
         return 143
+    except ImportError as e:  # a job whose extra is not installed
+        if (why := missing_extra(e)) is None:
+            return _internal_error(e)
+        print(f'voice-emotion: error: {why}', file=sys.stderr)
+        return 1
     except BrokenPipeError:  # the reader went away (`| head`): nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as e:  # a bug, not the user's input: still one line, the traceback on request
-        if os.environ.get('VOICE_EMOTION_DEBUG'):
-            raise
-        print(
-            f'voice-emotion: internal error: {type(e).__name__}: {e} (set VOICE_EMOTION_DEBUG=1 for the traceback)',
-            file=sys.stderr,
-        )
-        return 3
+        return _internal_error(e)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _internal_error(e: Exception) -> int:
+    "A bug, not the user's input: one line (the traceback with VOICE_EMOTION_DEBUG=1); exit status 3."
+    if os.environ.get('VOICE_EMOTION_DEBUG'):
+        raise e
+    print(
+        f'voice-emotion: internal error: {type(e).__name__}: {e} (set VOICE_EMOTION_DEBUG=1 for the traceback)',
+        file=sys.stderr,
+    )
+    return 3
 
 
 class Terminated(BaseException):

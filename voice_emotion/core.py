@@ -13,9 +13,9 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['EMOTIONS', 'PROTOCOLS', 'DATASETS', 'ARCHITECTURES', 'PAD_MODES', 'HEADS', 'COMPUTE_TYPES', 'CORPUS_WEIGHTS',
-           'SPEAKER_NORMS', 'FUNCTIONALS', 'RECIPES', 'DEFAULT_RECIPE', 'NETWORK_RECIPE', 'VoiceEmotionError', 'Config',
-           'n_features', 'cache_root', 'import_keras', 'package_dir', 'templates_dir', 'write_json', 'portable_paths',
-           'is_url']
+           'SPEAKER_NORMS', 'FUNCTIONALS', 'RECIPES', 'DEFAULT_RECIPE', 'NETWORK_RECIPE', 'EXTRA_OF',
+           'VoiceEmotionError', 'Config', 'n_features', 'cache_root', 'import_keras', 'package_dir', 'templates_dir',
+           'write_json', 'portable_paths', 'is_url', 'missing_extra']
 
 # %% ../nbs/00_core.ipynb #dfaa7712
 EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
@@ -419,3 +419,26 @@ def portable_paths(
 def is_url(path) -> bool:
     "Whether `path` is an fsspec URL (`s3://…`, `file:///…`) rather than a local path: one rule for every command."
     return '://' in str(path)
+
+
+EXTRA_OF = {
+    **dict.fromkeys(
+        ('tensorflow', 'keras', 'sklearn', 'librosa', 'kagglehub', 'huggingface_hub', 'jinja2', 'tabulate'), 'train'
+    ),
+    **dict.fromkeys(
+        ('papermill', 'nbconvert', 'nbformat', 'nbclient', 'matplotlib', 'seaborn', 'IPython', 'nbdev'), 'notebooks'
+    ),
+    **dict.fromkeys(('dask', 'distributed'), 'cluster'),
+    'opensmile': 'opensmile',
+}  # the package a job imports → the extra that installs it (the base install serves `predict`)
+
+
+def missing_extra(error: ImportError) -> str | None:  # an ImportError raised by a command
+    "One line naming the extra that would install the missing package, or None when it is not one of ours."
+    top = (getattr(error, 'name', None) or '').split('.')[0]
+    extra = EXTRA_OF.get(top)
+    return (
+        f"this needs {top}, which comes with the [{extra}] extra: pip install 'voice_emotion[{extra}]'"
+        if extra
+        else None
+    )

@@ -42,7 +42,7 @@ def notebooks_dir(
     d = Path(path) if path else package_dir().parent / 'nbs'
     if not (all((d / nb).exists() for nb in STAGES.values()) if stages else any(d.glob('*.ipynb'))):
         raise VoiceEmotionError(
-            'the stage notebooks were not found; run reports from a clone of the project (pip install -e .) '
+            'the stage notebooks were not found; run reports from a clone of the project (pip install -e ".[all]") '
             'or pass --notebooks DIR',
             path=d,
         )

@@ -365,7 +365,10 @@ def _readable_part(file: Path) -> bool:
         return False
 
 # %% ../nbs/12_scale.ipynb #5ca1e031
-from distributed.diagnostics.plugin import WorkerPlugin
+try:
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # no [cluster] extra: one process predicts tables all the same
+    WorkerPlugin = object
 
 
 class ModelOnWorker(WorkerPlugin):
