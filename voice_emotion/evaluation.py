@@ -156,29 +156,39 @@ def predict_table(
     jobs: int = 0,
     cache_dir=None,
     by_speaker: bool = False,  # speaker-normalised where the bundle can and a speaker has enough clips in `table`
+    chunk: int = 256,  # clips whose features are held at once: memory does not grow with the table
 ) -> pd.DataFrame:
     "Per-clip predictions: path, speaker, sex, intensity, true and predicted emotion, confidence and every probability."
-    batch = extract_features(table.path, predictor.settings, jobs, cache_dir, progress=False)
     probs = np.full((len(table), len(predictor.labels)), np.nan, np.float32)
-    groups = table.speaker.to_numpy()[batch.ok] if by_speaker else None
+    ok, failures, stats = np.zeros(len(table), bool), [], []  # stats: a statistics head's, when normalising
+    for start in range(0, len(table), chunk):
+        batch = extract_features(table.path.iloc[start : start + chunk], predictor.settings, jobs, cache_dir, False)
+        rows = start + np.flatnonzero(batch.ok)
+        ok[rows], failures = True, failures + batch.failures
+        if not len(rows):
+            continue
+        if by_speaker:
+            stats.append(predictor.statistics(batch.X[batch.ok]))
+        else:
+            probs[rows] = predictor.predict_features(batch.X[batch.ok])
+        del batch
+    groups = table.speaker.to_numpy()[ok] if by_speaker else None
     normalised = np.zeros(len(table), bool)
-    if batch.ok.any() and by_speaker:
-        S = predictor.statistics(batch.X[batch.ok])
+    if stats:
+        S = np.concatenate(stats)
         summary = predictor.group_summary(S, groups)  # each speaker's own test clips, unlabelled
-        probs[batch.ok] = predictor.predict_statistics(S, groups, summary)
-        normalised[batch.ok] = predictor.speaker_normalised(groups, summary)
-    elif batch.ok.any():
-        probs[batch.ok] = predictor.predict_features(batch.X[batch.ok])
+        probs[ok] = predictor.predict_statistics(S, groups, summary)
+        normalised[ok] = predictor.speaker_normalised(groups, summary)
     keep = [c for c in ('path', 'speaker', 'sex', 'intensity', 'emotion') if c in table]
     out = table[keep].reset_index(drop=True).copy()
     best = np.nan_to_num(probs, nan=-1).argmax(axis=1)
-    out['predicted'] = np.where(batch.ok, np.array(predictor.labels)[best], None)
+    out['predicted'] = np.where(ok, np.array(predictor.labels)[best], None)
     out['confidence'] = probs.max(axis=1, initial=0, where=~np.isnan(probs))
     for i, l in enumerate(predictor.labels):
         out[f'p_{l}'] = probs[:, i]
     out['speaker_normalised'] = normalised
     out['error'] = [None] * len(out)
-    for f in batch.failures:
+    for f in failures:
         out.loc[out.path == f['path'], 'error'] = f['reason']
     return out
 
