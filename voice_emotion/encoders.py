@@ -20,9 +20,9 @@ from .features import _hann, _real_fft, add_white_noise, load_audio, mel_filters
 # %% auto #0
 __all__ = ['WHISPER_SR', 'WHISPER_HOP', 'WHISPER_N_FFT', 'DEFAULT_ENCODER', 'SHIPPED_WEIGHTS_SHA256', 'HUB_ENCODERS',
            'EGEMAPS_WIDTH', 'whisper_log_mel', 'weights_sha256', 'shipped_encoder_dir', 'download_encoder', 'Encoder',
-           'check_shipped_weights', 'load_encoder', 'functionals_version', 'egemaps_functionals', 'encoder_settings',
-           'clip_encoder_frames', 'encoder_samples', 'speed_changed', 'settings_encoder', 'peak_normalised',
-           'rounding_noise_power', 'fixed_frames', 'analysed_seconds']
+           'check_shipped_weights', 'load_encoder', 'read_ctranslate2', 'EncoderLayers', 'functionals_version',
+           'egemaps_functionals', 'encoder_settings', 'clip_encoder_frames', 'encoder_samples', 'speed_changed',
+           'settings_encoder', 'peak_normalised', 'rounding_noise_power', 'fixed_frames', 'analysed_seconds']
 
 # %% ../nbs/04_encoders.ipynb #807bedc6
 WHISPER_SR = 16000  # Whisper's sample rate
@@ -198,6 +198,94 @@ def _encoder(encoder_dir: str | None, name: str, compute_type: str, threads: int
         return Encoder(folder, name, weights_sha256(folder / 'model.bin'), compute_type, threads)
     folder = shipped_encoder_dir()
     return Encoder(folder, DEFAULT_ENCODER, check_shipped_weights(folder), compute_type, threads)
+
+# %% ../nbs/04_encoders.ipynb #e0ac67f5
+_CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}  # types.h's DataType order
+
+
+def read_ctranslate2(path) -> dict:  # a CTranslate2 `model.bin`
+    "Every variable of a CTranslate2 model file as a NumPy array, by name (`encoder/layer_0/ffn/linear_0/weight` …)."
+    import struct
+
+    variables = {}
+    with open(path, 'rb') as f:
+
+        def take(fmt):
+            return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+
+        def text():
+            return f.read(take('H'))[:-1].decode()  # length with its NUL, then the bytes
+
+        take('I'), text(), take('I')  # binary version, spec name, spec revision
+        for _ in range(take('I')):
+            name = text()
+            shape = [take('I') for _ in range(take('B'))]
+            kind, nbytes = take('B'), take('I')
+            if kind not in _CT2_DTYPES:
+                raise VoiceEmotionError(f'{name} has a type this reader does not know ({kind})', path=path)
+            variables[name] = np.frombuffer(f.read(nbytes), _CT2_DTYPES[kind]).reshape(shape)
+    return variables
+
+# %% ../nbs/04_encoders.ipynb #e68fb436
+def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + 1e-5) * gamma + beta
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:  # the exact GELU, as Whisper's
+    from scipy.special import erf
+
+    return 0.5 * x * (1 + erf(x / np.float32(np.sqrt(2))))
+
+
+def _conv3(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:  # (in, T), (out, in, 3)
+    "A 1-D convolution of width 3, padded by one frame each side, as one matrix product."
+    padded = np.pad(x, ((0, 0), (1, 1)))
+    n = (padded.shape[1] - 3) // stride + 1
+    cols = np.concatenate([padded[:, k : k + stride * (n - 1) + 1 : stride] for k in range(3)])  # (3 · in, n)
+    return weight.transpose(0, 2, 1).reshape(len(weight), -1) @ cols + bias[:, None]
+
+
+class EncoderLayers:
+    "Whisper's encoder in NumPy (float32), from CTranslate2 weights: log-mel in, every layer's output out."
+
+    def __init__(self, folder):  # a CTranslate2 Whisper folder (its `model.bin`)
+        found = read_ctranslate2(Path(folder) / 'model.bin')
+        self.w = {
+            k.removeprefix('encoder/'): v.astype(np.float32) for k, v in found.items() if k.startswith('encoder/')
+        }
+        self.heads = int(self.w.pop('num_heads'))
+        self.n_layers = sum(k.endswith('self_attention/linear_0/weight') for k in self.w)
+        self.n_mels, self.width = self.w['conv1/weight'].shape[1], self.w['conv1/weight'].shape[0]
+
+    def __call__(
+        self,
+        mel: np.ndarray,  # (n_mels, frames) log-mel (`whisper_log_mel`)
+    ) -> (
+        list
+    ):  # n_layers + 2 arrays (frames // 2 rounded up, width): the input to block 1, each block's output, the final norm
+        "Every layer's frames of one clip; the last is what CTranslate2's `encode` returns."
+        w = self.w
+        x = _gelu(_conv3(mel, w['conv1/weight'], w['conv1/bias'], 1))
+        x = _gelu(_conv3(x, w['conv2/weight'], w['conv2/bias'], 2)).T
+        x = x + w['position_encodings/encodings'][: len(x)]
+        out = [x]
+        for i in range(self.n_layers):
+            p = f'layer_{i}/'
+            h = _layer_norm(x, w[p + 'self_attention/layer_norm/gamma'], w[p + 'self_attention/layer_norm/beta'])
+            qkv = h @ w[p + 'self_attention/linear_0/weight'].T + w[p + 'self_attention/linear_0/bias']
+            n, d = len(x), self.width // self.heads
+            q, k, v = (a.reshape(n, self.heads, d).transpose(1, 0, 2) for a in np.split(qkv, 3, axis=-1))
+            s = q @ k.transpose(0, 2, 1) / np.float32(np.sqrt(d))
+            s = np.exp(s - s.max(-1, keepdims=True))
+            a = ((s / s.sum(-1, keepdims=True)) @ v).transpose(1, 0, 2).reshape(n, self.width)
+            x = x + a @ w[p + 'self_attention/linear_1/weight'].T + w[p + 'self_attention/linear_1/bias']
+            h = _layer_norm(x, w[p + 'ffn/layer_norm/gamma'], w[p + 'ffn/layer_norm/beta'])
+            h = _gelu(h @ w[p + 'ffn/linear_0/weight'].T + w[p + 'ffn/linear_0/bias'])
+            x = x + h @ w[p + 'ffn/linear_1/weight'].T + w[p + 'ffn/linear_1/bias']
+            out.append(x)
+        out.append(_layer_norm(x, w['layer_norm/gamma'], w['layer_norm/beta']))
+        return out
 
 # %% ../nbs/04_encoders.ipynb #e6a3f002
 EGEMAPS_WIDTH = 88  # eGeMAPSv02's functionals
