@@ -22,11 +22,11 @@ def test_serving_imports_no_training_code():
     assert 'voice_emotion.training' not in loaded and 'voice_emotion.experiments' not in loaded, loaded
 
 def test_default_model_predictions_unchanged(sample_clips):
-    "The shipped model gives the probabilities saved in tests/data when it was made (speaker-normalised per folder)."
+    "The shipped model gives the probabilities saved in tests/data when it was made (per clip, the default)."
     from voice_emotion.inference import predict_files
     from voice_emotion.data import sample_dir
     saved = pd.read_csv(ROOT/'tests'/'data'/'default_model_sample_predictions.csv')
-    now = predict_files([sample_dir()], jobs=1, speaker_norm='folder')
+    now = predict_files([sample_dir()], jobs=1)
     now['path'] = [str(Path(p).relative_to(sample_dir())) for p in now.path]
     now = now.set_index('path').loc[saved.path]
     assert len(saved) == 176 and (now.emotion.to_numpy() == saved.emotion.to_numpy()).all()

@@ -42,7 +42,7 @@ def default_model_dir() -> Path:
 
 
 # the SHA-256 of the shipped model's bundle.json, which lists every model file's own: it pins the whole model
-DEFAULT_MODEL_SHA256 = 'b735c3f8c9e21055584c4bcdbbb6a1897c12ebd92f18813462472ae5b1cd8c82'
+DEFAULT_MODEL_SHA256 = 'ea0ac42ebc640f408f8f606002d95a2ea1794bf1f486b9f07602ce7e65060d84'
 
 
 @functools.lru_cache(maxsize=4)
