@@ -94,6 +94,7 @@ def _page_environment():
 NOISE = (
     r'\S+:\d+: TqdmWarning: IProgress not found[^\n]*\n(  [^\n]*\n)?',  # tqdm without ipywidgets
     r"\[transformers\] PyTorch was not found[^\n]*\n?",  # transformers imported for its tokenizer only
+    r'\[IPKernelApp\] WARNING \| Kernel is running over TCP[^\n]*\n?',  # a chapter that starts a kernel itself
 )  # stderr a reader need not see: warnings about the build machine, not about the results
 
 
