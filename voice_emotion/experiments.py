@@ -95,6 +95,18 @@ def compare_recipes(
     return done
 
 # %% ../nbs/11_experiments.ipynb #5e7a1c31
+def _fold_test_statistics(cfg: Config, run_dir: Path):
+    "Each fold's bundle and its test clips' frame statistics, labels and speakers (a speaker-normalised head needed)."
+    for _, out, _ in run_parts(cfg, run_dir):
+        pred = load_bundle(out / 'bundle')
+        if pred.speaker_head is None:
+            raise VoiceEmotionError('this run has no speaker-normalised head', path=run_dir)
+        test = pred.split().query("split == 'test'")
+        batch = extract_features(test.path, pred.settings, cfg.jobs, cfg.cache_dir, progress=False)
+        test, S = test[batch.ok], frame_statistics(batch.X[batch.ok])
+        yield pred, S, np.array([pred.labels.index(e) for e in test.emotion]), test.speaker.to_numpy()
+
+
 def speaker_norm_study(
     run_dir,  # a speaker-kfold run whose bundles have a speaker-normalised head
     sizes: tuple = (1, 2, 5, 10, 20),  # clips of one speaker normalised together
@@ -117,14 +129,7 @@ def speaker_norm_study(
         t = tally.setdefault(case, [0, 0, 0])
         t[0], t[1], t[2] = t[0] + int((per_clip == y).sum()), t[1] + int((normalised == y).sum()), t[2] + len(y)
 
-    for _, out, _ in run_parts(cfg, run_dir):
-        pred = load_bundle(out / 'bundle')
-        if pred.speaker_head is None:
-            raise VoiceEmotionError('this run has no speaker-normalised head', path=run_dir)
-        test = pred.split().query("split == 'test'")
-        batch = extract_features(test.path, pred.settings, cfg.jobs, cfg.cache_dir, progress=False)
-        test, S = test[batch.ok], frame_statistics(batch.X[batch.ok])
-        y, speakers = np.array([pred.labels.index(e) for e in test.emotion]), test.speaker.to_numpy()
+    for pred, S, y, speakers in _fold_test_statistics(cfg, run_dir):
         for speaker in np.unique(speakers):
             idx = np.flatnonzero(speakers == speaker)
             for k in sizes:
@@ -167,14 +172,7 @@ def one_emotion_guard_study(
             for k, v in enumerate([(answer == y).sum(), (per_clip == y).sum(), fell_back, 1, len(y)]):
                 t[k] += int(v)
 
-    for _, out, _ in run_parts(cfg, run_dir):
-        pred = load_bundle(out / 'bundle')
-        if pred.speaker_head is None:
-            raise VoiceEmotionError('this run has no speaker-normalised head', path=run_dir)
-        test = pred.split().query("split == 'test'")
-        batch = extract_features(test.path, pred.settings, cfg.jobs, cfg.cache_dir, progress=False)
-        test, S = test[batch.ok], frame_statistics(batch.X[batch.ok])
-        y, speakers = np.array([pred.labels.index(e) for e in test.emotion]), test.speaker.to_numpy()
+    for pred, S, y, speakers in _fold_test_statistics(cfg, run_dir):
         for speaker in np.unique(speakers):
             idx = np.flatnonzero(speakers == speaker)
             score('a speaker, all clips', S[idx], y[idx])
