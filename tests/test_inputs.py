@@ -50,3 +50,16 @@ def test_the_cache_counts_clips_not_records(tmp_path):
     shutil.copy(pack, cache.dir/'another-run.pack')  # a second run computed the same clips at the same time
     [row] = cache_folders(tmp_path).to_dict('records')
     assert row['clips'] == 2 and row['bytes'] == 4 * cache.record_bytes
+
+def test_two_runs_at_once_store_each_clip_once(tmp_path):
+    "Two `features` commands started together on the same clips and cache: each clip stored once, counted once."
+    import subprocess, sys
+    from voice_emotion.store import FeatureCache, cache_folders
+    cmd = [sys.executable, '-m', 'voice_emotion.cli', 'features', '--dataset', 'sample', '-n', '12', '--jobs', '1',
+           '--cache-dir', str(tmp_path), '--json']
+    runs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [r.communicate(timeout=600) for r in runs]
+    assert all(r.returncode == 0 for r in runs), [o[1][-500:] for o in outs]
+    [row] = cache_folders(tmp_path).to_dict('records')
+    record = FeatureCache(json.loads(next((tmp_path/'features').glob('*/settings.json')).read_text()), tmp_path).record_bytes
+    assert row['clips'] == 12 and row['bytes'] == 12 * record, row

@@ -21,9 +21,9 @@ from .encoders import WHISPER_SR, encoder_samples, encoder_settings, fixed_frame
 from .features import FEATURE_VERSION, _file_error, _resample, clip_features, feature_kwargs
 
 # %% auto #0
-__all__ = ['KEY_BYTES', 'settings_key', 'content_key', 'FeatureCache', 'FeatureBatch', 'clip_matrix', 'keep_freed_memory',
-           'extract_features', 'matrix_settings', 'samples_matrix', 'table_features', 'describe_settings',
-           'cache_folders', 'prune_cache']
+__all__ = ['KEY_BYTES', 'CLAIM_STALE_SECONDS', 'settings_key', 'content_key', 'FeatureCache', 'FeatureBatch', 'clip_matrix',
+           'keep_freed_memory', 'extract_features', 'matrix_settings', 'samples_matrix', 'table_features',
+           'describe_settings', 'cache_folders', 'prune_cache']
 
 # %% ../nbs/05_store.ipynb #a3386e5b
 def settings_key(settings: dict) -> str:
@@ -48,6 +48,9 @@ def content_key(path) -> tuple:  # (size:mtime stamp, key)
     return stamp, hashlib.sha256(Path(path).read_bytes()).hexdigest()[: 2 * KEY_BYTES]
 
 # %% ../nbs/05_store.ipynb #303f0b1a
+CLAIM_STALE_SECONDS = 600  # a claim to store a clip, left by a run killed before it wrote the record, expires
+
+
 class FeatureCache:
     "Per-clip feature matrices on disk, keyed by file content and feature settings, in append-only pack files."
 
@@ -162,6 +165,8 @@ class FeatureCache:
 
     def put(self, key: str, features: np.ndarray) -> None:
         "Append a record to this process's pack, in one write (a kill leaves at most a partial last record)."
+        if not self._claim(key):  # another run stores it (two runs computing the same clip at once)
+            return
         if self._pack is None or self._pack[0] != os.getpid():
             self.dir.mkdir(parents=True, exist_ok=True)
             self._mark_used()
@@ -173,6 +178,25 @@ class FeatureCache:
             raise OSError(f'short write to {self._pack[2]}')
         if self._where is not None:
             self._where[key] = (self._pack[2], os.lseek(self._pack[1], 0, os.SEEK_CUR) - written + KEY_BYTES)
+
+    def _claim(self, key: str) -> bool:
+        """Whether this process is the one to store `key`: an empty file named by the key, created atomically, so a
+        clip is stored once however many runs compute it. A claim whose record never arrived (its run was killed in
+        between) is taken over once it is older than `CLAIM_STALE_SECONDS`."""
+        claim = self.dir / 'claims' / key[:2] / key
+        claim.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return True
+        except FileExistsError:
+            try:
+                age = time.time() - claim.stat().st_mtime
+            except OSError:
+                return False
+            if age < CLAIM_STALE_SECONDS or key in self._scan():
+                return False
+            os.utime(claim)
+            return True
 
     def close(self):
         "Close the pack files this cache holds open."
