@@ -426,9 +426,11 @@ class _Output:
 
     def write(self, rows: list):
         "Write some rows (each chunk's as it is done)."
+        if not rows:
+            return
         if self.fmt == 'json':
             body = ',\n'.join(textwrap.indent(json.dumps(r, indent=2, default=str), '  ') for r in rows)
-            self.file.write(('[\n' if not self.rows else ',\n' if rows else '') + body)
+            self.file.write(('[\n' if not self.rows else ',\n') + body)
         else:
             text, self.columns = _format_predictions(rows, self.labels, self.fmt, self.rows == 0, self.columns)
             self.file.write(text)
