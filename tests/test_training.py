@@ -38,7 +38,9 @@ def test_default_recipe_reports_both_figures_on_ravdess(tmp_path, ravdess):
     code, out, err = run_cli('evaluate', run, '--json')
     m = json.loads(out)
     sn = m['speaker_normalised']
-    assert code == 0 and m['n'] == 176 and sn['clips_normalised'] == 176  # 4 test actors, 44 clips each
+    assert code == 0 and m['n'] == 176  # 4 test actors, 44 clips each
+    # whole actors are normalised; one whose per-clip answers are mostly one emotion stays per clip (the guard)
+    assert sn['clips_normalised'] % 44 == 0 and sn['clips_normalised'] >= 88, sn['clips_normalised']
     assert 0 <= sn['accuracy'] <= 1 and "never their labels" in sn['text']
     code, text, _ = run_cli('evaluate', run)
     assert code == 0 and 'speaker-normalised: accuracy' in text and "speaker's own test clips" in text
