@@ -478,8 +478,8 @@ def set_calibration(
     _save_head(path / 'head.npz', head)
     meta = json.loads((path / 'bundle.json').read_text())
     meta['calibration'] = dict(temperature=head.temperature, floor=head.floor, fitted_on=fitted_on)
-    meta['files'] = file_hashes(path)
     write_json(path / 'bundle.json', meta)
+    record_file_hashes(path)  # head.npz changed: its recorded hash follows
     return head
 
 # %% ../nbs/07_bundle.ipynb #c1893217

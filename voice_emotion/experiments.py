@@ -42,6 +42,7 @@ def compare_recipes(
 ) -> list:
     "k-fold scores and training times of each recipe × seed, appended to `out/comparison.json` as each finishes."
     from voice_emotion.core import portable_paths
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results_file = out / 'comparison.json'
@@ -95,15 +96,20 @@ def compare_recipes(
     return done
 
 # %% ../nbs/11_experiments.ipynb #5e7a1c31
-def _fold_test_statistics(cfg: Config, run_dir: Path):
-    "Each fold's bundle and its test clips' frame statistics, labels and speakers (a speaker-normalised head needed)."
-    for _, out, _ in run_parts(cfg, run_dir):
+def _fold_tests(cfg: Config, run_dir: Path):
+    "Each fold's number, bundle, test clips that could be read, and their frame statistics."
+    for _, out, fold in run_parts(cfg, run_dir):
         pred = load_bundle(out / 'bundle')
-        if pred.speaker_head is None:
-            raise VoiceEmotionError('this run has no speaker-normalised head', path=run_dir)
         test = pred.split().query("split == 'test'")
         batch = extract_features(test.path, pred.settings, cfg.jobs, cfg.cache_dir, progress=False)
-        test, S = test[batch.ok], frame_statistics(batch.X[batch.ok])
+        yield fold, pred, test[batch.ok], frame_statistics(batch.X[batch.ok])
+
+
+def _fold_test_statistics(cfg: Config, run_dir: Path):
+    "Each fold's bundle and its test clips' frame statistics, labels and speakers (a speaker-normalised head needed)."
+    for _, pred, test, S in _fold_tests(cfg, run_dir):
+        if pred.speaker_head is None:
+            raise VoiceEmotionError('this run has no speaker-normalised head', path=run_dir)
         yield pred, S, np.array([pred.labels.index(e) for e in test.emotion]), test.speaker.to_numpy()
 
 
@@ -645,14 +651,11 @@ def heldout_logits(run_dir) -> tuple[pd.DataFrame, np.ndarray]:  # a speaker-kfo
     run_dir = Path(run_dir)
     cfg = Config.from_dict(json.loads((run_dir / 'config.json').read_text()))
     tables, logits = [], []
-    for _, out, fold in run_parts(cfg, run_dir):
-        pred = load_bundle(out / 'bundle')
+    for fold, pred, test, S in _fold_tests(cfg, run_dir):
         if pred.meta.get('head') != 'linear':
             raise VoiceEmotionError('outer-fold calibration needs a statistics head (linear or MLP)', path=run_dir)
-        test = pred.split().query("split == 'test'")
-        batch = extract_features(test.path, pred.settings, cfg.jobs, cfg.cache_dir, progress=False)
-        tables.append(test[batch.ok].assign(fold=fold))
-        logits.append(pred.model.logits(pred.statistics(batch.X[batch.ok])))
+        tables.append(test.assign(fold=fold))
+        logits.append(pred.model.logits(S))
     return pd.concat(tables, ignore_index=True), np.concatenate(logits)
 
 
@@ -683,13 +686,14 @@ def outer_fold_calibration(
 
 def calibration_by_corpus(preds: pd.DataFrame) -> dict:  # per-clip predictions with `corpus` (or one corpus)
     "ECE, mean confidence and accuracy of per-clip predictions, pooled and corpus by corpus."
+
     def one(p):
         correct = p.predicted == p.emotion
         return dict(clips=len(p), ece=expected_calibration_error(p.confidence, correct),
                     mean_confidence=float(p.confidence.mean()), accuracy=float(correct.mean()))  # fmt: skip
 
-    by = dict(preds.groupby('corpus').__iter__()) if 'corpus' in preds else {}
-    return dict(pooled=one(preds), **{str(c): one(p) for c, p in by.items()})
+    by_corpus = preds.groupby('corpus') if 'corpus' in preds else []
+    return dict(pooled=one(preds), **{str(c): one(p) for c, p in by_corpus})
 
 
 def recalibrated_kfold(

@@ -316,13 +316,14 @@ def check_speaker_norm(
 def group_note(
     status: tuple,  # (normalised, clips of the group, why not) from `Predictor.group_status`
     word: str,  # what the group is: folder, speaker, recording
+    unit: str = 'clips',  # what its members are: clips, or a recording's windows
 ) -> str:
     "What a row says about its normalisation: by which group and how many clips, or why it stayed per clip."
     normalised, n, why = status
     return (
-        f'speaker-normalised over its {word} ({n} clips)'
+        f'speaker-normalised over its {word} ({n} {unit})'
         if normalised
-        else f'per clip: its {word} has {n} clips, {why}'
+        else f'per clip: its {word} has {n} {unit}, {why}'
     )
 
 
@@ -571,7 +572,7 @@ def predict_timeline(
             **_result(mean, pred.labels, min_confidence),
             **counts,
             speaker_normalised=bool(status and status[0]),
-            **({'note': group_note(status, 'recording').replace('clips', 'windows')} if status else {}),
+            **({'note': group_note(status, 'recording', 'windows')} if status else {}),
         )
     elif counts['no_speech_windows']:
         overall = dict(path=str(path), emotion=None, confidence=None, **counts, note='no speech detected in any window')
