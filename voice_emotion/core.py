@@ -13,9 +13,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['EMOTIONS', 'PROTOCOLS', 'DATASETS', 'ARCHITECTURES', 'PAD_MODES', 'HEADS', 'COMPUTE_TYPES', 'CORPUS_WEIGHTS',
-           'SPEAKER_NORMS', 'FUNCTIONALS', 'RECIPES', 'DEFAULT_RECIPE', 'NETWORK_RECIPE', 'EXTRA_OF',
-           'VoiceEmotionError', 'Config', 'n_features', 'cache_root', 'import_keras', 'package_dir', 'templates_dir',
-           'write_json', 'portable_paths', 'is_url', 'missing_extra']
+           'SPEAKER_NORMS', 'FUNCTIONALS', 'SECTIONS', 'RECIPE_SECTIONS', 'PRESETS', 'DEFAULT_RECIPE', 'NETWORK_RECIPE',
+           'EXTRA_OF', 'VoiceEmotionError', 'Config', 'recipes_dir', 'read_recipe', 'parse_setting', 'n_features',
+           'cache_root', 'import_keras', 'package_dir', 'templates_dir', 'write_json', 'portable_paths', 'is_url',
+           'missing_extra']
 
 # %% ../nbs/00_core.ipynb #dfaa7712
 EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
@@ -48,7 +49,7 @@ FUNCTIONALS = (
 
 @dataclass
 class Config:
-    "Every default of a run: data, protocol, features, architecture, training and inference."
+    "Every default of a run, in sections (`SECTIONS`): data, features, copies, network, head, inference, runtime."
 
     dataset: str = 'sample'  # `sample` (bundled, offline), `cremad`, `ravdess` or `nemo`
     data_dir: str | None = None  # local corpus folder (CREMA-D: downloaded when empty)
@@ -84,7 +85,8 @@ class Config:
     quiet_db: tuple = (-45.0, -15.0)  # their level changes, in dB, drawn uniformly per clip and copy
     speed_copies: tuple = ()  # linear head: copies of each training clip played at these speeds (0.9: slower, lower)
     head: str = 'network'  # `network`: a Keras network over frames; `linear`: a NumPy head on frame statistics
-    recipe_name: str = 'ensemble'  # the named recipe (see `RECIPES`) these settings started from
+    recipe_name: str = 'network'  # the recipe these settings started from: a preset, a recipe file or a grid name
+    recipe_changes: tuple = ()  # the settings changed over that recipe (`--set name=value`), as `name=value`
     architecture: str = 'attention'  # the network (see `ARCHITECTURES`); the defaults below are its recipe's
     conv_filters: tuple = (128, 128)  # Conv1D widths
     kernel_size: int = 5
@@ -128,18 +130,12 @@ class Config:
     cache_dir: str | None = None  # feature cache; default: per-user cache folder
 
     def __post_init__(self):
-        self.conv_filters, self.lstm_units, self.stats_C, self.noise_snr, self.quiet_db, self.speed_copies = (
-            tuple(self.conv_filters),
-            tuple(self.lstm_units),
-            tuple(self.stats_C),
-            tuple(self.noise_snr),
-            tuple(self.quiet_db),
-            tuple(self.speed_copies),
-        )
+        for f in fields(self):
+            if f.type == 'tuple':  # lists from JSON, TOML or the command line
+                setattr(self, f.name, tuple(getattr(self, f.name)))
         for name, choices in (
             ('dataset', DATASETS),
             ('protocol', PROTOCOLS),
-            ('recipe_name', RECIPES),
             ('architecture', ARCHITECTURES),
             ('pad_mode', PAD_MODES),
             ('head', HEADS),
@@ -208,11 +204,13 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def recipe(cls, name: str = 'seed', **overrides):  # a name in `RECIPES`; any field to change
-        "The configuration of a named recipe (architecture and its training settings), with overrides."
-        if name not in RECIPES:
-            raise VoiceEmotionError(f'unknown recipe {name!r}; choose one of {", ".join(RECIPES)}')
-        return cls(**{**RECIPES[name], 'recipe_name': name, **overrides})
+    def recipe(cls, name: str = 'default', **overrides):  # a preset (`PRESETS`) or a recipe file; fields to change
+        "The configuration a recipe describes (see `read_recipe`), with any field changed."
+        return cls(**{**read_recipe(name), 'recipe_name': str(name), **overrides})
+
+    def section(self, name: str) -> dict:  # a name in `SECTIONS`
+        "The fields of one section, as a dict."
+        return {k: getattr(self, k) for k in SECTIONS[name]}
 
     @classmethod
     def default(cls, name: str):  # a field's name
@@ -220,106 +218,106 @@ class Config:
         return cls.__dataclass_fields__[name].default
 
 # %% ../nbs/00_core.ipynb #edb16535
-RECIPES = {
-    'seed': dict(
-        architecture='seed',
-        conv_filters=(64, 128),
-        kernel_size=3,
-        lstm_units=(64, 32),
-        dense_units=64,
-        dropout=0.3,
-        l2=1e-5,
-        learning_rate=5e-4,
-        label_smoothing=0.1,
-        batch_size=32,
-        pad_mode='seed',
-        augment=False,
-        mixup=0.0,
-        patience=5,
-        lr_patience=3,
-        epochs=50,
-        early_stopping=True,
-        networks=1,
-        stats_member=False,
+SECTIONS = {
+    'data': ('dataset', 'data_dir', 'protocol', 'seed', 'split_seed', 'test_frac', 'valid_frac', 'folds'),
+    'seed_features': ('sr', 'n_fft', 'hop_length', 'n_mels', 'n_mfcc', 'n_chroma', 'max_len'),
+    'encoder': (
+        'encoder', 'encoder_dir', 'compute_type', 'encoder_window', 'encoder_context', 'functionals', 'level',
+        'mel_range', 'rounding_noise',
     ),
-    'attention': dict(
-        architecture='attention',
-        conv_filters=(128, 128),
-        kernel_size=5,
-        lstm_units=(64,),
-        dense_units=64,
-        dropout=0.3,
-        l2=1e-5,
-        learning_rate=1e-3,
-        label_smoothing=0.1,
-        batch_size=32,
-        pad_mode='mask',
-        augment=True,
-        mixup=0.2,
-        patience=8,
-        lr_patience=4,
-        epochs=50,
-        early_stopping=True,
-        networks=1,
-        stats_member=False,
+    'training_copies': ('noise_copies', 'noise_snr', 'quiet_copies', 'quiet_db', 'speed_copies'),
+    'network': (
+        'architecture', 'conv_filters', 'kernel_size', 'lstm_units', 'dense_units', 'dropout', 'l2', 'epochs',
+        'early_stopping', 'batch_size', 'learning_rate', 'label_smoothing', 'patience', 'lr_patience', 'pad_mode',
+        'augment', 'max_shift', 'n_masks', 'max_time_mask', 'max_feature_mask', 'noise_std', 'mixup', 'networks',
+        'stats_member',
     ),
-}
-RECIPES['attention-stats'] = {**RECIPES['attention'], 'epochs': 30, 'early_stopping': False, 'stats_member': True}
-RECIPES['ensemble'] = {**RECIPES['attention-stats'], 'networks': 2}
-# Whisper tiny.en encoder frames (the encoders chapter): mean and standard deviation over the clip, logistic regression
-RECIPES['whisper-linear'] = {
-    **RECIPES['attention'],
-    'encoder': 'whisper-tiny.en',
-    'head': 'linear',
-    'augment': False,
-    'mixup': 0.0,
-    'early_stopping': False,
-    'stats_C': (0.01, 0.03, 0.1, 0.3, 1.0),
-}
-# the same in float32: slightly more accurate, the encoder twice as slow (the experiments and bench chapters)
-RECIPES['whisper-linear-float32'] = {**RECIPES['whisper-linear'], 'compute_type': 'float32'}
-# padded with silence to Whisper's 30 s, as the encoder was trained: more accurate, 17× slower to serve
-RECIPES['whisper-linear-30s'] = {**RECIPES['whisper-linear'], 'encoder_context': 30.0}
-# eGeMAPSv02 functionals (openSMILE, `pip install -e ".[opensmile]"`) beside the frames' statistics
-RECIPES['whisper-linear-egemaps'] = {**RECIPES['whisper-linear'], 'functionals': 'egemaps'}
-RECIPES['whisper-linear-30s-egemaps'] = {**RECIPES['whisper-linear-30s'], 'functionals': 'egemaps'}
-# each clip scaled to a -1 dBFS peak before the encoder: the recording level is no longer a feature
-RECIPES['whisper-linear-peak'] = {**RECIPES['whisper-linear'], 'level': 'peak'}
-RECIPES['whisper-linear-egemaps-peak'] = {**RECIPES['whisper-linear-peak'], 'functionals': 'egemaps'}
-# and two noisy copies of each training clip (white noise, 5 to 30 dB SNR): steadier in noise
-RECIPES['whisper-linear-peak-noise'] = {**RECIPES['whisper-linear-peak'], 'noise_copies': 2}
-# one noisy copy and one quieter copy (20 to 45 dB down, 16-bit) of each training clip
-RECIPES['whisper-linear-peak-robust'] = {**RECIPES['whisper-linear-peak'], 'noise_copies': 1, 'quiet_copies': 1}
-# and the log-mel floored 60 (50) dB below the clip's loudest instead of Whisper's 80: the noise floor of a recording
-# stored 20 or 40 dB quieter in 16 bits (-61 dB under the peak at -40 dB) no longer reaches the encoder
-RECIPES['whisper-linear-peak-robust-60db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 60.0}
-RECIPES['whisper-linear-peak-robust-50db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 50.0}
-RECIPES['whisper-linear-peak-robust-40db'] = {**RECIPES['whisper-linear-peak-robust'], 'mel_range': 40.0}
-# one hidden layer of 256 ReLU units before the softmax (`fit_mlp_head`: eight networks averaged) instead of a
-# logistic regression
-RECIPES['whisper-mlp-peak-robust-50db'] = {**RECIPES['whisper-linear-peak-robust-50db'], 'stats_hidden': 256}
-# and each training clip also played 10 % slower and 10 % faster (Kaldi's speed perturbation: other pitches and paces)
-RECIPES['whisper-mlp-peak-robust-speed'] = {**RECIPES['whisper-mlp-peak-robust-50db'], 'speed_copies': (0.9, 1.1)}
-# the same with the log-mel floored 45 dB below the clip's loudest: a level change moves fewer answers, at a cost
-RECIPES['whisper-mlp-peak-robust-speed-45db'] = {**RECIPES['whisper-mlp-peak-robust-speed'], 'mel_range': 45.0}
-# or with 16-bit rounding noise's expected power subtracted from each log-mel band (a quiet clip's, after its gain)
-RECIPES['whisper-mlp-peak-robust-speed-denoised'] = {**RECIPES['whisper-mlp-peak-robust-speed'], 'rounding_noise': True}
-# all three: the most accurate per clip, 17× slower to serve and needing openSMILE (batch and research use)
-RECIPES['whisper-linear-30s-egemaps-peak'] = {**RECIPES['whisper-linear-30s-egemaps'], 'level': 'peak'}
-# a Keras head over the frames themselves: attention and statistics pooling of a per-frame projection (`pooling_model`)
-RECIPES['whisper-pooling'] = {
-    **RECIPES['attention-stats'],
-    'encoder': 'whisper-tiny.en',
-    'architecture': 'pooling',
-    'dense_units': 128,
-    'stats_member': False,
-    'stats_C': RECIPES['whisper-linear']['stats_C'],
-}
-# that network averaged with the logistic regression on the frames' statistics
-RECIPES['whisper-pooling-stats'] = {**RECIPES['whisper-pooling'], 'stats_member': True}
+    'head': (
+        'head', 'stats_C', 'stats_hidden', 'stats_alpha', 'speaker_norm', 'speaker_norm_min',
+        'corpus_weights',
+    ),
+    'inference': ('min_seconds', 'window', 'hop', 'silence_db', 'vad_threshold', 'min_speech', 'min_confidence'),
+    'runtime': ('jobs', 'cache_dir'),
+    'recipe': ('recipe_name', 'recipe_changes'),
+}  # fmt: skip
+RECIPE_SECTIONS = ('seed_features', 'encoder', 'training_copies', 'network', 'head')  # what a recipe file may set
 
-DEFAULT_RECIPE = 'whisper-mlp-peak-robust-speed'  # the shipped model's; what `train`, `report`, `compare` make
-NETWORK_RECIPE = 'ensemble'  # what `Config()` holds: the network settings the notebooks demonstrate by default
+
+def recipes_dir() -> Path:
+    "The folder of the preset recipes (package data, one TOML file each)."
+    import voice_emotion
+
+    return Path(voice_emotion.__file__).parent / 'recipes'
+
+
+PRESETS = tuple(sorted(p.stem for p in recipes_dir().glob('*.toml')))
+DEFAULT_RECIPE = 'default'  # the shipped model's recipe; what `train`, `report`, `compare` and `make-default` make
+NETWORK_RECIPE = 'network'  # what `Config()` holds: the network on the seed's features the notebooks demonstrate
+
+
+def read_recipe(name, _seen: tuple = ()) -> dict:  # a preset's name (`PRESETS`) or a TOML file's path
+    "A recipe's settings, flat, after its `extends` chain: each file's sections over the one it extends."
+    import tomllib
+
+    path = Path(name) if str(name).endswith('.toml') else recipes_dir() / f'{name}.toml'
+    if not path.is_file():
+        if not str(name).endswith('.toml'):
+            raise VoiceEmotionError(f'unknown recipe {name!r}; choose a preset ({", ".join(PRESETS)}) or a .toml file')
+        raise VoiceEmotionError('no such recipe file', path=path)
+    if path.resolve() in _seen:
+        raise VoiceEmotionError('a recipe extends itself', path=path)
+    try:
+        text = tomllib.loads(path.read_text(encoding='utf-8'))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise VoiceEmotionError(f'not a readable TOML recipe ({e})', path=path) from None
+    base = text.pop('extends', None)
+    text.pop('description', None)
+    settings = read_recipe(_beside(base, path), (*_seen, path.resolve())) if base else {}
+    for section, values in text.items():
+        if section not in RECIPE_SECTIONS or not isinstance(values, dict):
+            raise VoiceEmotionError(
+                f'[{section}] is not a recipe section; a recipe sets {", ".join(RECIPE_SECTIONS)}', path=path
+            )
+        for key, value in values.items():
+            if key not in SECTIONS[section]:
+                home = next((s for s, keys in SECTIONS.items() if key in keys), None)
+                raise VoiceEmotionError(
+                    f'{key} is not a setting of [{section}]'
+                    + (f'; it belongs in [{home}]' if home in RECIPE_SECTIONS else '' if home else ' (unknown name)'),
+                    path=path,
+                )
+            settings[key] = None if value == 'none' else value
+    return settings
+
+
+def _beside(base: str, path: Path):
+    "What `extends` names: a preset, or a file beside the recipe that extends it."
+    return path.parent / base if base.endswith('.toml') else base
+
+
+def parse_setting(text: str) -> tuple:  # `name=value`, as `--set` takes it
+    "One `--set` override: the field's name and its value, typed by the field (lists by commas, `none` for None)."
+    name, sep, value = text.partition('=')
+    name = name.strip().replace('-', '_')
+    field = Config.__dataclass_fields__.get(name)
+    if not sep or field is None:
+        raise VoiceEmotionError(f'--set {text!r}: expected name=value with a setting of Config (e.g. mel_range=45)')
+    kind, value = field.type, value.strip()
+    try:
+        if value.lower() == 'none' and 'None' in kind:
+            return name, None
+        if kind == 'tuple':  # `none` or nothing: an empty list
+            if value.lower() == 'none':
+                return name, ()
+            cast = int if all(isinstance(v, int) for v in field.default) and field.default else float
+            return name, tuple(cast(v) for v in value.split(',') if v.strip())
+        if kind == 'bool':
+            if value.lower() not in ('true', 'false'):
+                raise ValueError
+            return name, value.lower() == 'true'
+        return name, {'int': int, 'float': float}.get(kind.split(' | ')[0], str)(value)
+    except ValueError:
+        raise VoiceEmotionError(f'--set {text!r}: {value!r} is not a value of {name} ({kind})') from None
 
 # %% ../nbs/00_core.ipynb #31cf9d43
 def n_features(settings: dict) -> int:  # feature settings, as `Config.feature_settings()`

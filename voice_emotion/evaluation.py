@@ -261,6 +261,7 @@ def evaluate_run(run_dir) -> dict:  # a folder written by `train_run`
         protocol_text=describe_protocol(cfg),
         dataset=cfg.dataset,
         recipe=cfg.recipe_name,
+        **({'recipe_changes': list(cfg.recipe_changes)} if cfg.recipe_changes else {}),
         architecture=cfg.architecture,
         seed=cfg.seed,
     )

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .bundle import load_bundle, run_parts, set_calibration
-from .core import DEFAULT_RECIPE, RECIPES, Config, VoiceEmotionError, templates_dir, write_json
+from .core import DEFAULT_RECIPE, PRESETS, SECTIONS, Config, VoiceEmotionError, templates_dir, write_json
 from .evaluation import HEADLINE, evaluate_run, expected_calibration_error, run_robustness
 from .features import frame_statistics, speaker_normalise
 from .inference import default_model_dir, forget_loaded_models
@@ -23,15 +23,64 @@ from .store import extract_features
 from .training import train_run
 
 # %% auto #0
-__all__ = ['ARCHITECTURE_WORDS', 'CORPUS_WORDS', 'NOT_THE_MODEL', 'compare_recipes', 'speaker_norm_study',
-           'one_emotion_guard_study', 'cross_corpus', 'cross_corpus_table', 'comparison_table', 'recipe_summary',
-           'model_card', 'write_model_card', 'run_differences', 'heldout_logits', 'outer_fold_calibration',
-           'calibration_by_corpus', 'recalibrated_kfold', 'corpora_manifest', 'per_corpus_accuracy',
-           'make_default_model']
+__all__ = ['RECIPE_GRID', 'ARCHITECTURE_WORDS', 'CORPUS_WORDS', 'NOT_THE_MODEL', 'named_recipe', 'compare_recipes',
+           'speaker_norm_study', 'one_emotion_guard_study', 'cross_corpus', 'cross_corpus_table', 'comparison_table',
+           'recipe_summary', 'model_card', 'write_model_card', 'run_differences', 'heldout_logits',
+           'outer_fold_calibration', 'calibration_by_corpus', 'recalibrated_kfold', 'corpora_manifest',
+           'per_corpus_accuracy', 'make_default_model']
+
+# %% ../nbs/11_experiments.ipynb #d7feaa0b
+_PLAIN_REGRESSION = dict(noise_copies=0, quiet_copies=0, speed_copies=(), stats_hidden=0)  # no copies, no hidden layer
+_POOLING = dict(encoder='whisper-tiny.en', architecture='pooling', dense_units=128, networks=1,
+                stats_C=(0.01, 0.03, 0.1, 0.3, 1.0))  # fmt: skip
+RECIPE_GRID = {
+    # the seed's features: the seed's network, the attention network, with the statistics regression, two of them
+    'seed': ('seed', {}),
+    'attention': ('network', dict(stats_member=False, epochs=50, early_stopping=True, networks=1)),
+    'attention-stats': ('network', dict(networks=1)),
+    'ensemble': ('network', {}),
+    # Whisper tiny.en's frames, a logistic regression on their statistics; float32 weights; 30 s of context; eGeMAPS
+    'whisper-linear': ('default', dict(_PLAIN_REGRESSION, level=None, mel_range=None)),
+    'whisper-linear-float32': ('default', dict(_PLAIN_REGRESSION, level=None, mel_range=None, compute_type='float32')),
+    'whisper-linear-30s': ('default', dict(_PLAIN_REGRESSION, level=None, mel_range=None, encoder_context=30.0)),
+    'whisper-linear-egemaps': ('default', dict(_PLAIN_REGRESSION, level=None, mel_range=None, functionals='egemaps')),
+    'whisper-linear-30s-egemaps': ('egemaps', dict(level=None)),
+    # each clip scaled to a -1 dBFS peak; then with noisy copies, or one noisy and one quieter copy
+    'whisper-linear-peak': ('default', dict(_PLAIN_REGRESSION, mel_range=None)),
+    'whisper-linear-egemaps-peak': ('default', dict(_PLAIN_REGRESSION, mel_range=None, functionals='egemaps')),
+    'whisper-linear-peak-noise': ('default', dict(_PLAIN_REGRESSION, mel_range=None, noise_copies=2)),
+    'whisper-linear-peak-robust': ('default', dict(speed_copies=(), stats_hidden=0, mel_range=None)),
+    # the log-mel floored 60, 50 or 40 dB below the clip's loudest (Whisper's: 80)
+    'whisper-linear-peak-robust-60db': ('default', dict(speed_copies=(), stats_hidden=0, mel_range=60.0)),
+    'whisper-linear-peak-robust-50db': ('default', dict(speed_copies=(), stats_hidden=0)),
+    'whisper-linear-peak-robust-40db': ('default', dict(speed_copies=(), stats_hidden=0, mel_range=40.0)),
+    # a hidden layer of 256 units; then speed copies (the default); then a 45 dB floor, or rounding noise subtracted
+    'whisper-mlp-peak-robust-50db': ('default', dict(speed_copies=())),
+    'whisper-mlp-peak-robust-speed': ('default', {}),
+    'whisper-mlp-peak-robust-speed-45db': ('default', dict(mel_range=45.0)),
+    'whisper-mlp-peak-robust-speed-denoised': ('default', dict(rounding_noise=True)),
+    'whisper-linear-30s-egemaps-peak': ('egemaps', {}),
+    # a Keras network over the frames themselves, alone and averaged with the statistics regression
+    'whisper-pooling': ('network', dict(_POOLING, stats_member=False)),
+    'whisper-pooling-stats': ('network', _POOLING),
+}
+
+
+def named_recipe(name: str, **overrides) -> Config:  # a preset, a recipe file or a `RECIPE_GRID` name; fields to change
+    "The configuration a recipe names: a preset or a file (`Config.recipe`), or a grid variant of a preset."
+    if name not in RECIPE_GRID or name in PRESETS:
+        if name not in PRESETS and not str(name).endswith('.toml'):
+            raise VoiceEmotionError(
+                f'unknown recipe {name!r}; choose a preset ({", ".join(PRESETS)}), a .toml file or a name of the '
+                'experiment grid (`RECIPE_GRID`, the experiments chapter)'
+            )
+        return Config.recipe(name, **overrides)
+    preset, changes = RECIPE_GRID[name]
+    return Config.recipe(preset, **{**changes, **overrides, 'recipe_name': name})
 
 # %% ../nbs/11_experiments.ipynb #67a88c99
 def compare_recipes(
-    recipes: list,  # recipe names (see `RECIPES`)
+    recipes: list,  # presets, recipe files or `RECIPE_GRID` names
     seeds: list,  # initialisation and augmentation seeds (the folds stay the same)
     dataset: str,
     data_dir=None,
@@ -51,7 +100,7 @@ def compare_recipes(
         for seed in seeds:
             if any(r['recipe'] == recipe and r['seed'] == seed and r['dataset'] == dataset for r in done):
                 continue
-            cfg = Config.recipe(
+            cfg = named_recipe(
                 recipe,
                 dataset=dataset,
                 data_dir=data_dir,
@@ -453,12 +502,18 @@ def _egemaps_words(compared: list, recipe: str, fs: dict) -> str | None:
     if fs.get('functionals'):
         return f"This model reads eGeMAPSv02 functionals ({fs['functionals_version']}) beside the encoder's: {licence}."
     rows = {r['recipe']: r for r in compared}
+
     # the same frames with and without eGeMAPS, training copies aside (they change the clips, not the features)
-    base = {
-        k: v for k, v in RECIPES.get(recipe, {}).items() if k not in ('noise_copies', 'quiet_copies', 'speed_copies')
-    }
-    without = [n for n, r in RECIPES.items() if r == base and n in rows]
-    with_them = [n for n, r in RECIPES.items() if r == {**base, 'functionals': 'egemaps'} and n in rows]
+    def features(name):  # what a recipe reads and how: its encoder and head sections
+        try:
+            c = named_recipe(name)
+        except VoiceEmotionError:  # a recipe file that is gone
+            return None
+        return {**c.section('encoder'), **c.section('head')}
+
+    base = features(recipe)
+    without = [n for n in RECIPE_GRID if n in rows and base and features(n) == base]
+    with_them = [n for n in RECIPE_GRID if n in rows and base and features(n) == {**base, 'functionals': 'egemaps'}]
     if not without or not with_them:
         return None
     a, b = rows[with_them[0]], rows[without[0]]
@@ -625,19 +680,12 @@ def write_model_card(
 
 # %% ../nbs/11_experiments.ipynb #5c19e3b4
 NOT_THE_MODEL = (
-    'data_dir',
-    'jobs',
-    'cache_dir',
-    'recipe_name',
-    'split_seed',  # where the data sits, how fast, how it is named
-    'min_seconds',
-    'window',
-    'hop',
-    'silence_db',
-    'vad_threshold',
-    'min_speech',
-    'min_confidence',
-)  # and what inference does with the model
+    'data_dir',  # where the data sits
+    'split_seed',  # a run's folds are checked by their speakers, not by the seed that dealt them
+    *SECTIONS['runtime'],  # how fast
+    *SECTIONS['recipe'],  # how it is named
+    *SECTIONS['inference'],  # what inference does with the model
+)
 
 
 def run_differences(saved: Config, wanted: Config) -> list:

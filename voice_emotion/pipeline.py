@@ -60,6 +60,7 @@ def stage_parameters(cfg: Config, artifacts: Path, reports_dir: Path = Path('rep
         epochs=cfg.epochs,
         folds=cfg.folds,
         recipe=cfg.recipe_name,
+        changes=list(cfg.recipe_changes),
         run_dir=str(artifacts),
         jobs=cfg.jobs,
         inference_model=str(bundle),

@@ -700,6 +700,7 @@ def train_run(cfg: Config, run_dir, log=sys.stdout) -> dict:  # configuration; r
         protocol=cfg.protocol,
         dataset=cfg.dataset,
         recipe=cfg.recipe_name,
+        **({'recipe_changes': list(cfg.recipe_changes)} if cfg.recipe_changes else {}),
         architecture=cfg.architecture,
         seed=cfg.seed,
         parts=parts,
