@@ -105,7 +105,7 @@ def test_changed_file_recomputes_only_it(tmp_path, sample_clips):
 
 @pytest.mark.slow
 def test_cli_bench_measures_side_by_side():
-    code, out, err = run_cli('features', '--bench', '-n', '8', '--json')
+    code, out, err = run_cli('bench', 'features', '-n', '8', '--format', 'json')
     assert code == 0, err
     r = json.loads(out)
     assert r['clips'] == 8 and r['cold_duplicates_read_back'] == 0
@@ -114,8 +114,10 @@ def test_cli_bench_measures_side_by_side():
         return (num - step) / (den + step) - 0.05 <= ratio <= (num + step) / max(den - step, 1e-9) + 0.05
     assert within_rounding(r['cold_vs_seed_command'], r['seed_command_s'], r['cold_command_s'], 0.005)   # the ratios are of the times printed
     assert within_rounding(r['warm_vs_seed_loop'], 8 / r['seed_loop_clips_per_s'], r['warm_in_process_s'], 0.0005 + 0.05 * 8 / r['seed_loop_clips_per_s'] ** 2)
-    code, text, _ = run_cli('features', '--bench', '-n', '8')
+    code, text, _ = run_cli('bench', 'features', '-n', '8')
     assert code == 0 and text.splitlines()[0] == f"8 clips, {r['cores']} cores"
+    code, _, err = run_cli('features', '--bench')
+    assert code == 2 and 'moved: voice-emotion bench features' in err and len(err.strip().splitlines()) == 1
 
 def test_features_need_no_scipy_fft_import(sample_clips, tmp_path):
     "Workers start without `import scipy.fft` (0.15 s); the numbers equal those computed through scipy.fft."

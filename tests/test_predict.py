@@ -191,17 +191,19 @@ def test_no_file_succeeds_as_a_command(nothing_readable):
     assert run_cli('predict')[0] == 2
 
 def test_predict_bench_side_by_side(tmp_path):
-    "predict --bench --against measures two models in one command and prints them side by side (or keeps them)."
-    code, out, err = run_cli('predict', '--bench', '-n', '6', '--against', 'default', '--format', 'json')
+    "bench predict --against measures two models in one command and prints them side by side (or keeps them)."
+    code, out, err = run_cli('bench', 'predict', '-n', '6', '--against', 'default', '--format', 'json')
     assert code == 0, err
     r = json.loads(out)
     assert set(r) == {'model', 'against'} and r['model']['batch_clips'] == 6
     assert all(v['warm_latency_ms_median'] > 0 and v['command_one_clip_s'] > 0 for v in r.values())
-    code, out, err = run_cli('predict', '--bench', '-n', '6', '--against', 'default')
+    code, out, err = run_cli('bench', 'predict', '-n', '6', '--against', 'default')
     assert code == 0 and 'warm latency, median' in out and out.count(' ms') >= 4, out
-    code, out, err = run_cli('predict', '--bench', '-n', '4', '--format', 'json', '--output', tmp_path/'bench'/'p.json')
-    assert code == 0 and out == '', (out, err)
-    assert json.loads((tmp_path/'bench'/'p.json').read_text())['batch_clips'] == 4
+    code, out, err = run_cli('bench', 'predict', '-n', '4', '--format', 'json', '--output', tmp_path/'bench'/'p.json')
+    assert code == 0 and json.loads((tmp_path/'bench'/'p.json').read_text()) == json.loads(out), (out, err)
+    assert json.loads(out)['batch_clips'] == 4
+    code, _, err = run_cli('predict', '--bench')
+    assert code == 2 and 'moved: voice-emotion bench predict' in err and len(err.strip().splitlines()) == 1
 
 def _children(pid: int) -> list:
     "The processes whose parent is `pid` (Linux /proc)."

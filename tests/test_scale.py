@@ -136,7 +136,7 @@ def test_an_unreachable_scheduler_is_one_line_naming_it(sample_clips):
     assert f'cannot reach the Dask scheduler at {address}' in stderr and len(stderr.strip().splitlines()) == 1
 
 def test_the_cluster_benchmark_prints_its_figures():
-    code, stdout, stderr = run_cli('predict', '--bench', '--scheduler', 'local', '-n', '24', '--format', 'json', timeout=600)
+    code, stdout, stderr = run_cli('bench', 'cluster', '-n', '24', '--format', 'json', timeout=600)
     assert code == 0, stderr
     r = json.loads(stdout)
     for k in ('single_process_clips_per_s', 'cluster_1_clips_per_s', 'cluster_2_clips_per_s', 'scheduler_ms_per_task'):

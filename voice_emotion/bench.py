@@ -18,7 +18,8 @@ from .data import sample_dir
 from .store import extract_features
 
 # %% auto #0
-__all__ = ['SEED_LOOP', 'seed_features', 'benchmark_features', 'benchmark_inference', 'benchmark_encoder', 'benchmark_memory']
+__all__ = ['SEED_LOOP', 'seed_features', 'benchmark_features', 'benchmark_inference', 'benchmark_encoder', 'benchmark_memory',
+           'features_report', 'predict_report', 'cluster_report', 'memory_report']
 
 # %% ../nbs/15_bench.ipynb #9ff1e636
 def seed_features(path, max_len: int = 300) -> np.ndarray:
@@ -258,8 +259,19 @@ def benchmark_memory(
                 d = tmp / 'in' / f'{i // 100:04d}'
                 d.mkdir(parents=True, exist_ok=True)
                 os.link(clips[i % len(clips)], d / f'{i:06d}.flac')
-            cmd = [sys.executable, '-m', 'voice_emotion.cli', 'predict', str(tmp / 'in'), '--format', 'csv',
-                   '--output', str(tmp / 'out.csv'), '--jobs', str(jobs)] + (['--model', str(model)] if model else [])
+            cmd = [
+                sys.executable,
+                '-m',
+                'voice_emotion.cli',
+                'predict',
+                str(tmp / 'in'),
+                '--format',
+                'csv',
+                '--output',
+                str(tmp / 'out.csv'),
+                '--jobs',
+                str(jobs),
+            ] + (['--model', str(model)] if model else [])
             t = time.perf_counter()
             # a fresh process per run: RUSAGE_CHILDREN's peak is the largest of the command and its workers
             code = subprocess.run(
@@ -277,3 +289,64 @@ def benchmark_memory(
             shutil.rmtree(tmp, ignore_errors=True)
     first, last = runs[0], runs[-1]
     return dict(runs=runs, peak_ratio=round(last['peak_rss_mb'] / first['peak_rss_mb'], 3), cores=os.cpu_count())
+
+# %% ../nbs/15_bench.ipynb #1b5d057b
+def features_report(r: dict) -> str:  # `benchmark_features`'s result
+    "The feature benchmark as lines of text, the figures side by side."
+    return '\n'.join([
+        f"{r['clips']} clips, {r['cores']} cores",
+        f"seed loop, whole command   {r['seed_command_s']:8.2f} s {r['seed_command_clips_per_s']:9.1f} clips/s  "
+        f"(its loop alone: {r['seed_loop_clips_per_s']} clips/s)",
+        f"project, cold, whole cmd   {r['cold_command_s']:8.2f} s {r['cold_command_clips_per_s']:9.1f} clips/s  "
+        f"= {r['cold_vs_seed_command']}x the seed command",
+        f"project, warm, in-process  {r['warm_in_process_s']:8.3f} s {r['warm_clips_per_s']:9.1f} clips/s  "
+        f"= {r['warm_vs_seed_loop']}x the seed loop",
+        f"peak memory: seed {r['seed_peak_mb']} MB; project command at most {r['project_peak_mb_bound']} MB "
+        f"(main process {r['project_peak_mb']} MB + {r['project_jobs']} workers of at most "
+        f"{r['project_worker_peak_mb']} MB: it fills the cache, it holds no feature array); loading all the features "
+        f"(warm) fills one {r['features_array_mb']} MB float32 array",
+    ])  # fmt: skip
+
+
+def predict_report(results: dict) -> str:  # model's label → `benchmark_inference`'s result for it
+    "The prediction benchmark of one model or several, side by side, as lines of text."
+    first = next(iter(results.values()))
+    lines = [f"one {first['clip_seconds']} s clip, {first['cores']} cores; " + ', '.join(results)]
+    for label, key, unit in (
+        ('command start-up, one clip', 'command_one_clip_s', 's'),
+        ('bare --help', 'command_help_s', 's'),
+        ('warm latency, median', 'warm_latency_ms_median', 'ms'),
+        ('warm latency, p90', 'warm_latency_ms_p90', 'ms'),
+        (f"batch of {first['batch_clips']} clips", 'batch_clips_per_s', 'clips/s'),
+    ):
+        lines.append(f'{label:28} ' + '   '.join(f'{k} {res[key]:>8} {unit}' for k, res in results.items()))
+    return '\n'.join(lines)
+
+
+def cluster_report(r: dict) -> str:  # `scale.benchmark_cluster`'s result
+    "The single-process path against local clusters of one and two workers, as lines of text."
+    window, hop = r['timeline_window_hop_s']
+    return '\n'.join([
+        f"{r['clips']} clips ({r['mean_clip_seconds']} s on average), {r['cores']} cores, the same clips on each path",
+        f"single process, batch path   {r['single_process_clips_per_s']:8} clips/s",
+        f"local cluster, 1 worker      {r['cluster_1_clips_per_s']:8} clips/s   "
+        f"(started in {r['cluster_1_start_s']} s)",
+        f"local cluster, 2 workers     {r['cluster_2_clips_per_s']:8} clips/s   "
+        f"(started in {r['cluster_2_start_s']} s): "
+        f"{r['two_vs_one_worker']}x one worker, {r['two_workers_vs_single_process']}x the single process",
+        f"timeline on 1 worker         {r['timeline_audio_s_per_worker_s']:8} s of audio per second "
+        f"(windows of {window} s every {hop} s)",
+        f"scheduler overhead           {r['scheduler_ms_per_task']:8} ms per task (empty tasks, 2 workers)",
+    ])  # fmt: skip
+
+
+def memory_report(r: dict) -> str:  # `benchmark_memory`'s result
+    "Peak memory and time of each run, and the ratio of the largest to the smallest, as lines of text."
+    return '\n'.join(
+        [
+            f"{x['inputs']:>7,} inputs   peak {x['peak_rss_mb']:8.1f} MB   {x['seconds']:8.1f} s   "
+            f"{x['clips_per_s']:6.1f} clips/s"
+            for x in r['runs']
+        ]
+        + [f"peak memory, the most inputs against the fewest: {r['peak_ratio']}x ({r['cores']} cores)"]
+    )

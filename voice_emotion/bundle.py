@@ -163,7 +163,7 @@ def save_bundle(
             architecture=cfg.architecture if cfg.head == 'network' else None,
             recipe=cfg.recipe_name,
             **({'recipe_changes': list(cfg.recipe_changes)} if cfg.recipe_changes else {}),
-            config=cfg.replace(data_dir=None, cache_dir=None).to_dict(),  # no path of this machine in a bundle
+            config=cfg.model_dict(),  # the sections that define the model: no path of this machine, no runtime
             versions=library_versions(),
             created=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
             files=file_hashes(path),

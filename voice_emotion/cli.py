@@ -10,18 +10,17 @@ import json
 import os
 import signal
 import sys
-import textwrap
 from pathlib import Path
 
 from voice_emotion.core import (
-    CORPUS_WEIGHTS,
+    CHOICES,
     DATASETS,
     DEFAULT_RECIPE,
     PRESETS,
-    PROTOCOLS,
     SPEAKER_NORMS,
     Config,
     VoiceEmotionError,
+    field_help,
     missing_extra,
     parse_setting,
 )
@@ -35,13 +34,22 @@ __all__ = ['RECIPE_HELP', 'EPOCHS_HELP', 'cmd_data', 'cmd_features', 'cmd_train'
 _LATER_COMMANDS = []  # subcommands defined further down register here
 
 
-def _config_option(p: argparse.ArgumentParser, *flags, field: str, help: str, **kw):
-    "An option for a `Config` field: its default is `Config`'s (or the recipe's), shown in the help, never typed here."
-    p.add_argument(*flags, dest=field, default=None, help=f'{help} (default: {Config.default(field)})', **kw)
+def _config_option(p: argparse.ArgumentParser, field: str, *flags, **kw):
+    "An option for a `Config` field: its flag, type, choices, help and default all come from the field."
+    kind = Config.__dataclass_fields__[field].type.split(' | ')[0]
+    default = Config.default(field)
+    kw = {
+        'type': {'int': int, 'float': float}.get(kind, str),
+        **({'choices': CHOICES[field]} if field in CHOICES else {}),
+        'help': field_help(field).replace('%', '%%').replace('`', '')
+        + ('' if default is None else f' (default: {default})'),
+        **kw,
+    }
+    p.add_argument(*(flags or (f'--{field.replace("_", "-")}',)), dest=field, default=None, **kw)
 
 
 def _add_data_options(p: argparse.ArgumentParser):
-    _config_option(p, '--dataset', field='dataset', choices=DATASETS, help='corpus; `sample` is bundled and offline')
+    _config_option(p, 'dataset')
     p.add_argument(
         '--data-dir',
         metavar='DIR',
@@ -63,10 +71,7 @@ class _RenamedOption(argparse.Action):
 
 
 def _add_corpus_weights_option(p: argparse.ArgumentParser):
-    _config_option(
-        p, '--corpus-weights', field='corpus_weights', choices=CORPUS_WEIGHTS,
-        help='training on several corpora: each clip counts the same (clips), or each corpus (equal; statistics heads)',
-    )  # fmt: skip
+    _config_option(p, 'corpus_weights')  # fmt: skip
 
 
 RECIPE_HELP = (
@@ -163,38 +168,9 @@ def cmd_data(args) -> int:
 
 # %% ../nbs/14_cli.ipynb #0c428e7d
 def cmd_features(args) -> int:
-    "Extract and cache the features of a corpus (or benchmark the extraction with --bench)."
+    "Extract and cache the features of a corpus."
     if args.cache_dir:
         os.environ['VOICE_EMOTION_CACHE'] = str(Path(args.cache_dir).expanduser().resolve())
-    if args.bench:
-        from voice_emotion.bench import benchmark_features
-
-        cfg = _config(args)
-        r = benchmark_features(cfg.dataset, cfg.data_dir, args.n, cfg.jobs)
-        if args.json:
-            _print_json(r)
-            return 0
-        print(f"{r['clips']} clips, {r['cores']} cores")
-        print(
-            f"seed loop, whole command   {r['seed_command_s']:8.2f} s {r['seed_command_clips_per_s']:9.1f} clips/s  "
-            f"(its loop alone: {r['seed_loop_clips_per_s']} clips/s)"
-        )
-        print(
-            f"project, cold, whole cmd   {r['cold_command_s']:8.2f} s {r['cold_command_clips_per_s']:9.1f} clips/s  "
-            f"= {r['cold_vs_seed_command']}x the seed command"
-        )
-        print(
-            f"project, warm, in-process  {r['warm_in_process_s']:8.3f} s {r['warm_clips_per_s']:9.1f} clips/s  "
-            f"= {r['warm_vs_seed_loop']}x the seed loop"
-        )
-        print(
-            f"peak memory: seed {r['seed_peak_mb']} MB; project command at most {r['project_peak_mb_bound']} MB "
-            f"(main process {r['project_peak_mb']} MB "
-            f"+ {r['project_jobs']} workers of at most {r['project_worker_peak_mb']} MB: "
-            'it fills the cache, it holds no feature array); '
-            f"loading all the features (warm) fills one {r['features_array_mb']} MB float32 array"
-        )
-        return 0
     from voice_emotion.data import task_files
     from voice_emotion.store import describe_settings, extract_features, keep_freed_memory, matrix_settings
 
@@ -377,28 +353,10 @@ def _add_cluster_options(p: argparse.ArgumentParser, verb: str):
     )
 
 
-def _nested_rows(frame, labels: list) -> list[dict]:
-    "The flat rows of `scale.predict_table` as `_format_predictions` takes them: a timeline under its file's row."
-    rows = []
-    for r in json.loads(frame.to_json(orient='records')):
-        if r.get('start') is not None:  # a window of the file row above
-            rows[-1].setdefault('timeline', []).append(r)
-            continue
-        out = dict(path=r['path'])
-        if r.get('error'):
-            out['error'] = r['error']
-        else:
-            probs = {l: r[f'p_{l}'] for l in labels} if r['emotion'] and r.get(f'p_{labels[0]}') is not None else None
-            out.update(emotion=r['emotion'], confidence=r['confidence'], probabilities=probs, speech=r['speech'])
-            if r.get('note'):
-                out['note'] = r['note']
-        rows.append(out)
-    return rows
-
-
 def _predict_table(args, s: Config) -> int:
     "`predict --manifest` and/or `--scheduler`: in this process or on a cluster; a Parquet dataset with --output."
     from voice_emotion.inference import get_predictor
+    from voice_emotion.output import nested_rows
     from voice_emotion.scale import input_table, predict_on_cluster, predict_table
 
     segment = dict(window=s.window, hop=s.hop, silence_db=s.silence_db) if args.segment else None
@@ -426,225 +384,30 @@ def _predict_table(args, s: Config) -> int:
             n = summary['error_rows']
             print(f"voice-emotion: {n} input{'s' if n > 1 else ''} failed: see the error column", file=sys.stderr)
         return 1 if summary['failed'] or summary['error_rows'] else 0
-    return 1 if _emit(_nested_rows(frame, labels), labels, args) or (summary and summary['failed']) else 0
+    return 1 if _emit(nested_rows(frame, labels), labels, args) or (summary and summary['failed']) else 0
 
 
 def _emit(rows: list, labels: list, args) -> int:
     "Print (or write to --output) the predictions in --format, each failure a line on stderr; 1 if any file failed."
-    with _Output(args, labels) as out:
+    from voice_emotion.output import PredictionWriter
+
+    with PredictionWriter(args.format, args.output, labels) as out:
         out.write(rows)
     return out.status
 
-
-class _Output:
-    """Predictions written as they come, in --format: to the terminal, or to a temporary file beside --output that
-    replaces it only once complete (an interrupted run leaves no partial file). Each failure is a line on stderr."""
-
-    def __init__(self, args, labels: list):
-        self.fmt, self.labels, self.rows, self.failed, self.columns = args.format, labels, 0, 0, None
-        self.target = Path(args.output) if args.output else None
-        self.existed = self.target is not None and self.target.exists()
-        if self.target is None:
-            self.file, self.tmp = sys.stdout, None
-        else:
-            self.tmp = self.target.with_name(f'.{self.target.name}.{os.getpid()}.tmp')
-            self.file = open(self.tmp, 'w', encoding='utf-8')
-
-    def write(self, rows: list):
-        "Write some rows (each chunk's as it is done)."
-        if not rows:
-            return
-        if self.fmt == 'json':
-            body = ',\n'.join(textwrap.indent(json.dumps(r, indent=2, default=str), '  ') for r in rows)
-            self.file.write(('[\n' if not self.rows else ',\n') + body)
-        else:
-            text, self.columns = _format_predictions(rows, self.labels, self.fmt, self.rows == 0, self.columns)
-            self.file.write(text)
-        self.file.flush()
-        self.rows += len(rows)
-        for r in rows:
-            if r.get('error'):
-                self.failed += 1
-                print(f"voice-emotion: {r['path']}: {r['error']}", file=sys.stderr)
-
-    @property
-    def status(self) -> int:  # the exit status: 1 if any input failed
-        return 1 if self.failed else 0
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, tb):
-        if self.fmt == 'json':
-            self.file.write('\n]\n' if self.rows else '[]\n')
-        elif self.fmt == 'table' and not self.rows:
-            self.file.write(_format_predictions([], self.labels, 'table')[0])
-        if self.tmp is None:
-            self.file.flush()
-            return False
-        self.file.close()
-        if kind is not None:  # interrupted or failed: nothing half-written takes the output's place
-            self.tmp.unlink(missing_ok=True)
-            return False
-        os.replace(self.tmp, self.target)
-        if self.existed:
-            print(f'voice-emotion: {self.target} replaced', file=sys.stderr)
-        return False
-
-
-def _check_output(args, inputs: list) -> str | None:  # the parsed arguments; the input paths
-    "Why --output cannot be written (a folder, a missing folder, an input), before any work; None if it can."
-    if not args.output or args.scheduler:
-        return None
-    out = Path(args.output)
-    if out.is_dir():
-        return f'--output {out} is a folder: name a file'
-    if not out.parent.is_dir():
-        return f'--output {out}: the folder {out.parent} does not exist'
-    if out.exists() and any(Path(p).exists() and out.resolve() == Path(p).resolve() for p in inputs):
-        return f'--output {out} is one of the inputs: it would be overwritten'
-    return None
-
-
-def _bench_cluster(args) -> int:
-    "`predict --bench --scheduler local`: the single-process path against local clusters, on the same clips."
-    from voice_emotion.scale import benchmark_cluster
-
-    if args.scheduler != 'local':
-        raise VoiceEmotionError('--bench measures clusters it starts itself: use --scheduler local')
-    r = benchmark_cluster(args.model, n=max(args.n, 1))
-    if args.format == 'json':
-        _print_json(r)
-        return 0
-    print(
-        f"{r['clips']} clips ({r['mean_clip_seconds']} s on average), {r['cores']} cores, the same clips on each path"
-    )
-    print(f"single process, batch path   {r['single_process_clips_per_s']:8} clips/s")
-    print(
-        f"local cluster, 1 worker      {r['cluster_1_clips_per_s']:8} clips/s   (started in {r['cluster_1_start_s']} s)"
-    )
-    print(
-        f"local cluster, 2 workers     {r['cluster_2_clips_per_s']:8} clips/s   "
-        f"(started in {r['cluster_2_start_s']} s): "
-        f"{r['two_vs_one_worker']}x one worker, {r['two_workers_vs_single_process']}x the single process"
-    )
-    window, hop = r['timeline_window_hop_s']
-    print(
-        f"timeline on 1 worker         {r['timeline_audio_s_per_worker_s']:8} s of audio per second "
-        f"(windows of {window} s every {hop} s)"
-    )
-    print(f"scheduler overhead           {r['scheduler_ms_per_task']:8} ms per task (empty tasks, 2 workers)")
-    return 0
-
 # %% ../nbs/14_cli.ipynb #071cc45f
-def _format_predictions(
-    rows: list[dict],
-    labels: list,
-    fmt: str,  # table, json or csv
-    header: bool = True,  # the table's or the CSV's header (the first chunk of a stream)
-    columns: list | None = None,  # the CSV's columns, as the first chunk fixed them
-) -> tuple[str, list | None]:  # the text, and the CSV's columns
-    "Predictions as a terminal table, JSON (a list of objects) or CSV (one row per file or window)."
-    import csv
-    import io
-
-    if fmt == 'json':
-        return json.dumps(rows, indent=2, default=str) + '\n', None
-    flat = []
-    for r in rows:
-        base = {k: v for k, v in r.items() if k not in ('probabilities', 'timeline')}
-        probs = {f'p_{l}': (r.get('probabilities') or {}).get(l) for l in labels}
-        if r.get('timeline'):
-            for w in r['timeline']:
-                flat.append(
-                    {
-                        **base,
-                        'start': w['start'],
-                        'end': w['end'],
-                        'window_emotion': w['emotion'],
-                        'window_confidence': w['confidence'],
-                        **{f'p_{l}': w.get(f'p_{l}') for l in labels},
-                    }
-                )
-        else:
-            flat.append({**base, **probs})
-    if fmt == 'csv':
-        fixed = ['path', 'emotion', 'confidence', 'speech', *[f'p_{l}' for l in labels], 'note', 'error']
-        columns = columns or list(dict.fromkeys([*fixed, *(k for f in flat for k in f)]))
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, columns)
-        if header:
-            w.writeheader()
-        w.writerows(flat)
-        return buf.getvalue(), columns
-    lines = []
-    head = f"{'file':40s} {'emotion':8s} {'conf':>5s}  " + ' '.join(f'{l[:7]:>7s}' for l in labels)
-    if header:
-        lines += [head, '-' * len(head)]
-    for r in rows:
-        name = r['path'] if len(r['path']) <= 40 else '…' + r['path'][-39:]
-        if r.get('error'):
-            lines.append(f"{name:40s} error: {r['error']}")
-            continue
-        p = r.get('probabilities') or {}
-        conf = f"{r['confidence']:.2f}" if r.get('confidence') is not None else '  -'
-        if r.get('emotion') is None:  # no speech heard: the reason instead of probabilities
-            lines.append(f"{name:40s} {'–':8s} {conf:>5s}  {r.get('note', '')}")
-            continue
-        lines.append(
-            f"{name:40s} {r['emotion']:8s} {conf:>5s}  " + ' '.join(f"{p.get(l, float('nan')):7.2f}" for l in labels)
-        )
-        if r.get('note'):
-            lines.append(f"{'':40s} note: {r['note']}")
-        for w in r.get('timeline') or []:
-            c = f"{w['confidence']:.2f}" if w.get('confidence') is not None else '  -'
-            lines.append(
-                f"{'':6s}{w['start']:8.1f}–{w['end']:7.1f} s  {w['emotion']:8s} {c:>5s}  "
-                + ' '.join(f"{w[f'p_{l}']:7.2f}" if w.get(f'p_{l}') is not None else f"{'':7s}" for l in labels)
-            )
-    return ('\n'.join(lines) + '\n' if lines else ''), None
-
-
 def cmd_predict(args) -> int:
     "Predict the emotion of files and folders; with --segment a timeline per file. Exit 1 if any file failed."
     from voice_emotion.features import DECODER_LOG
     from voice_emotion.inference import find_audio, get_predictor, predict_timeline
+    from voice_emotion.output import PredictionWriter, check_output_path, nested_rows
 
     DECODER_LOG.verbose = args.verbose
-    if args.bench and args.scheduler:
-        return _bench_cluster(args)
-    if args.bench:
-        from voice_emotion.bench import benchmark_inference
-
-        models = {'model': args.model or 'default', **({'against': args.against} if args.against else {})}
-        results = {k: benchmark_inference(None if m == 'default' else m, n=max(args.n, 1)) for k, m in models.items()}
-        if args.format == 'json':
-            text = json.dumps(results if args.against else results['model'], indent=2)
-            if args.output:  # kept: the README's speed table reads reports/bench/predict.json
-                Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-                Path(args.output).write_text(text + '\n')
-            else:
-                print(text)
-            return 0
-        r = results['model']
-        print(
-            f"one {r['clip_seconds']} s clip, {r['cores']} cores; " + ', '.join(f'{k}: {m}' for k, m in models.items())
-        )
-        for label, key, unit in (
-            ('command start-up, one clip', 'command_one_clip_s', 's'),
-            ('bare --help', 'command_help_s', 's'),
-            ('warm latency, median', 'warm_latency_ms_median', 'ms'),
-            ('warm latency, p90', 'warm_latency_ms_p90', 'ms'),
-            (f"batch of {r['batch_clips']} clips", 'batch_clips_per_s', 'clips/s'),
-        ):
-            cells = '   '.join(f"{k} {res[key]:>8} {unit}" for k, res in results.items())
-            print(f'{label:28} {cells}')
-        return 0
     if not args.paths and not args.manifest:
         print('voice-emotion predict: error: give one or more audio files or folders', file=sys.stderr)
         return 2
     s = _config(args)
-    if problem := _check_output(args, args.paths):
+    if problem := (None if args.scheduler else check_output_path(args.output, args.paths)):
         print(f'voice-emotion predict: error: {problem}', file=sys.stderr)
         return 2
     from voice_emotion.inference import check_speaker_norm, iter_predictions
@@ -689,11 +452,11 @@ def cmd_predict(args) -> int:
                 rows.append(dict(path=f, error=e.reason))
         rows += errors
     else:  # written a chunk at a time: memory does not grow with the number of files
-        with _Output(args, labels) as out:
+        with PredictionWriter(args.format, args.output, labels) as out:
             for df in iter_predictions(
                 args.paths, args.model, jobs=s.jobs, speaker_norm=args.speaker_norm, min_confidence=s.min_confidence
             ):
-                out.write(_nested_rows(df, labels))  # probabilities None where no speech was heard (see the note)
+                out.write(nested_rows(df, labels))  # probabilities None where no speech was heard (see the note)
         return out.status
     return _emit(rows, labels, args)
 
@@ -725,24 +488,11 @@ def _register_predict(sub):
         help='write the output to FILE instead of the terminal (with --scheduler: a folder, the Parquet dataset)',
     )
     p.add_argument('--segment', action='store_true', help='long recordings: a timeline of windows, silence marked')
-    _config_option(p, '--window', field='window', type=float, help='--segment window length in seconds')
-    _config_option(p, '--hop', field='hop', type=float, help='--segment hop in seconds')
-    _config_option(
-        p,
-        '--silence-db',
-        field='silence_db',
-        type=float,
-        help='--segment: windows quieter than this RMS (dBFS) are silence',
-    )
-    _config_option(p, '--jobs', '-j', field='jobs', type=int, help='feature worker processes; 0: all cores')
-    _config_option(
-        p,
-        '--min-confidence',
-        field='min_confidence',
-        type=float,
-        metavar='P',
-        help='answer "uncertain" below this confidence (the evaluation shows accuracy against coverage for each P)',
-    )
+    _config_option(p, 'window')
+    _config_option(p, 'hop')
+    _config_option(p, 'silence_db')
+    _config_option(p, 'jobs', '--jobs', '-j')
+    _config_option(p, 'min_confidence', metavar='P')
     p.add_argument(
         '--speaker-norm',
         choices=SPEAKER_NORMS,
@@ -769,13 +519,8 @@ def _register_predict(sub):
         '--overwrite', action='store_true', help='--scheduler --output: start again instead of resuming the run'
     )
     p.add_argument(
-        '--bench',
-        action='store_true',
-        help='benchmark start-up, warm latency and batch throughput (with --scheduler local: the cluster against '
-        'the single-process path)',
+        '--bench', action=_RenamedOption, hint='moved: voice-emotion bench predict (bench cluster: clusters)'
     )
-    p.add_argument('-n', type=int, default=200, help='clips for --bench throughput (default: 200)')
-    p.add_argument('--against', metavar='BUNDLE', help='--bench: measure this model too, side by side')
     p.set_defaults(func=cmd_predict)
 
 
@@ -805,10 +550,10 @@ def _register_make_default(sub):
         'final model on all their actors, and write the bundle and MODEL_CARD.md into the package (or --out).',
     )
     m.add_argument('--data-dir', required=True, metavar='DIR', help='RAVDESS folder (Actor_01 … Actor_20)')
-    _config_option(m, '--folds', field='folds', type=int, help='speaker folds of the measurement')
-    m.add_argument('--epochs', type=int, help=EPOCHS_HELP)
+    _config_option(m, 'folds')
+    _config_option(m, 'epochs', help=EPOCHS_HELP)
     _add_recipe_option(m)
-    _config_option(m, '--seed', field='seed', type=int, help='initialisation seed (the folds are seeded by it too)')
+    _config_option(m, 'seed')
     m.add_argument('--out', metavar='DIR', help='bundle folder to write (default: the package default model)')
     m.add_argument(
         '--kfold-run',
@@ -864,8 +609,8 @@ def _register_compare(sub):
     c.add_argument('--models', action=_RenamedOption, hint='was renamed: compare recipes with --recipes RECIPE ...')
     seeds = [Config.default('seed') + k for k in range(3)]
     c.add_argument('--seeds', nargs='+', type=int, default=seeds, help=f'seeds (default: {" ".join(map(str, seeds))})')
-    _config_option(c, '--folds', field='folds', type=int, help='speaker folds')
-    c.add_argument('--epochs', type=int, help="epochs (default: each recipe's)")
+    _config_option(c, 'folds')
+    _config_option(c, 'epochs', help=EPOCHS_HELP)
     c.add_argument(
         '--out',
         default='reports/model-comparison',
@@ -940,7 +685,7 @@ def _register_cross_corpus(sub):
         default=['none', 'corpus', 'speaker'],
         help='statistics as they are, z-normalised within each corpus, or within each speaker (default: all three)',
     )
-    _config_option(c, '--folds', field='folds', type=int, help='speaker folds for a corpus inside the training set')
+    _config_option(c, 'folds')
     _add_corpus_weights_option(c)
     c.add_argument('--out', default='reports/cross-corpus', metavar='DIR', help='default: reports/cross-corpus')
     c.add_argument('--json', action='store_true', help='print JSON')
@@ -982,10 +727,10 @@ def _register_report(sub):
         'and list the run in reports/index.html. With no options: the bundled sample, offline.',
     )
     _add_data_options(r)
-    _config_option(r, '--protocol', field='protocol', choices=PROTOCOLS, help='evaluation protocol')
-    r.add_argument('--epochs', type=int, help=EPOCHS_HELP)
-    _config_option(r, '--seed', field='seed', type=int, help='split and initialisation seed')
-    _config_option(r, '--folds', field='folds', type=int, help='folds for speaker-kfold')
+    _config_option(r, 'protocol')
+    _config_option(r, 'epochs', help=EPOCHS_HELP)
+    _config_option(r, 'seed')
+    _config_option(r, 'folds')
     _add_recipe_option(r)
     r.add_argument(
         '--name', metavar='RUN', help='run name (default: DATASET-PROTOCOL); re-running a name replaces that run'
@@ -1074,9 +819,7 @@ def _register_cache(sub):
         "training copy, the seed's features), and nothing expires by itself. Without options: each folder's size, "
         'clips, last use and what it holds. A removed folder is extracted again when a command needs it.',
     )
-    c.add_argument(
-        '--cache-dir', metavar='DIR', help='cache folder (default: $VOICE_EMOTION_CACHE or the user cache folder)'
-    )
+    _config_option(c, 'cache_dir', metavar='DIR')
     what = c.add_mutually_exclusive_group()
     what.add_argument('--unused-days', type=float, metavar='DAYS', help='remove folders not used for DAYS days')
     what.add_argument('--clear', action='store_true', help='remove every folder')
@@ -1089,33 +832,47 @@ _LATER_COMMANDS.append(_register_cache)
 
 
 def cmd_bench(args) -> int:
-    "`voice-emotion bench memory`: peak memory and time of predict over folders of N inputs, side by side."
-    from voice_emotion.bench import benchmark_memory
+    "`voice-emotion bench WHAT`: figures measured side by side in one run, printed, or kept as JSON with --output."
+    from voice_emotion import bench
     from voice_emotion.core import write_json
 
-    r = benchmark_memory(tuple(args.inputs), args.model, args.jobs or 0)
-    if args.output:
+    if args.what == 'features':
+        cfg = _config(args)
+        r = bench.benchmark_features(cfg.dataset, cfg.data_dir, args.n, cfg.jobs)
+        text = bench.features_report(r)
+    elif args.what == 'predict':  # one model, or two side by side
+        models = {'model': args.model or 'default', **({'against': args.against} if args.against else {})}
+        runs = {k: bench.benchmark_inference(None if m == 'default' else m, n=args.n or 200) for k, m in models.items()}
+        r, text = (runs if args.against else runs['model']), bench.predict_report(runs)
+    elif args.what == 'cluster':
+        from voice_emotion.scale import benchmark_cluster
+
+        r = benchmark_cluster(args.model, n=args.n or 200)
+        text = bench.cluster_report(r)
+    else:
+        r = bench.benchmark_memory(tuple(args.inputs), args.model, args.jobs or 0)
+        text = bench.memory_report(r)
+    if args.output:  # kept: the README and the chapters read reports/bench/*.json
         write_json(args.output, r)
-    if args.format == 'json':
-        _print_json(r)
-        return 0
-    for run in r['runs']:
-        print(f"{run['inputs']:>7,} inputs   peak {run['peak_rss_mb']:8.1f} MB   {run['seconds']:8.1f} s   "
-              f"{run['clips_per_s']:6.1f} clips/s")  # fmt: skip
-    print(f"peak memory, the most inputs against the fewest: {r['peak_ratio']}x ({r['cores']} cores)")
+    print(json.dumps(r, indent=2, default=str) if args.format == 'json' else text)
     return 0
 
 
 def _register_bench(sub):
     b = sub.add_parser(
         'bench',
-        help='benchmarks that measure the tool itself (memory: peak memory of predict over many inputs)',
-        description='Benchmarks run as a user would run the commands, figures side by side in one run.',
+        help='benchmarks that measure the tool itself, figures side by side in one run',
+        description="features: the seed's feature loop against this extraction; predict: start-up, warm latency and "
+        'batch throughput (--against: a second model beside it); cluster: the single-process path against local Dask '
+        'clusters of 1 and 2 workers; memory: peak memory of predict over folders of --inputs files.',
     )
-    b.add_argument('what', choices=('memory',), help='memory: predict over folders of --inputs files')
-    b.add_argument('--inputs', type=int, nargs='+', default=[1000, 20000], metavar='N', help='inputs of each run')
-    b.add_argument('--model', metavar='BUNDLE', help='bundle folder (default: the shipped model)')
-    b.add_argument('--jobs', '-j', type=int, metavar='N', help='feature workers (default: every core)')
+    b.add_argument('what', choices=('features', 'predict', 'cluster', 'memory'), help='what to measure')
+    _add_data_options(b)
+    b.add_argument('--model', metavar='BUNDLE', help='predict, cluster, memory: a bundle (default: the shipped model)')
+    b.add_argument('--against', metavar='BUNDLE', help='predict: measure this model too, side by side')
+    b.add_argument('-n', type=int, metavar='CLIPS', help='features: clips (default: all); predict, cluster: 200')
+    b.add_argument('--inputs', type=int, nargs='+', default=[1000, 20000], metavar='N', help='memory: inputs per run')
+    _config_option(b, 'jobs', '--jobs', '-j', metavar='N')
     b.add_argument('--format', choices=('table', 'json'), default='table', help='output format (default: table)')
     b.add_argument('--output', '-o', metavar='FILE', help='also keep the figures in FILE (JSON)')
     b.set_defaults(func=cmd_bench)
@@ -1143,9 +900,9 @@ def build_parser() -> argparse.ArgumentParser:
         description='Scan a corpus, report unusable files and show the split.',
     )
     _add_data_options(d)
-    _config_option(d, '--split', '--protocol', field='protocol', choices=PROTOCOLS, help='split protocol')
-    _config_option(d, '--seed', field='seed', type=int, help='split seed')
-    _config_option(d, '--folds', field='folds', type=int, help='folds for speaker-kfold (fold 0 is shown)')
+    _config_option(d, 'protocol', '--split', '--protocol')
+    _config_option(d, 'seed')
+    _config_option(d, 'folds')
     d.add_argument(
         '--write-manifest',
         metavar='FILE',
@@ -1163,15 +920,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_options(f)
     _add_recipe_option(f)
-    _config_option(f, '--compute-type', field='compute_type', choices=('int8', 'float32'), help="the encoder's weights")
-    _config_option(f, '--jobs', '-j', field='jobs', type=int, help='worker processes; 0: all cores; 1: serial')
-    f.add_argument(
-        '--cache-dir', metavar='DIR', help='cache folder (default: $VOICE_EMOTION_CACHE or the user cache folder)'
-    )
+    _config_option(f, 'compute_type')
+    _config_option(f, 'jobs', '--jobs', '-j')
+    _config_option(f, 'cache_dir', metavar='DIR')
     f.add_argument('-n', type=int, metavar='CLIPS', help='only the first CLIPS clips (by path)')
-    f.add_argument(
-        '--bench', action='store_true', help="benchmark: the seed's loop vs this extraction of the seed's features"
-    )
+    f.add_argument('--bench', action=_RenamedOption, hint='moved: voice-emotion bench features')
     _add_cluster_options(f, 'extract')
     f.add_argument('--json', action='store_true', help='print JSON')
     f.set_defaults(func=cmd_features)
@@ -1182,29 +935,19 @@ def build_parser() -> argparse.ArgumentParser:
         description='Train a recipe; the scaler, early stopping and LR schedule see training and validation only.',
     )
     _add_data_options(t)
-    _config_option(t, '--protocol', field='protocol', choices=PROTOCOLS, help='evaluation protocol')
-    t.add_argument('--epochs', type=int, help=EPOCHS_HELP)
-    _config_option(t, '--seed', field='seed', type=int, help='split and initialisation seed')
-    _config_option(t, '--folds', field='folds', type=int, help='folds for speaker-kfold')
-    _config_option(
-        t,
-        '--test-frac',
-        field='test_frac',
-        type=float,
-        help='share of speakers (clips for random) held out for test; 0: none',
-    )
-    _config_option(t, '--valid-frac', field='valid_frac', type=float, help='share of speakers (clips) for validation')
+    _config_option(t, 'protocol')
+    _config_option(t, 'epochs', help=EPOCHS_HELP)
+    _config_option(t, 'seed')
+    _config_option(t, 'folds')
+    _config_option(t, 'test_frac')
+    _config_option(t, 'valid_frac')
     _add_recipe_option(t)
-    t.add_argument(
-        '--encoder', help="encoder for recipes that read one (default: the recipe's; whisper-tiny.en is shipped)"
-    )
-    _config_option(
-        t, '--encoder-dir', field='encoder_dir', metavar='DIR', help='a CTranslate2 Whisper folder for --encoder'
-    )
-    _config_option(t, '--compute-type', field='compute_type', choices=('int8', 'float32'), help="the encoder's weights")
-    _config_option(t, '--jobs', '-j', field='jobs', type=int, help='feature worker processes; 0: all cores')
+    _config_option(t, 'encoder')
+    _config_option(t, 'encoder_dir', metavar='DIR')
+    _config_option(t, 'compute_type')
+    _config_option(t, 'jobs', '--jobs', '-j')
     _add_corpus_weights_option(t)
-    t.add_argument('--cache-dir', metavar='DIR', help='feature cache folder')
+    _config_option(t, 'cache_dir', metavar='DIR')
     t.add_argument('--out', required=True, metavar='RUN_DIR', help='run folder to write')
     t.set_defaults(func=cmd_train)
 

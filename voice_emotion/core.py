@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from dataclasses import asdict, dataclass, fields
@@ -13,10 +14,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['EMOTIONS', 'PROTOCOLS', 'DATASETS', 'ARCHITECTURES', 'PAD_MODES', 'HEADS', 'COMPUTE_TYPES', 'CORPUS_WEIGHTS',
-           'SPEAKER_NORMS', 'FUNCTIONALS', 'SECTIONS', 'RECIPE_SECTIONS', 'PRESETS', 'DEFAULT_RECIPE', 'NETWORK_RECIPE',
-           'EXTRA_OF', 'VoiceEmotionError', 'Config', 'recipes_dir', 'read_recipe', 'parse_setting', 'n_features',
-           'cache_root', 'import_keras', 'package_dir', 'templates_dir', 'write_json', 'portable_paths', 'is_url',
-           'missing_extra']
+           'SPEAKER_NORMS', 'FUNCTIONALS', 'CHOICES', 'SECTIONS', 'MODEL_SECTIONS', 'RECIPE_SECTIONS', 'PRESETS',
+           'DEFAULT_RECIPE', 'NETWORK_RECIPE', 'EXTRA_OF', 'VoiceEmotionError', 'Config', 'recipes_dir', 'read_recipe',
+           'parse_setting', 'field_help', 'n_features', 'cache_root', 'import_keras', 'package_dir', 'templates_dir',
+           'write_json', 'portable_paths', 'is_url', 'missing_extra']
 
 # %% ../nbs/00_core.ipynb #dfaa7712
 EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
@@ -45,20 +46,24 @@ SPEAKER_NORMS = ('off', 'folder', 'manifest', 'recording')  # per clip, or which
 FUNCTIONALS = (
     'egemaps',
 )  # clip-level functionals set beside encoder frames: eGeMAPSv02 (openSMILE, an optional extra)
+CHOICES = dict(
+    dataset=DATASETS, protocol=PROTOCOLS, architecture=ARCHITECTURES, pad_mode=PAD_MODES, head=HEADS,
+    compute_type=COMPUTE_TYPES, corpus_weights=CORPUS_WEIGHTS,
+)  # fmt: skip
 
 
 @dataclass
 class Config:
     "Every default of a run, in sections (`SECTIONS`): data, features, copies, network, head, inference, runtime."
 
-    dataset: str = 'sample'  # `sample` (bundled, offline), `cremad`, `ravdess` or `nemo`
+    dataset: str = 'sample'  # corpus: `sample` (bundled, offline), `cremad`, `ravdess`, `nemo` or a `manifest` file
     data_dir: str | None = None  # local corpus folder (CREMA-D: downloaded when empty)
-    protocol: str = 'speaker'  # `random`, `speaker` or `speaker-kfold`
+    protocol: str = 'speaker'  # evaluation protocol: `random`, `speaker` or `speaker-kfold`
     seed: int = 42  # seeds the split and the weight initialisation
     split_seed: int | None = None  # seeds the split alone when set (same folds, other initialisations)
-    test_frac: float = 0.2  # share of clips (`random`) or speakers (`speaker`) held out for test
+    test_frac: float = 0.2  # share of clips (`random`) or speakers (`speaker`) held out for test; 0: none
     valid_frac: float = 0.1  # share of clips or speakers for validation (early stopping, LR schedule)
-    folds: int = 5  # number of folds for `speaker-kfold`
+    folds: int = 5  # speaker folds of `speaker-kfold`
     sr: int = 22050  # feature sample rate (the seed's)
     n_fft: int = 2048  # STFT window
     hop_length: int = 512  # STFT hop
@@ -66,12 +71,8 @@ class Config:
     n_mfcc: int = 13  # MFCCs
     n_chroma: int = 12  # chroma bins
     max_len: int = 300  # frames per clip after padding or cutting
-    encoder: str | None = (
-        None  # a pretrained encoder's frames instead of the seed's features (`whisper-tiny.en` is shipped)
-    )
-    encoder_dir: str | None = (
-        None  # a CTranslate2 Whisper folder for `encoder` (default: the shipped or downloaded one)
-    )
+    encoder: str | None = None  # a pretrained encoder's frames instead of the seed's features (`whisper-tiny.en` ships)
+    encoder_dir: str | None = None  # a CTranslate2 Whisper folder for `encoder` (default: the shipped one)
     compute_type: str = 'int8'  # the encoder's weights on the CPU: `int8` or `float32`
     encoder_window: float = 8.0  # seconds of each clip the encoder reads
     encoder_context: float | None = None  # None: the encoder hears the clip alone; 30: padded with silence (Whisper)
@@ -119,72 +120,85 @@ class Config:
     speaker_norm: bool = True  # linear head: also fit a head on speaker-normalised statistics (`speaker_normalise`)
     speaker_norm_min: int = 10  # fewest clips of one speaker for that head (fewer: the per-clip head; see the card)
     corpus_weights: str = 'clips'  # linear head on several corpora: `equal` weighs each corpus the same in all
-    min_seconds: float = 0.25  # shorter clips carry too little speech to classify
     window: float = 3.0  # `--segment`: window length, seconds
     hop: float = 1.5  # `--segment`: hop between windows, seconds
     silence_db: float = -60.0  # `--segment`: windows quieter than this RMS (dBFS) are silence
-    vad_threshold: float = 0.1  # Silero VAD: a 32 ms chunk above this speech probability is speech
-    min_speech: float = 0.1  # seconds of speech a clip or window needs to get an emotion (else: no speech detected)
-    min_confidence: float = 0.0  # `predict`: below this confidence the answer is `uncertain` (see the evaluation)
-    jobs: int = 0  # feature worker processes; 0 = all cores
-    cache_dir: str | None = None  # feature cache; default: per-user cache folder
+    min_confidence: float = 0.0  # answer `uncertain` below this confidence (the evaluation: accuracy against coverage)
+    jobs: int = 0  # feature worker processes; 0: all cores
+    cache_dir: str | None = None  # feature cache folder (default: $VOICE_EMOTION_CACHE or the user cache folder)
 
     def __post_init__(self):
         for f in fields(self):
             if f.type == 'tuple':  # lists from JSON, TOML or the command line
                 setattr(self, f.name, tuple(getattr(self, f.name)))
-        for name, choices in (
-            ('dataset', DATASETS),
-            ('protocol', PROTOCOLS),
-            ('architecture', ARCHITECTURES),
-            ('pad_mode', PAD_MODES),
-            ('head', HEADS),
-            ('compute_type', COMPUTE_TYPES),
-            ('corpus_weights', CORPUS_WEIGHTS),
-        ):
-            if getattr(self, name) not in choices:
-                raise VoiceEmotionError(
-                    f'unknown {name.replace("_", " ")} {getattr(self, name)!r}; choose one of {", ".join(choices)}'
-                )
-        for name, ok, rule in (
-            ('folds', self.folds >= 2, 'at least 2'),
-            ('test_frac', 0 <= self.test_frac < 1, 'in [0, 1)'),
-            ('valid_frac', 0 <= self.valid_frac < 1, 'in [0, 1)'),
-            ('epochs', self.epochs >= 1, 'at least 1'),
-            ('networks', self.networks >= 1, 'at least 1'),
-            ('max_len', self.max_len >= 1, 'at least 1'),
-            ('window', 0 < self.hop <= self.window, 'at least hop, which must be > 0'),
-            ('jobs', self.jobs >= 0, '0 (all cores) or more'),
-            ('min_confidence', 0 <= self.min_confidence < 1, 'in [0, 1)'),
-            ('speaker_norm_min', self.speaker_norm_min >= 2, 'at least 2 (one clip has nothing to normalise by)'),
-            ('level', self.level in (None, 'peak'), "None or 'peak'"),
-            ('mel_range', self.mel_range is None or 20 <= self.mel_range <= 120, 'None or 20 to 120 dB'),
-            ('stats_hidden', self.stats_hidden >= 0, '0 (a logistic regression) or more units'),
-            ('stats_alpha', self.stats_alpha > 0, 'above 0'),
-            ('corpus_weights', self.corpus_weights == 'clips' or self.head == 'linear', "'clips' for a network head"),
-            (
-                'noise_copies',
-                self.noise_copies >= 0 and (not self.noise_copies or self.encoder),
-                '0 or more, with an encoder',
-            ),
-            (
-                'quiet_copies',
-                self.quiet_copies >= 0 and (not self.quiet_copies or self.encoder),
-                '0 or more, with an encoder',
-            ),
-            (
-                'speed_copies',
-                all(0.5 <= f <= 2 and f != 1 for f in self.speed_copies) and (not self.speed_copies or self.encoder),
-                'speeds between 0.5 and 2 other than 1, with an encoder',
-            ),
-            (
-                'functionals',
-                self.functionals is None or (self.functionals in FUNCTIONALS and self.encoder is not None),
-                f'one of {", ".join(FUNCTIONALS)}, with an encoder (its frames carry them)',
-            ),
-        ):
+        for section in SECTIONS:
+            self.check(section)
+
+    def check(self, section: str):  # a name in `SECTIONS`
+        "Refuse a section's settings that cannot be, or cannot go together, in one line naming the setting and why."
+        for name in SECTIONS[section]:
+            value, choices = getattr(self, name), CHOICES.get(name)
+            if choices and value not in choices:
+                words = name.replace('_', ' ')
+                raise VoiceEmotionError(f'unknown {words} {value!r}; choose one of {", ".join(choices)}')
+        for name, ok, rule in self._rules(section):
             if not ok:
                 raise VoiceEmotionError(f'{name} must be {rule} (got {getattr(self, name)})')
+
+    def _rules(self, section: str) -> list:
+        "(setting, whether it holds, the rule in words) for one section."
+        with_encoder = lambda n: n >= 0 and (not n or self.encoder)  # noqa: E731
+        return {
+            'data': [
+                ('folds', self.folds >= 2, 'at least 2'),
+                ('test_frac', 0 <= self.test_frac < 1, 'in [0, 1)'),
+                ('valid_frac', 0 <= self.valid_frac < 1, 'in [0, 1)'),
+            ],
+            'seed_features': [('max_len', self.max_len >= 1, 'at least 1')],
+            'encoder': [
+                ('level', self.level in (None, 'peak'), "None or 'peak'"),
+                ('mel_range', self.mel_range is None or 20 <= self.mel_range <= 120, 'None or 20 to 120 dB'),
+                (
+                    'functionals',
+                    self.functionals is None or (self.functionals in FUNCTIONALS and self.encoder is not None),
+                    f'one of {", ".join(FUNCTIONALS)}, with an encoder (its frames carry them)',
+                ),
+            ],
+            'training_copies': [
+                ('noise_copies', with_encoder(self.noise_copies), '0 or more, with an encoder'),
+                ('quiet_copies', with_encoder(self.quiet_copies), '0 or more, with an encoder'),
+                (
+                    'speed_copies',
+                    all(0.5 <= f <= 2 and f != 1 for f in self.speed_copies)
+                    and (not self.speed_copies or self.encoder),
+                    'speeds between 0.5 and 2 other than 1, with an encoder',
+                ),
+            ],
+            'network': [
+                ('epochs', self.epochs >= 1, 'at least 1'),
+                ('networks', self.networks >= 1, 'at least 1'),
+            ],
+            'head': [
+                ('speaker_norm_min', self.speaker_norm_min >= 2, 'at least 2 (one clip has nothing to normalise by)'),
+                ('stats_hidden', self.stats_hidden >= 0, '0 (a logistic regression) or more units'),
+                ('stats_alpha', self.stats_alpha > 0, 'above 0'),
+                (
+                    'corpus_weights',
+                    self.corpus_weights == 'clips' or self.head == 'linear',
+                    "'clips' for a network head",
+                ),
+            ],
+            'inference': [
+                ('window', 0 < self.hop <= self.window, 'at least hop, which must be > 0'),
+                ('min_confidence', 0 <= self.min_confidence < 1, 'in [0, 1)'),
+            ],
+            'runtime': [('jobs', self.jobs >= 0, '0 (all cores) or more')],
+        }.get(section, [])
+
+    def model_dict(self) -> dict:
+        "What defines the model, as a bundle saves it: no paths, no runtime or inference settings, no unused network."
+        keep = [s for s in MODEL_SECTIONS if s != 'network' or self.head == 'network']
+        return {k: getattr(self, k) for s in keep for k in SECTIONS[s] if k not in ('data_dir', 'encoder_dir')}
 
     def feature_settings(self) -> dict:  # the settings that change the numbers of `clip_features`
         "The feature part of the configuration, which keys the cache and is stored in bundles."
@@ -236,10 +250,11 @@ SECTIONS = {
         'head', 'stats_C', 'stats_hidden', 'stats_alpha', 'speaker_norm', 'speaker_norm_min',
         'corpus_weights',
     ),
-    'inference': ('min_seconds', 'window', 'hop', 'silence_db', 'vad_threshold', 'min_speech', 'min_confidence'),
+    'inference': ('window', 'hop', 'silence_db', 'min_confidence'),
     'runtime': ('jobs', 'cache_dir'),
     'recipe': ('recipe_name', 'recipe_changes'),
 }  # fmt: skip
+MODEL_SECTIONS = ('data', 'seed_features', 'encoder', 'training_copies', 'network', 'head', 'recipe')  # a bundle's
 RECIPE_SECTIONS = ('seed_features', 'encoder', 'training_copies', 'network', 'head')  # what a recipe file may set
 
 
@@ -318,6 +333,18 @@ def parse_setting(text: str) -> tuple:  # `name=value`, as `--set` takes it
         return name, {'int': int, 'float': float}.get(kind.split(' | ')[0], str)(value)
     except ValueError:
         raise VoiceEmotionError(f'--set {text!r}: {value!r} is not a value of {name} ({kind})') from None
+
+
+@functools.cache
+def _comments() -> dict:
+    from fastcore.docments import docments
+
+    return docments(Config)
+
+
+def field_help(name: str) -> str:  # a field of `Config`
+    "A setting's help text: the comment beside its field in `Config`, so it is written in one place."
+    return _comments()[name] or ''
 
 # %% ../nbs/00_core.ipynb #31cf9d43
 def n_features(settings: dict) -> int:  # feature settings, as `Config.feature_settings()`

@@ -581,7 +581,7 @@ def model_card(
     "The default model's card (Markdown) from `templates/MODEL_CARD.md.j2`: every figure from the saved results."
     import jinja2
 
-    cfg, fs = meta['config'], meta['feature_settings']
+    cfg, fs = Config.from_dict(meta['config']).to_dict(), meta['feature_settings']  # every field, defaults filled
     arch = cfg.get('architecture', cfg.get('model'))
     actors = sorted(split.speaker.unique())
     folds = pd.DataFrame(kfold['folds'])

@@ -20,17 +20,22 @@ from .features import _resample, load_audio, merge_moments, quiet_decoders
 from .store import clip_matrix, extract_features, samples_matrix
 
 # %% auto #0
-__all__ = ['DEFAULT_MODEL_SHA256', 'VAD_FILE', 'VAD_SHA256', 'VAD_SR', 'VAD_CHUNK', 'VAD_CONTEXT', 'VAD_BLOCK', 'CLIPPED_SHARE',
-           'UNCERTAIN', 'GROUP_WORDS', 'FILE_COLUMNS', 'NO_SPEECH', 'too_short', 'default_model_dir',
-           'forget_loaded_models', 'get_predictor', 'vad_session', 'speech_probabilities', 'speech_seconds',
-           'clip_speech_seconds', 'clipped_share', 'listen_to_clip', 'clipping_note', 'no_speech', 'predict_array',
-           'predict_file', 'find_audio', 'check_speaker_norm', 'group_note', 'iter_predictions', 'predict_files',
-           'files_summary', 'predict_timeline']
+__all__ = ['MIN_SECONDS', 'MIN_SPEECH', 'VAD_THRESHOLD', 'DEFAULT_MODEL_SHA256', 'VAD_FILE', 'VAD_SHA256', 'VAD_SR', 'VAD_CHUNK',
+           'VAD_CONTEXT', 'VAD_BLOCK', 'CLIPPED_SHARE', 'UNCERTAIN', 'GROUP_WORDS', 'FILE_COLUMNS', 'NO_SPEECH',
+           'too_short', 'default_model_dir', 'forget_loaded_models', 'get_predictor', 'vad_session',
+           'speech_probabilities', 'speech_seconds', 'clip_speech_seconds', 'clipped_share', 'listen_to_clip',
+           'clipping_note', 'no_speech', 'predict_array', 'predict_file', 'find_audio', 'check_speaker_norm',
+           'group_note', 'iter_predictions', 'predict_files', 'files_summary', 'predict_timeline']
 
 # %% ../nbs/10_inference.ipynb #af972e81
+MIN_SECONDS = 0.25  # shorter clips carry too little speech to classify
+MIN_SPEECH = 0.1  # seconds of speech a clip or window needs to get an emotion (else: no speech detected)
+VAD_THRESHOLD = 0.1  # Silero VAD: a 32 ms chunk above this speech probability is speech
+
+
 def too_short(
     seconds: float,  # a clip's duration
-    min_seconds: float = Config.default('min_seconds'),
+    min_seconds: float = MIN_SECONDS,
 ) -> str | None:
     "The reason a clip is too short to classify, or None."
     return f'too short to classify ({seconds:.2f} s; at least {min_seconds} s)' if seconds < min_seconds else None
@@ -128,7 +133,7 @@ def speech_probabilities(
 
 def speech_seconds(
     probabilities: np.ndarray,  # one clip's `speech_probabilities`
-    threshold: float = Config.default('vad_threshold'),
+    threshold: float = VAD_THRESHOLD,
 ) -> float:
     "Seconds of a clip that the detector calls speech."
     return round(float((probabilities > threshold).sum() * VAD_CHUNK / VAD_SR), 3)
@@ -160,7 +165,7 @@ def clipping_note(share: float) -> str | None:  # `clipped_share` of a clip
 
 def no_speech(
     seconds: float,  # `speech_seconds` of a clip or window
-    min_speech: float = Config.default('min_speech'),
+    min_speech: float = MIN_SPEECH,
 ) -> str | None:
     "The reason a clip gets no emotion, or None when it holds enough speech."
     return f'no speech detected ({seconds:.1f} s of speech)' if seconds < min_speech else None
@@ -485,7 +490,7 @@ def _windows(path, window: float, hop: float):
     sr, size, step = info.samplerate, int(round(window * info.samplerate)), int(round(hop * info.samplerate))
     start = 0
     for block in sf.blocks(str(path), blocksize=size, overlap=size - step, dtype='float32', always_2d=True):
-        if len(block) < Config.default('min_seconds') * sr and start > 0:
+        if len(block) < MIN_SECONDS * sr and start > 0:
             break
         yield start / sr, (block[:, 0] if block.shape[1] == 1 else block.mean(axis=1)), sr
         start += step
