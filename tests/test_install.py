@@ -21,6 +21,9 @@ def test_the_base_install_predicts_and_names_the_extras_it_lacks(tmp_path, sampl
                        timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout)[0]['emotion'] in EMOTIONS
+    r = subprocess.run([str(cli), 'predict', str(sample_clips[0]), '--format', 'html', '-o', 'page.html'], capture_output=True,
+                       text=True, timeout=300, cwd=tmp_path)  # the page needs nothing beyond the base either
+    assert r.returncode == 0 and (tmp_path/'page.html').read_text().count('<audio') == 1, r.stderr[-2000:]
     for args, extra in ((['train', '--out', str(tmp_path/'run')], 'train'), (['report', '--notebooks', str(ROOT/'nbs')], 'notebooks'),
                         (['predict', str(sample_clips[0]), '--scheduler', 'local'], 'cluster')):
         r = subprocess.run([str(cli), *args], capture_output=True, text=True, timeout=300, cwd=tmp_path)

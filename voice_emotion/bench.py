@@ -19,7 +19,7 @@ from .store import extract_features
 
 # %% auto #0
 __all__ = ['SEED_LOOP', 'seed_features', 'benchmark_features', 'benchmark_inference', 'benchmark_encoder', 'benchmark_memory',
-           'features_report', 'predict_report', 'cluster_report', 'memory_report']
+           'benchmark_listen', 'listen_report', 'features_report', 'predict_report', 'cluster_report', 'memory_report']
 
 # %% ../nbs/15_bench.ipynb #9ff1e636
 def seed_features(path, max_len: int = 300) -> np.ndarray:
@@ -171,11 +171,11 @@ def benchmark_inference(model=None, n: int = 200, repeats: int = 50) -> dict:
     import sys
     import tempfile
 
-    from voice_emotion.inference import _duration, get_predictor, predict_file, predict_files
+    from voice_emotion.inference import audio_duration, get_predictor, predict_file, predict_files
 
     get_predictor(model)  # loaded once, before anything is timed
     clips = sorted(str(p) for p in sample_dir().rglob('*.flac'))
-    three = min(clips, key=lambda p: abs(_duration(p) - 3.0))
+    three = min(clips, key=lambda p: abs(audio_duration(p) - 3.0))
     cmd = [sys.executable, '-m', 'voice_emotion.cli', 'predict', three, '--format', 'json'] + (
         ['--model', str(model)] if model else []
     )
@@ -205,7 +205,7 @@ def benchmark_inference(model=None, n: int = 200, repeats: int = 50) -> dict:
     assert df.error.isna().all()
     return dict(
         clip=Path(three).name,
-        clip_seconds=round(_duration(three), 2),
+        clip_seconds=round(audio_duration(three), 2),
         command_one_clip_s=round(startup, 2),
         command_help_s=round(bare, 2),
         warm_latency_ms_median=round(1000 * float(np.median(lat)), 1),
@@ -289,6 +289,74 @@ def benchmark_memory(
             shutil.rmtree(tmp, ignore_errors=True)
     first, last = runs[0], runs[-1]
     return dict(runs=runs, peak_ratio=round(last['peak_rss_mb'] / first['peak_rss_mb'], 3), cores=os.cpu_count())
+
+# %% ../nbs/15_bench.ipynb #9be0ed51
+def benchmark_listen(
+    path=None,  # a recording (default: the bundled `sample_recording`)
+    speed: float = 1.0,  # 1: fed at real time, as a microphone gives it
+    chunk: float = 0.1,  # seconds of audio per write into the pipe
+    model=None,
+) -> dict:
+    "`voice-emotion listen -` fed a recording through a pipe at real-time speed: each window's delay, and the CPU."
+    import subprocess
+    import threading
+
+    import soundfile as sf
+
+    from voice_emotion.inference import sample_recording
+
+    pcm, rate = sf.read(str(path or sample_recording()), dtype='int16', always_2d=True)
+    pcm = pcm.mean(axis=1).astype('<i2')
+    cmd = [sys.executable, '-m', 'voice_emotion.cli', 'listen', '-', '--rate', str(rate), '--format', 'json']
+    proc = subprocess.Popen([*cmd, *(['--model', str(model)] if model else [])], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    step, written = int(chunk * rate), {}  # samples written so far → when
+
+    def feed():
+        t0 = time.perf_counter()
+        for i in range(0, len(pcm), step):
+            time.sleep(max(0.0, t0 + i / rate / speed - time.perf_counter()))
+            proc.stdin.write(pcm[i : i + step].tobytes())
+            proc.stdin.flush()
+            written[min(i + step, len(pcm))] = time.perf_counter()
+        proc.stdin.close()
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    lines = [(time.perf_counter(), json.loads(line)) for line in proc.stdout]
+    writer.join()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    summary = proc.stderr.read().decode()
+    if proc.returncode != 0:
+        raise RuntimeError(f'listen failed ({proc.returncode}): {summary[-500:]}')
+    sent = sorted(written)
+    delays = []
+    for seen, row in lines:  # from the write that completed the window to its line
+        end = min(int(round(row['end'] * rate)), len(pcm)) - 8  # `end` is rounded to the millisecond
+        done = next(written[n] for n in sent if n >= end)
+        delays.append(1000 * (seen - done))
+    cpu = usage.ru_utime + usage.ru_stime
+    audio = len(pcm) / rate
+    ms = np.array(delays)
+    return dict(
+        audio_s=round(audio, 2), windows=len(lines), speed=speed, hop_s=Config.default('hop'),
+        delay_ms_median=round(float(np.median(ms)), 1), delay_ms_p90=round(float(np.percentile(ms, 90)), 1),
+        delay_ms_max=round(float(ms.max()), 1), cpu_s=round(cpu, 2), cpu_share_of_real_time=round(cpu / audio, 3),
+        cores=os.cpu_count(), rows=[r for _, r in lines], summary=summary.strip(),
+    )  # fmt: skip
+
+# %% ../nbs/15_bench.ipynb #658edcb7
+def listen_report(r: dict) -> str:  # `benchmark_listen`'s result
+    "The live-audio benchmark as lines of text."
+    return '\n'.join([
+        f"{r['audio_s']} s of audio fed through a pipe at {r['speed']}x real time, {r['windows']} windows, "
+        f"{r['cores']} cores",
+        f"delay from a window's last sample to its line   median {r['delay_ms_median']} ms, 90th percentile "
+        f"{r['delay_ms_p90']} ms, at most {r['delay_ms_max']} ms (the hop: {1000 * r['hop_s']:.0f} ms)",
+        f"CPU of the whole command (start-up included)    {r['cpu_s']} s: {100 * r['cpu_share_of_real_time']:.1f} % "
+        "of one core over the audio's duration",
+    ])  # fmt: skip
 
 # %% ../nbs/15_bench.ipynb #1b5d057b
 def features_report(r: dict) -> str:  # `benchmark_features`'s result

@@ -28,7 +28,7 @@ from voice_emotion.core import (
 # %% auto #0
 __all__ = ['RECIPE_HELP', 'EPOCHS_HELP', 'cmd_data', 'cmd_features', 'cmd_train', 'cmd_evaluate', 'cmd_predict',
            'cmd_make_default', 'cmd_compare', 'cmd_cross_corpus', 'cmd_report', 'cmd_docs', 'cmd_cache', 'cmd_bench',
-           'build_parser', 'main', 'Terminated']
+           'cmd_listen', 'build_parser', 'main', 'Terminated']
 
 # %% ../nbs/14_cli.ipynb #69193561
 _LATER_COMMANDS = []  # subcommands defined further down register here
@@ -480,7 +480,12 @@ def _register_predict(sub):
         help="refuse the model unless its bundle.json has this SHA-256 (as its publisher gives it; a BUNDLE.sha256 "
         "file beside the bundle folder pins it too; the shipped model is pinned by the package)",
     )
-    p.add_argument('--format', choices=('table', 'json', 'csv'), default='table', help='output format (default: table)')
+    p.add_argument(
+        '--format',
+        choices=('table', 'json', 'csv', 'html'),
+        default='table',
+        help='output format (default: table); html: one self-contained page to look at and listen to (with -o)',
+    )
     p.add_argument(
         '--output',
         '-o',
@@ -844,6 +849,9 @@ def cmd_bench(args) -> int:
         models = {'model': args.model or 'default', **({'against': args.against} if args.against else {})}
         runs = {k: bench.benchmark_inference(None if m == 'default' else m, n=args.n or 200) for k, m in models.items()}
         r, text = (runs if args.against else runs['model']), bench.predict_report(runs)
+    elif args.what == 'listen':
+        r = bench.benchmark_listen(args.recording, args.speed, model=args.model)
+        text = bench.listen_report(r)
     elif args.what == 'cluster':
         from voice_emotion.scale import benchmark_cluster
 
@@ -864,13 +872,16 @@ def _register_bench(sub):
         help='benchmarks that measure the tool itself, figures side by side in one run',
         description="features: the seed's feature loop against this extraction; predict: start-up, warm latency and "
         'batch throughput (--against: a second model beside it); cluster: the single-process path against local Dask '
-        'clusters of 1 and 2 workers; memory: peak memory of predict over folders of --inputs files.',
+        'clusters of 1 and 2 workers; memory: peak memory of predict over folders of --inputs files; listen: a '
+        "recording piped into listen at real-time speed, each window's delay and the CPU it needs.",
     )
-    b.add_argument('what', choices=('features', 'predict', 'cluster', 'memory'), help='what to measure')
+    b.add_argument('what', choices=('features', 'predict', 'listen', 'cluster', 'memory'), help='what to measure')
     _add_data_options(b)
     b.add_argument('--model', metavar='BUNDLE', help='predict, cluster, memory: a bundle (default: the shipped model)')
     b.add_argument('--against', metavar='BUNDLE', help='predict: measure this model too, side by side')
     b.add_argument('-n', type=int, metavar='CLIPS', help='features: clips (default: all); predict, cluster: 200')
+    b.add_argument('--recording', metavar='FILE', help='listen: the recording (default: the bundled one)')
+    b.add_argument('--speed', type=float, default=1.0, help='listen: times real time (default: 1)')
     b.add_argument('--inputs', type=int, nargs='+', default=[1000, 20000], metavar='N', help='memory: inputs per run')
     _config_option(b, 'jobs', '--jobs', '-j', metavar='N')
     b.add_argument('--format', choices=('table', 'json'), default='table', help='output format (default: table)')
@@ -879,6 +890,75 @@ def _register_bench(sub):
 
 
 _LATER_COMMANDS.append(_register_bench)
+
+# %% ../nbs/14_cli.ipynb #733cfce4
+def cmd_listen(args) -> int:
+    "Follow live audio: a line per window the moment it is complete; a summary at the end of input or on Ctrl-C."
+    import time
+    from collections import Counter
+
+    from voice_emotion.inference import get_predictor, listen
+    from voice_emotion.output import window_line
+
+    s = _config(args)
+    labels = get_predictor(args.model).labels  # before the first sample: a bad model is said at once
+    source = sys.stdin.buffer if args.source == '-' else open(args.source, 'rb')  # noqa: SIM115 (closed below)
+    counts, delays, heard, status = Counter(), [], 0.0, 0
+    cpu = time.process_time()
+    if args.format == 'table':
+        print(
+            f"{'':6s}{'start':>8s}{'end':>8s}    {'emotion':8s} {'conf':>5s}  "
+            + ' '.join(f'{l[:7]:>7s}' for l in labels)
+        )
+    try:
+        for row in listen(source, args.model, s.window, s.hop, args.rate, s.silence_db, s.min_confidence):
+            arrived = row.pop('arrived')
+            counts[row['emotion']] += 1  # counted first: a Ctrl-C after the line still sums it up
+            heard = row['end']
+            print(json.dumps(row) if args.format == 'json' else window_line(row, labels), flush=True)
+            delays.append(time.perf_counter() - arrived)
+    except KeyboardInterrupt:  # Ctrl-C: what was heard so far, summed up
+        status = 130
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+    cpu = time.process_time() - cpu
+    if delays:
+        ms, seen = sorted(1000 * d for d in delays), ', '.join(f'{k} {v}' for k, v in counts.most_common())
+        print(
+            f"listened to {heard:.1f} s in {sum(counts.values())} windows ({seen}); "
+            f"each answered {ms[len(ms) // 2]:.0f} ms after its last sample (median; at most {ms[-1]:.0f} ms); "
+            f"CPU {cpu:.1f} s, {100 * cpu / max(heard, 1e-9):.0f} % of the audio's duration",
+            file=sys.stderr,
+        )
+    else:
+        print('listened: no complete window', file=sys.stderr)
+    return status
+
+
+def _register_listen(sub):
+    li = sub.add_parser(
+        'listen',
+        help='follow live audio from a pipe: a line per window as soon as it is complete',
+        description='Read 16-bit PCM audio as it arrives (WAV as arecord, sox or ffmpeg write it, or raw mono PCM at '
+        '--rate) and print each window the moment its last sample is in, with the columns of predict --segment; at '
+        'the end of input or on Ctrl-C, a summary (on stderr) with the delay after each window and the CPU it took. '
+        'Example: arecord -f S16_LE -r 16000 -c 1 | voice-emotion listen -',
+    )
+    li.add_argument('source', metavar='SOURCE', help='- for standard input, or a file or named pipe')
+    li.add_argument('--rate', type=int, default=16000, help='raw PCM: samples per second (default: 16000)')
+    li.add_argument('--model', metavar='BUNDLE', help='bundle folder (default: the shipped model)')
+    _config_option(li, 'window')
+    _config_option(li, 'hop')
+    _config_option(li, 'silence_db')
+    _config_option(li, 'min_confidence', metavar='P')
+    li.add_argument(
+        '--format', choices=('table', 'json'), default='table', help='table, or JSON lines (default: table)'
+    )
+    li.set_defaults(func=cmd_listen)
+
+
+_LATER_COMMANDS.append(_register_listen)
 
 # %% ../nbs/14_cli.ipynb #d526872b
 def build_parser() -> argparse.ArgumentParser:

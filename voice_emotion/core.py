@@ -339,7 +339,9 @@ def parse_setting(text: str) -> tuple:  # `name=value`, as `--set` takes it
 def _comments() -> dict:
     from fastcore.docments import docments
 
-    return docments(Config)
+    from voice_emotion import core  # the module's source, where the comments are (also when a notebook runs this)
+
+    return docments(core.Config)
 
 
 def field_help(name: str) -> str:  # a field of `Config`

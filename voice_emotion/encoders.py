@@ -15,7 +15,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .core import VoiceEmotionError
-from .features import _hann, _real_fft, add_white_noise, load_audio, mel_filters, samples_needed
+from .features import add_white_noise, hann_window, load_audio, mel_filters, real_fft, samples_needed
 
 # %% auto #0
 __all__ = ['WHISPER_SR', 'WHISPER_HOP', 'WHISPER_N_FFT', 'DEFAULT_ENCODER', 'SHIPPED_WEIGHTS_SHA256', 'HUB_ENCODERS',
@@ -52,10 +52,10 @@ def whisper_log_mel(
     frames = frames[
         : (len(y) + half) // WHISPER_HOP + 1
     ]  # every window that still sees the clip (they set the maximum)
-    power = np.abs(_real_fft()(frames * _hann(WHISPER_N_FFT))) ** 2
+    power = np.abs(real_fft()(frames * hann_window(WHISPER_N_FFT))) ** 2
     mel = (power.astype(np.float32) @ _mel_columns(n_mels)).T  # (frames, bins) @ (bins, mels): one small BLAS call
     if noise_power:  # white noise's expected power in a band: its power × the window's energy × the band's weights
-        mel = mel - noise_power * float(np.sum(_hann(WHISPER_N_FFT) ** 2)) * _mel_columns(n_mels).sum(0)[:, None]
+        mel = mel - noise_power * float(np.sum(hann_window(WHISPER_N_FFT) ** 2)) * _mel_columns(n_mels).sum(0)[:, None]
     log = np.log10(np.maximum(mel, 1e-10))
     log = np.maximum(log, log.max() - top_db / 10)  # log10 of power: 10 dB a unit
     return ((log[:, :n] + 4.0) / 4.0).astype(np.float32)

@@ -340,14 +340,14 @@ def degrade(
 
     import soundfile as sf
 
-    from voice_emotion.features import _resample, add_white_noise, quieter_16bit
+    from voice_emotion.features import add_white_noise, quieter_16bit, resample
 
     if how.endswith(' dB'):  # a level change, then 16-bit samples, as a quieter recording would be stored
         return quieter_16bit(y, float(how.split()[0])), sr
     if how.endswith('SNR'):  # white noise of the clip's power (silences included) less `snr` dB
         return add_white_noise(y, float(how.split(', ')[1].split()[0]), np.random.default_rng(seed)), sr
     if how.startswith('telephone'):
-        return _resample(y, sr, 8000), 8000
+        return resample(y, sr, 8000), 8000
     if how.startswith('MP3'):
         buf = io.BytesIO()
         with sf.SoundFile(buf, 'w', sr, 1, format='MP3', compression_level=0.62, bitrate_mode='CONSTANT') as f:

@@ -20,10 +20,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .core import Config, VoiceEmotionError
 
 # %% auto #0
-__all__ = ['FEATURE_VERSION', 'samples_needed', 'DECODER_LOG', 'quiet_decoders', 'load_audio', 'mel_filters', 'chroma_filters',
-           'dct_matrix', 'power_spectrogram', 'estimate_tuning', 'zero_crossing_rate', 'mel_power', 'power_to_db',
-           'signal_features', 'real_frames', 'frame_statistics', 'group_moments', 'merge_moments', 'speaker_normalise',
-           'add_white_noise', 'quieter_16bit', 'feature_kwargs', 'clip_features']
+__all__ = ['FEATURE_VERSION', 'samples_needed', 'resample', 'file_error', 'DECODER_LOG', 'quiet_decoders', 'load_audio',
+           'mel_filters', 'chroma_filters', 'dct_matrix', 'hann_window', 'real_fft', 'power_spectrogram',
+           'estimate_tuning', 'zero_crossing_rate', 'mel_power', 'power_to_db', 'signal_features', 'real_frames',
+           'frame_statistics', 'group_moments', 'merge_moments', 'speaker_normalise', 'add_white_noise',
+           'quieter_16bit', 'feature_kwargs', 'clip_features']
 
 # %% ../nbs/03_features.ipynb #32e19095
 def samples_needed(settings: dict) -> int:  # feature settings
@@ -31,7 +32,7 @@ def samples_needed(settings: dict) -> int:  # feature settings
     return (settings['max_len'] - 1) * settings['hop_length'] + settings['n_fft'] // 2
 
 
-def _resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     "Resample as `librosa.resample(res_type='soxr_hq')` does: soxr, then fixed to ceil(n · ratio) samples."
     if sr_in == sr_out:
         return y
@@ -42,7 +43,7 @@ def _resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return out[:n] if len(out) >= n else np.concatenate([out, np.zeros(n - len(out), np.float32)])
 
 
-def _file_error(e: OSError) -> str:
+def file_error(e: OSError) -> str:
     "The reason an audio file could not be opened, in a few words."
     return 'no such file' if isinstance(e, FileNotFoundError) else f'unreadable ({e.strerror or type(e).__name__})'
 
@@ -108,7 +109,7 @@ def load_audio(
     try:
         info = path.stat()
     except OSError as e:
-        raise VoiceEmotionError(_file_error(e), path=path) from None
+        raise VoiceEmotionError(file_error(e), path=path) from None
     if stat.S_ISDIR(info.st_mode):
         raise VoiceEmotionError('is a folder, not an audio file', path=path)
     if not stat.S_ISREG(info.st_mode):  # a pipe would block the decoder, a device never end
@@ -130,7 +131,7 @@ def load_audio(
         raise VoiceEmotionError('no audio samples', path=path)
     if not np.isfinite(x).all():
         raise VoiceEmotionError('its samples include NaN or infinite values', path=path)
-    y = _resample(x if x.ndim == 1 else x.mean(axis=1), sr_in, sr)
+    y = resample(x if x.ndim == 1 else x.mean(axis=1), sr_in, sr)
     return y if max_samples is None else y[:max_samples]
 
 # %% ../nbs/03_features.ipynb #5f466f0b
@@ -187,7 +188,7 @@ def dct_matrix(n_mels: int = 128, n_mfcc: int = 13) -> np.ndarray:  # (n_mfcc, n
 
 # %% ../nbs/03_features.ipynb #60ff802e
 @functools.lru_cache(maxsize=None)
-def _hann(n_fft: int) -> np.ndarray:
+def hann_window(n_fft: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
 
@@ -208,7 +209,7 @@ def _pocketfft_r2c():
 
 
 @functools.lru_cache(maxsize=None)
-def _real_fft():
+def real_fft():
     "The real FFT along the last axis, without importing `scipy.fft` unless something already has."
     r2c = None if 'scipy.fft' in sys.modules else _pocketfft_r2c()
     if r2c:
@@ -231,7 +232,7 @@ def power_spectrogram(
     padded = np.zeros(len(y) + n_fft, np.float32)
     padded[half : half + len(y)] = y  # np.pad costs more than the FFT's window
     frames = sliding_window_view(padded, n_fft)[::hop_length][:n_frames]
-    spec = _real_fft()(frames * _hann(n_fft))
+    spec = real_fft()(frames * hann_window(n_fft))
     re_im = spec.view(np.float32)  # real and imaginary parts interleaved
     np.square(re_im, out=re_im)
     S = np.empty(spec.shape[::-1], np.float32)
@@ -455,7 +456,7 @@ def clip_features(
             y = y.mean(axis=0 if y.shape[0] < y.shape[1] else 1)
         if y.size == 0:
             raise VoiceEmotionError('no audio samples')
-        y = _resample(y, sr, s['sr'])[: samples_needed(s)]
+        y = resample(y, sr, s['sr'])[: samples_needed(s)]
     return signal_features(y, **s)
 
 # %% ../nbs/03_features.ipynb #be5075a2

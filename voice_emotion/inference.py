@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,7 @@ from .bundle import check_bundle_sha256, load_bundle
 from .core import SPEAKER_NORMS, Config, VoiceEmotionError, package_dir
 from .data import AUDIO_EXTENSIONS, audio_files
 from .encoders import analysed_seconds, fixed_frames
-from .features import _resample, load_audio, merge_moments, quiet_decoders
+from .features import load_audio, merge_moments, quiet_decoders, resample
 from .store import clip_matrix, extract_features, samples_matrix
 
 # %% auto #0
@@ -24,8 +25,9 @@ __all__ = ['MIN_SECONDS', 'MIN_SPEECH', 'VAD_THRESHOLD', 'DEFAULT_MODEL_SHA256',
            'VAD_CONTEXT', 'VAD_BLOCK', 'CLIPPED_SHARE', 'UNCERTAIN', 'GROUP_WORDS', 'FILE_COLUMNS', 'NO_SPEECH',
            'too_short', 'default_model_dir', 'forget_loaded_models', 'get_predictor', 'vad_session',
            'speech_probabilities', 'speech_seconds', 'clip_speech_seconds', 'clipped_share', 'listen_to_clip',
-           'clipping_note', 'no_speech', 'predict_array', 'predict_file', 'find_audio', 'check_speaker_norm',
-           'group_note', 'iter_predictions', 'predict_files', 'files_summary', 'predict_timeline']
+           'clipping_note', 'no_speech', 'predict_array', 'predict_file', 'audio_duration', 'find_audio',
+           'check_speaker_norm', 'group_note', 'iter_predictions', 'predict_files', 'files_summary', 'timeline_rows',
+           'predict_timeline', 'Timeline', 'sample_recording', 'stream_windows', 'listen']
 
 # %% ../nbs/10_inference.ipynb #af972e81
 MIN_SECONDS = 0.25  # shorter clips carry too little speech to classify
@@ -128,7 +130,7 @@ def speech_probabilities(
     sr: int = VAD_SR,  # their sample rate
 ) -> list:  # per clip: (ceil(samples / 512),) float32, one probability per 32 ms at 16 kHz
     "Silero VAD's speech probability for every 32 ms of each clip, each clip scaled to a −1 dBFS peak first."
-    return [_clip_speech(_resample(np.asarray(y, np.float32), sr, VAD_SR)) for y in clips]
+    return [_clip_speech(resample(np.asarray(y, np.float32), sr, VAD_SR)) for y in clips]
 
 
 def speech_seconds(
@@ -216,7 +218,7 @@ def predict_file(path, model=None) -> dict:  # audio file; bundle (None: default
     # the same one-line errors as everywhere for missing or unreadable files
     y = load_audio(path, VAD_SR, max_samples=int(pred.settings['window'] * VAD_SR)) if encoder else None
     X = None if encoder else clip_matrix(path, pred.settings)
-    duration = _duration(path)
+    duration = audio_duration(path)
     if short := too_short(duration):
         raise VoiceEmotionError(short, path=path)
     if encoder:
@@ -241,13 +243,13 @@ def _speech_of_files(files: list, seconds: float) -> list:  # audio files; the p
     def speech(f):  # decoding and onnxruntime release the GIL: threads share the cores
         return listen_to_clip(load_audio(f, VAD_SR, max_samples=int(seconds * VAD_SR)))
 
-    from voice_emotion import store
+    from voice_emotion.store import in_worker
 
-    with ThreadPoolExecutor(1 if store._IN_WORKER else os.cpu_count() or 1) as pool:  # a worker has one core
+    with ThreadPoolExecutor(1 if in_worker() else os.cpu_count() or 1) as pool:  # a worker has one core
         return list(pool.map(speech, files))
 
 
-def _duration(path) -> float:
+def audio_duration(path) -> float:
     with quiet_decoders():
         info = sf.info(str(path))
     return info.frames / info.samplerate
@@ -362,7 +364,7 @@ def _file_rows(files: list, pred, jobs: int) -> tuple[list[dict], np.ndarray | N
                    duration=None, analysed_seconds=None, note=None, error=reasons.get(f))  # fmt: skip
         if batch.ok[i]:
             try:
-                cov = _coverage(_duration(f), pred.settings)
+                cov = _coverage(audio_duration(f), pred.settings)
             except Exception:
                 cov = {}
             short = too_short(cov['duration']) if cov else None
@@ -496,30 +498,18 @@ def _windows(path, window: float, hop: float):
         start += step
 
 
-def predict_timeline(
-    path,  # audio file of any length
-    window: float = Config.default('window'),
-    hop: float = Config.default('hop'),  # seconds
-    model=None,
+def timeline_rows(
+    windows,  # (start seconds, mono block, rate[, arrival time]) per window, as a file or live audio gives them
+    pred,  # the `Predictor`
     silence_db: float = Config.default('silence_db'),
-    batch: int = 32,
-    speaker_norm: str = 'off',  # `off`: each window on its own; `recording`: the windows normalised together
+    batch: int = 32,  # windows listened to and answered together; 1: each the moment it is complete (live audio)
     min_confidence: float = Config.default('min_confidence'),  # below it a window's emotion is `uncertain`
-) -> tuple[pd.DataFrame, dict]:
-    "Per-window emotions of a long recording (start, end, emotion or `silence`, probabilities) and the overall label."
-    if hop <= 0 or window <= 0 or hop > window:
-        raise VoiceEmotionError(f'need 0 < hop <= window (got window {window}, hop {hop})')
-    pred = get_predictor(model)
-    check_speaker_norm(speaker_norm, pred, segment=True)
-    by_speaker = speaker_norm == 'recording'
-    stats, voiced_rows = [], []  # kept for the speaker-normalised pass: statistics, not frames (an hour is small)
-    path = Path(path)
-    load_audio(path, max_samples=1)  # the same one-line errors as everywhere for missing or unreadable files
-    rows, pending = [], []  # pending: (row, samples, rate) of windows loud enough to listen to
+    statistics: list | None = None,  # given: voiced windows' (rows, statistics) go here, unanswered (normalised later)
+):
+    "Each window's row (start, end, rms_db, emotion, confidence, speech, probabilities), in order, once answered."
+    queue, pending = [], []  # rows in order; (row, samples, rate) of windows loud enough to listen to
 
     def flush():
-        if not pending:
-            return
         heard = speech_probabilities([y for _, y, _ in pending], pending[0][2])
         voiced = []
         for (row, y, sr), p in zip(pending, heard):
@@ -532,28 +522,56 @@ def predict_timeline(
         if not voiced:
             return
         X = np.stack([x for _, x in voiced])
-        if by_speaker:  # answered once every window is seen
-            stats.append(pred.statistics(X))
-            voiced_rows.extend(r for r, _ in voiced)
+        if statistics is not None:
+            statistics.append(([r for r, _ in voiced], pred.statistics(X)))
             return
         for (r, _), p in zip(voiced, pred.predict_features(X)):
             r.update(_result(p, pred.labels, min_confidence))
             r.update({f'p_{l}': float(v) for l, v in zip(pred.labels, p)})
 
-    for start, y, sr in _windows(path, window, hop):
+    for start, y, sr, *arrived in windows:
         rms_db = 20 * np.log10(np.sqrt(np.mean(y**2)) + 1e-12)
         row = dict(start=round(start, 3), end=round(start + len(y) / sr, 3), rms_db=round(float(rms_db), 1))
-        rows.append(row)
+        if arrived:  # live audio: when the window's last sample came in
+            row['arrived'] = arrived[0]
+        queue.append(row)
         if rms_db < silence_db:
             row.update(emotion='silence', confidence=None, speech=0.0)
-            continue
-        pending.append((row, y, sr))
+        else:
+            pending.append((row, y, sr))
         if len(pending) >= batch:
             flush()
-    flush()
+        if not pending:  # every row so far is answered
+            yield from queue
+            queue.clear()
+    if pending:
+        flush()
+    yield from queue
+
+
+def predict_timeline(
+    path,  # audio file of any length
+    window: float = Config.default('window'),
+    hop: float = Config.default('hop'),  # seconds
+    model=None,
+    silence_db: float = Config.default('silence_db'),
+    batch: int = 32,
+    speaker_norm: str = 'off',  # `off`: each window on its own; `recording`: the windows normalised together
+    min_confidence: float = Config.default('min_confidence'),  # below it a window's emotion is `uncertain`
+) -> Timeline:  # unpacks as (the windows' table, the overall answer); shows itself as a page in a notebook
+    "Per-window emotions of a long recording (start, end, emotion or `silence`, probabilities) and the overall label."
+    if hop <= 0 or window <= 0 or hop > window:
+        raise VoiceEmotionError(f'need 0 < hop <= window (got window {window}, hop {hop})')
+    pred = get_predictor(model)
+    check_speaker_norm(speaker_norm, pred, segment=True)
+    path = Path(path)
+    load_audio(path, max_samples=1)  # the same one-line errors as everywhere for missing or unreadable files
+    stats = [] if speaker_norm == 'recording' else None  # statistics, not frames, wait for the second pass
+    rows = list(timeline_rows(_windows(path, window, hop), pred, silence_db, batch, min_confidence, stats))
     status = None
-    if voiced_rows:
-        S, groups = np.concatenate(stats), ['recording'] * len(voiced_rows)
+    if stats:
+        voiced_rows = [r for rs, _ in stats for r in rs]
+        S, groups = np.concatenate([s for _, s in stats]), ['recording'] * len(voiced_rows)
         summary = pred.group_summary(S, groups)
         status = pred.group_status(groups[:1], summary)[0]
         for r, p in zip(voiced_rows, pred.predict_statistics(S, groups, summary)):
@@ -583,4 +601,116 @@ def predict_timeline(
         overall = dict(path=str(path), emotion=None, confidence=None, **counts, note='no speech detected in any window')
     else:
         overall = dict(path=str(path), emotion='silence', confidence=None, **counts)
-    return tl, overall
+    return Timeline(tl, overall)
+
+
+class Timeline(NamedTuple):
+    "A recording's windows and its overall answer: `table, overall = timeline`; in a notebook it shows its page."
+
+    table: pd.DataFrame  # one row per window: start, end, emotion, confidence, rms_db, speech, p_<label>
+    overall: dict  # path, emotion, confidence, window counts, note
+
+    @property
+    def labels(self) -> list:
+        return [c[2:] for c in self.table.columns if c.startswith('p_')]
+
+    def html(self, page: bool = False, base=None) -> str:  # a whole page, or the view alone; base: the page's folder
+        "The view (`output.timeline_html`): waveform, emotion band, stacked probabilities, a player, the table."
+        from voice_emotion.output import audio_source, predictions_page, timeline_html, waveform_peaks
+
+        path, windows = self.overall['path'], self.table.to_dict('records')
+        if page:
+            return predictions_page([{**self.overall, 'timeline': windows}], self.labels, base, Path(path).name)
+        return timeline_html(windows, self.overall, self.labels, audio_source(path, base), waveform_peaks(path))
+
+    def _repr_html_(self) -> str:
+        from voice_emotion.output import PAGE_STYLE
+
+        return PAGE_STYLE + self.html()
+
+# %% ../nbs/10_inference.ipynb #5df3e1e7
+def sample_recording() -> Path:
+    "The bundled 27.6 s recording: five sample clips of one actor with silences, then noise (its README says which)."
+    return package_dir() / 'recordings' / 'conversation.flac'
+
+# %% ../nbs/10_inference.ipynb #b424a245
+def _read_exactly(read, n: int) -> bytes:
+    "n bytes from a stream that may give fewer at a time (a pipe), fewer only at its end."
+    out = bytearray()
+    while len(out) < n and (data := read(n - len(out))):
+        out += data
+    return bytes(out)
+
+
+def _wav_header(read) -> tuple:  # read(n) → up to n bytes
+    "A WAV stream's (rate, channels, b''), read up to its samples; (None, None, the bytes read) for raw PCM."
+    read = functools.partial(_read_exactly, read)
+    head = read(12)
+    if head[:4] != b'RIFF' or head[8:12] != b'WAVE':
+        return None, None, head  # raw PCM: these bytes are samples
+    rate = channels = None
+    while True:
+        chunk = read(8)
+        if len(chunk) < 8:
+            raise VoiceEmotionError('the WAV stream ends before its samples', path='-')
+        kind, size = chunk[:4], int.from_bytes(chunk[4:], 'little')
+        if kind == b'data':
+            if rate is None:
+                raise VoiceEmotionError('a WAV stream without a fmt chunk', path='-')
+            return rate, channels, b''
+        body = read(size + (size & 1))
+        if kind == b'fmt ':
+            tag, channels, rate = (int.from_bytes(body[a:b], 'little') for a, b in ((0, 2), (2, 4), (4, 8)))
+            bits = int.from_bytes(body[14:16], 'little')
+            if tag not in (1, 0xFFFE) or bits != 16:
+                raise VoiceEmotionError(f'the WAV stream is not 16-bit PCM (format {tag}, {bits} bits)', path='-')
+
+
+def stream_windows(
+    stream,  # a binary stream: WAV as arecord, sox or ffmpeg write it to a pipe, or raw 16-bit little-endian PCM
+    window: float = Config.default('window'),
+    hop: float = Config.default('hop'),  # seconds
+    rate: int = 16000,  # raw PCM's sample rate and channels (a WAV stream's header gives its own)
+    channels: int = 1,
+    read_size: int = 3200,  # bytes asked of the stream at a time (0.1 s of 16 kHz mono)
+):
+    "Yield (start, mono float32 block, rate, arrival time) for each window of live audio, the moment it is complete."
+    import time
+
+    read = getattr(stream, 'read1', stream.read)  # read1: whatever has arrived, without waiting for a full buffer
+    wav_rate, wav_channels, head = _wav_header(read)
+    rate, channels = wav_rate or rate, wav_channels or channels
+    size, step, frame = int(round(window * rate)), int(round(hop * rate)), 2 * channels
+    held, raw, start = np.zeros(0, np.float32), bytearray(head), 0
+    while True:
+        data = read(read_size)
+        raw += data
+        whole = len(raw) // frame * frame
+        if whole:
+            y = np.frombuffer(bytes(raw[:whole]), '<i2').reshape(-1, channels).astype(np.float32) / 32768
+            held = np.concatenate([held, y.mean(axis=1) if channels > 1 else y[:, 0]])
+            del raw[:whole]
+        arrived = time.perf_counter()
+        while len(held) >= size:  # a window is complete: answered now, not at the end
+            yield start / rate, held[:size], rate, arrived
+            held, start = held[step:], start + step
+        if not data:
+            break
+    if len(held) and (start == 0 or len(held) > size - step) and (start == 0 or len(held) >= MIN_SECONDS * rate):
+        yield start / rate, held, rate, time.perf_counter()  # the last, shorter window, as `soundfile.blocks` gives it
+
+
+def listen(
+    stream,  # live audio: WAV or raw 16-bit PCM (`stream_windows`)
+    model=None,
+    window: float = Config.default('window'),
+    hop: float = Config.default('hop'),
+    rate: int = 16000,  # raw PCM's sample rate
+    silence_db: float = Config.default('silence_db'),
+    min_confidence: float = Config.default('min_confidence'),
+):
+    "Each window's row as soon as its last sample has arrived: a timeline of live audio, with each row's `arrived`."
+    pred = get_predictor(model)
+    yield from timeline_rows(
+        stream_windows(stream, window, hop, rate), pred, silence_db, batch=1, min_confidence=min_confidence
+    )

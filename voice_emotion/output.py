@@ -5,22 +5,35 @@
 # %% ../nbs/16_output.ipynb #7bd6ab9e
 from __future__ import annotations
 
+import html
 import json
 import os
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
+
 from .core import EMOTIONS
 
 # %% auto #0
-__all__ = ['format_predictions', 'nested_rows', 'PredictionWriter', 'check_output_path']
+__all__ = ['EMOTION_COLOURS', 'STATE_COLOURS', 'EMBED_LIMIT', 'AUDIO_TYPES', 'PAGE_STYLE', 'window_line', 'format_predictions',
+           'nested_rows', 'PredictionWriter', 'check_output_path', 'audio_source', 'waveform_peaks', 'timeline_html',
+           'predictions_page']
 
 # %% ../nbs/16_output.ipynb #e3556168
+def window_line(w: dict, labels: list) -> str:  # a timeline window: start, end, emotion, confidence, p_<label>
+    "One window of a timeline as a line of the terminal table (`predict --segment`, `listen`)."
+    c = f"{w['confidence']:.2f}" if w.get('confidence') is not None else '  -'
+    return f"{'':6s}{w['start']:8.1f}–{w['end']:7.1f} s  {w['emotion']:8s} {c:>5s}  " + ' '.join(
+        f"{w[f'p_{l}']:7.2f}" if w.get(f'p_{l}') is not None else f"{'':7s}" for l in labels
+    )
+
+
 def format_predictions(
     rows: list[dict],
     labels: list,
-    fmt: str,  # table, json or csv
+    fmt: str,  # table, json or csv (html: `predictions_page`)
     header: bool = True,  # the table's or the CSV's header (the first chunk of a stream)
     columns: list | None = None,  # the CSV's columns, as the first chunk fixed them
 ) -> tuple[str, list | None]:  # the text, and the CSV's columns
@@ -76,12 +89,7 @@ def format_predictions(
         )
         if r.get('note'):
             lines.append(f"{'':40s} note: {r['note']}")
-        for w in r.get('timeline') or []:
-            c = f"{w['confidence']:.2f}" if w.get('confidence') is not None else '  -'
-            lines.append(
-                f"{'':6s}{w['start']:8.1f}–{w['end']:7.1f} s  {w['emotion']:8s} {c:>5s}  "
-                + ' '.join(f"{w[f'p_{l}']:7.2f}" if w.get(f'p_{l}') is not None else f"{'':7s}" for l in labels)
-            )
+        lines += [window_line(w, labels) for w in r.get('timeline') or []]
     return ('\n'.join(lines) + '\n' if lines else ''), None
 
 # %% ../nbs/16_output.ipynb #7f557aa2
@@ -110,11 +118,12 @@ class PredictionWriter:
 
     def __init__(
         self,
-        fmt: str,  # table, json or csv
+        fmt: str,  # table, json, csv or html (a page: the rows are kept and the page written at the end)
         output=None,  # the file to write (None: the terminal)
         labels: list = EMOTIONS,  # the model's labels, in its order
     ):
         self.fmt, self.labels, self.rows, self.failed, self.columns = fmt, list(labels), 0, 0, None
+        self.kept = []  # html: every row, for the page
         self.target = Path(output) if output else None
         self.existed = self.target is not None and self.target.exists()
         if self.target is None:
@@ -127,7 +136,9 @@ class PredictionWriter:
         "Write some rows (each chunk's as it is done)."
         if not rows:
             return
-        if self.fmt == 'json':
+        if self.fmt == 'html':
+            self.kept += rows
+        elif self.fmt == 'json':
             body = ',\n'.join(textwrap.indent(json.dumps(r, indent=2, default=str), '  ') for r in rows)
             self.file.write(('[\n' if not self.rows else ',\n') + body)
         else:
@@ -148,7 +159,10 @@ class PredictionWriter:
         return self
 
     def __exit__(self, kind, value, tb):
-        if self.fmt == 'json':
+        if self.fmt == 'html' and kind is None:
+            base = self.target.parent if self.target else Path('.')
+            self.file.write(predictions_page(self.kept, self.labels, base, self.target.stem if self.target else None))
+        elif self.fmt == 'json':
             self.file.write('\n]\n' if self.rows else '[]\n')
         elif self.fmt == 'table' and not self.rows:
             self.file.write(format_predictions([], self.labels, 'table')[0])
@@ -177,3 +191,273 @@ def check_output_path(output, inputs: list) -> str | None:  # the file to write 
     if out.exists() and any(Path(p).exists() and out.resolve() == Path(p).resolve() for p in inputs):
         return f'--output {out} is one of the inputs: it would be overwritten'
     return None
+
+# %% ../nbs/16_output.ipynb #cac0afd1
+EMOTION_COLOURS = dict(
+    angry='#D55E00', disgust='#009E73', fear='#CC79A7', happy='#E69F00', neutral='#56B4E9', sad='#0072B2'
+)  # Okabe and Ito's colour-universal palette: told apart with any of the common colour-vision deficiencies
+STATE_COLOURS = {'uncertain': '#9E9E9E', 'no speech': '#E0E0E0', 'silence': '#F7F7F7'}  # uncertain is also hatched
+EMBED_LIMIT = 20_000_000  # bytes of audio a page carries inside itself; above it, a link relative to the page
+AUDIO_TYPES = {'.wav': 'audio/wav', '.flac': 'audio/flac', '.mp3': 'audio/mpeg', '.ogg': 'audio/ogg'}
+
+# %% ../nbs/16_output.ipynb #dc254adb
+def audio_source(
+    path,  # the audio file
+    base=None,  # the page's folder, for a link (None: the working folder)
+    embed: bool = True,  # False: always a link
+) -> str:
+    "What an `<audio>` element plays: the file inside the page (a data URI) up to `EMBED_LIMIT`, else a relative link."
+    import base64
+    from urllib.parse import quote
+
+    path = Path(path)
+    if embed and path.is_file() and path.stat().st_size <= EMBED_LIMIT:
+        kind = AUDIO_TYPES.get(path.suffix.lower(), 'application/octet-stream')
+        return f'data:{kind};base64,' + base64.b64encode(path.read_bytes()).decode('ascii')
+    try:
+        return quote(os.path.relpath(path.resolve(), Path(base or '.').resolve()).replace(os.sep, '/'))
+    except ValueError:  # another drive (Windows): no relative path
+        return path.resolve().as_uri()
+
+# %% ../nbs/16_output.ipynb #ab9a2d7d
+def waveform_peaks(
+    path,  # an audio file soundfile reads (WAV, FLAC, OGG, MP3)
+    columns: int = 1000,  # how many (min, max) pairs: one per pixel column of the drawing
+) -> np.ndarray:  # (columns or fewer, 2) float32; empty when the file cannot be read
+    "The envelope of a recording to draw it: the lowest and highest sample of each column, read block by block."
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+        step = max(1, -(-info.frames // columns))
+        out = [
+            (float(b.min()), float(b.max()))
+            for b in (x.mean(axis=1) for x in sf.blocks(str(path), blocksize=step, dtype='float32', always_2d=True))
+            if len(b)
+        ]
+    except (RuntimeError, OSError, ValueError):  # unreadable here: the page draws the band without the waveform
+        return np.zeros((0, 2), np.float32)
+    return np.asarray(out, np.float32).reshape(-1, 2)
+
+# %% ../nbs/16_output.ipynb #75626d78
+PAGE_STYLE = '''<style>
+.ve-page{font:14px/1.45 system-ui,sans-serif;color:#222;max-width:1080px;margin:1em auto;padding:0 1em}
+.ve-timeline{margin:1.2em 0 2em}
+.ve-timeline h2{font-size:1.1em;margin:.2em 0}
+.ve-plot{position:relative;width:100%}
+.ve-plot svg{display:block;width:100%}
+.ve-window{cursor:pointer}
+.ve-window:hover{opacity:.75}
+.ve-cursor{position:absolute;top:0;bottom:0;width:2px;background:#111;left:0;pointer-events:none}
+.ve-legend{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.2em 1.1em;margin:.5em 0}
+.ve-legend span{display:inline-block;width:1em;height:1em;vertical-align:-.15em;margin-right:.3em;border:1px solid #888}
+.ve-caption{font-size:12px;color:#555;margin:.3em 0 .1em}
+.ve-table{border-collapse:collapse;font-size:12px;margin-top:.6em}
+.ve-table td,.ve-table th{padding:2px 7px;border-bottom:1px solid #e4e4e4;text-align:right;white-space:nowrap}
+.ve-table td.ve-text,.ve-table th.ve-text{text-align:left;white-space:normal}
+.ve-table tr[data-start]{cursor:pointer}
+.ve-table tr[data-start]:hover{background:#f2f6fb}
+.ve-batch th{cursor:pointer;user-select:none}
+.ve-batch th:after{content:" \\2195";color:#aaa}
+.ve-dist{display:flex;width:180px;height:12px;border:1px solid #bbb}
+.ve-error{color:#a00}
+</style>'''
+_TIMELINE_SCRIPT = '''<script>(function(){
+const root=document.getElementById('%s'); if(!root) return;
+const audio=root.querySelector('audio'), cursor=root.querySelector('.ve-cursor'), total=+root.dataset.duration||1;
+if(!audio) return;
+const draw=()=>{cursor.style.left=(100*Math.min(audio.currentTime/total,1))+'%%';};
+const seek=t=>{audio.currentTime=t; draw(); const p=audio.play(); if(p&&p.catch) p.catch(()=>{});};
+root.querySelectorAll('[data-start]').forEach(el=>el.addEventListener('click',()=>seek(+el.dataset.start)));
+audio.addEventListener('timeupdate',draw); audio.addEventListener('seeked',draw);
+audio.addEventListener('play',()=>{const loop=()=>{draw(); if(!audio.paused) requestAnimationFrame(loop);}; loop();});
+})();</script>'''
+_SORT_SCRIPT = '''<script>(function(){
+document.querySelectorAll('table.ve-batch').forEach(t=>t.querySelectorAll('th').forEach((th,i)=>th.addEventListener('click',()=>{
+  const body=t.tBodies[0], rows=[...body.rows], up=th.dataset.order!=='up'; th.dataset.order=up?'up':'down';
+  const key=r=>{const c=r.cells[i]; return !c?'':c.dataset.value!==undefined?c.dataset.value:c.textContent;};
+  rows.sort((a,b)=>{const x=key(a),y=key(b),nx=parseFloat(x),ny=parseFloat(y);
+    const c=(isNaN(nx)||isNaN(ny))?String(x).localeCompare(String(y)):nx-ny; return up?c:-c;});
+  rows.forEach(r=>body.appendChild(r));})));
+})();</script>'''
+
+
+def _colour(emotion) -> str:
+    return EMOTION_COLOURS.get(emotion) or STATE_COLOURS.get(emotion) or STATE_COLOURS['no speech']
+
+
+_HATCH = 'background-image:repeating-linear-gradient(45deg,#fff 0 2px,transparent 2px 5px)'
+
+
+def _legend(labels, states=True) -> str:
+    "The colours' key: each emotion, and the states a window can be in besides one."
+    items = [(e, EMOTION_COLOURS.get(e, '#777')) for e in labels]
+    items += list(STATE_COLOURS.items()) if states else []
+    swatch = lambda e, c: f'background:{c}' + (f';{_HATCH}' if e == 'uncertain' else '')  # noqa: E731
+    return (
+        '<ul class="ve-legend">'
+        + ''.join(f'<li><span style="{swatch(e, c)}"></span>{html.escape(e)}</li>' for e, c in items)
+        + '</ul>'
+    )
+
+
+def _probabilities(row: dict, labels) -> dict:
+    "A row's six probabilities, from `probabilities` or from `p_` columns; {} where it has none."
+    probs = row.get('probabilities') or {l: row.get(f'p_{l}') for l in labels}
+    return {l: float(v) for l, v in probs.items() if v is not None and v == v}
+
+
+def timeline_html(
+    windows: list,  # the timeline's rows: start, end, emotion, confidence, speech, p_<label> (as `predict_timeline`)
+    overall: dict,  # its overall answer: path, emotion, confidence, note
+    labels: list = EMOTIONS,  # the model's labels
+    audio: str | None = None,  # what the player plays (`audio_source`); None: no player
+    peaks: np.ndarray | None = None,  # `waveform_peaks` of the recording; None: no waveform
+) -> str:
+    "One recording's view: waveform, emotion band, stacked probabilities, a player whose cursor follows, the table."
+    import uuid
+
+    uid, W = f've-{uuid.uuid4().hex[:10]}', 1000.0
+    n = len(windows)
+    total = max([float(w['end']) for w in windows] + [1e-6])
+    x = lambda t: round(float(t) / total * W, 2)  # noqa: E731
+    seg_end = [float(windows[i + 1]['start']) if i + 1 < n else float(w['end']) for i, w in enumerate(windows)]
+    parts = []
+    if peaks is not None and len(peaks):
+        cols, peaks = len(peaks), peaks / max(float(np.abs(peaks).max()), 1e-6)  # drawn to its loudest
+        d = ''.join(
+            f'M{i / cols * W:.1f},{35 - 33 * hi:.1f}V{35 - 33 * lo + 0.3:.1f}' for i, (lo, hi) in enumerate(peaks)
+        )
+        parts.append(f'<svg class="ve-wave" viewBox="0 0 {W:.0f} 70" preserveAspectRatio="none" height="70">'
+                     f'<path d="{d}" stroke="#555" stroke-width="1" fill="none"/></svg>')  # fmt: skip
+    band = [f'<defs><pattern id="{uid}-hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
+            f'patternTransform="rotate(45)"><rect width="6" height="6" fill="{STATE_COLOURS["uncertain"]}"/>'
+            '<line x1="0" y1="0" x2="0" y2="6" stroke="#fff" stroke-width="2"/></pattern></defs>']  # fmt: skip
+    for w, end in zip(windows, seg_end):
+        emo = w.get('emotion') or 'no speech'
+        fill = f'url(#{uid}-hatch)' if emo == 'uncertain' else _colour(emo)
+        conf = '' if w.get('confidence') is None else f" {float(w['confidence']):.2f}"
+        band.append(
+            f'<rect class="ve-window" data-start="{float(w["start"])}" data-emotion="{html.escape(emo)}" '
+            f'x="{x(w["start"])}" y="0" width="{max(x(end) - x(w["start"]), 0.5)}" height="28" fill="{fill}" '
+            f'stroke="#fff" stroke-width="0.5"><title>{float(w["start"]):.1f}–{float(w["end"]):.1f} s: '
+            f'{html.escape(emo)}{conf}</title></rect>'
+        )
+    parts.append(f'<svg class="ve-band" viewBox="0 0 {W:.0f} 28" preserveAspectRatio="none" height="28">'
+                 + ''.join(band) + '</svg>')  # fmt: skip
+    paths = {l: [] for l in labels}
+    for w, end in zip(windows, seg_end):
+        p, base = _probabilities(w, labels), 0.0
+        for l in labels:
+            if p.get(l):
+                top = base + p[l]
+                paths[l].append(
+                    f'M{x(w["start"])},{100 - 100 * base:.1f}H{x(end)}V{100 - 100 * top:.1f}H{x(w["start"])}Z'
+                )
+                base = top
+    areas = ''.join(f'<path d="{"".join(d)}" fill="{EMOTION_COLOURS.get(l, "#777")}"><title>{l}</title></path>'
+                    for l, d in paths.items() if d)  # fmt: skip
+    parts.append(
+        f'<svg class="ve-areas" viewBox="0 0 {W:.0f} 100" preserveAspectRatio="none" height="90">{areas}</svg>'
+    )
+    head = ['start', 'end', 'emotion', 'confidence', 'speech (s)', *labels]
+    body = []
+    for w in windows:
+        p = _probabilities(w, labels)
+        cells = [f'{float(w["start"]):.1f}', f'{float(w["end"]):.1f}']
+        cells = [f'<td>{c}</td>' for c in cells] + [
+            f'<td class="ve-text">{html.escape(str(w.get("emotion") or "no speech"))}</td>'
+        ]
+        cells += [f'<td>{"" if w.get(k) is None else f"{float(w[k]):.2f}"}</td>' for k in ('confidence', 'speech')]
+        cells += [f'<td>{"" if l not in p else f"{p[l]:.2f}"}</td>' for l in labels]
+        body.append(f'<tr data-start="{float(w["start"])}">' + ''.join(cells) + '</tr>')
+    name = html.escape(Path(str(overall.get('path', ''))).name)
+    answer = overall.get('emotion') or 'no speech'
+    conf = '' if overall.get('confidence') is None else f" ({float(overall['confidence']):.2f})"
+    note = f'<p class="ve-caption">{html.escape(overall["note"])}</p>' if overall.get('note') else ''
+    player = f'<audio controls preload="metadata" src="{audio}"></audio>' if audio else ''
+    return (
+        f'<div class="ve-timeline" id="{uid}" data-duration="{total}" data-windows="{n}">'
+        f'<h2>{name}: {html.escape(answer)}{conf}</h2>{note}'
+        f'<div class="ve-plot">{"".join(parts)}<div class="ve-cursor"></div></div>'
+        f'<p class="ve-caption">{n} windows; click one to play from its start. Upper: the waveform; band: each '
+        "window's emotion; lower: its six probabilities, stacked.</p>"
+        f'{player}{_legend(labels)}'
+        '<table class="ve-table"><thead><tr>'
+        + ''.join(f'<th>{h}</th>' for h in head)
+        + '</tr></thead><tbody>'
+        + ''.join(body)
+        + '</tbody></table></div>'
+        + _TIMELINE_SCRIPT % uid
+    )
+
+# %% ../nbs/16_output.ipynb #54d95c27
+def _batch_table(rows: list, labels, source) -> str:
+    "The files of a batch: a sortable table, each with its answer, its six probabilities as a bar and a player."
+    head = ['file', 'emotion', 'confidence', 'probabilities', 'speech (s)', 'note', 'listen']
+    body = []
+    for r in rows:
+        name = html.escape(str(r['path']))
+        if r.get('error'):  # the same columns, so that the table still sorts: the reason where a note goes
+            empty, reason = '<td data-value="-1"></td>' * 3, html.escape(r['error'])
+            body.append(f'<tr><td class="ve-text">{name}</td><td class="ve-text ve-error">error</td>{empty}'
+                        f'<td class="ve-text ve-error">{reason}</td><td data-value=""></td></tr>')  # fmt: skip
+            continue
+        p = _probabilities(r, labels)
+        bar = ''.join(f'<span style="width:{100 * v:.1f}%;background:{EMOTION_COLOURS.get(l, "#777")}" '
+                      f'title="{l} {v:.2f}"></span>' for l, v in p.items())  # fmt: skip
+        emo, conf = r.get('emotion') or 'no speech', r.get('confidence')
+        speech = r.get('speech')
+        body.append(
+            f'<tr><td class="ve-text">{name}</td>'
+            f'<td class="ve-text" data-value="{html.escape(emo)}"><span class="ve-dot" style="color:{_colour(emo)}">'
+            f'&#9632;</span> {html.escape(emo)}</td>'
+            f'<td data-value="{-1 if conf is None else conf}">{"" if conf is None else f"{conf:.2f}"}</td>'
+            f'<td data-value="{-1 if conf is None else conf}"><div class="ve-dist">{bar}</div></td>'
+            f'<td data-value="{-1 if speech is None else speech}">{"" if speech is None else f"{speech:.1f}"}</td>'
+            f'<td class="ve-text">{html.escape(r.get("note") or "")}</td>'
+            f'<td data-value=""><audio controls preload="none" src="{source(r["path"])}"></audio></td></tr>'
+        )
+    return (
+        '<table class="ve-table ve-batch"><thead><tr>'
+        + ''.join(f'<th class="ve-text">{h}</th>' for h in head)
+        + '</tr></thead><tbody>'
+        + ''.join(body)
+        + '</tbody></table>'
+    )
+
+
+def predictions_page(
+    rows: list,  # `predict`'s rows: a file's answer, with its `timeline` for a recording, or its `error`
+    labels: list = EMOTIONS,  # the model's labels
+    base=None,  # the page's folder: links to audio too big to carry are relative to it (None: the working folder)
+    title: str | None = None,  # the page's title (default: voice-emotion)
+) -> str:
+    "A self-contained page (no network): a timeline view for each recording, else a sortable table of the files."
+    title = title or 'voice-emotion'
+    budget = [EMBED_LIMIT]  # the audio the page carries in all; the rest is linked
+
+    def source(path):
+        size = Path(path).stat().st_size if Path(path).is_file() else 0
+        embed = size <= budget[0]
+        budget[0] -= size if embed else 0
+        return audio_source(path, base, embed=embed)
+
+    failed = [r for r in rows if r.get('error')]
+    timelines = [r for r in rows if r.get('timeline')]
+    parts = [timeline_html(r['timeline'], r, labels, source(r['path']), waveform_peaks(r['path'])) for r in timelines]
+    rest = [r for r in rows if not r.get('timeline')]
+    if rest and not (timelines and all(r.get('error') for r in rest)):
+        parts.append(_legend(labels, states=False) + _batch_table(rest, labels, source))
+    elif failed:
+        parts.append(_batch_table(failed, labels, source))
+    summary = f"{len(rows)} file{'s' if len(rows) != 1 else ''}" + (f', {len(failed)} failed' if failed else '')
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f'<title>{html.escape(title)}</title>{PAGE_STYLE}</head><body><div class="ve-page">'
+        f'<h1>{html.escape(title)}</h1><p class="ve-caption">{summary}. Colours: Okabe and Ito\'s palette, told apart '
+        'with the common colour-vision deficiencies; uncertain windows are hatched.</p>'
+        + ''.join(parts)
+        + f'</div>{_SORT_SCRIPT}</body></html>\n'
+    )

@@ -17,9 +17,9 @@ from pathlib import Path
 from .core import Config, VoiceEmotionError, package_dir, portable_paths, templates_dir, write_json
 
 # %% auto #0
-__all__ = ['STAGES', 'NOISE', 'HEADLINE', 'RUN_PARAMETERS', 'notebooks_dir', 'stage_parameters', 'declared_parameters',
-           'parameters_for', 'portable_notebook', 'render_html', 'run_report', 'format_metric', 'run_index_html',
-           'write_reports_index', 'chapters', 'render_docs', 'render_readme']
+__all__ = ['STAGES', 'NOISE', 'HEADLINE', 'RUN_PARAMETERS', 'SAMPLE_PAGE', 'notebooks_dir', 'stage_parameters',
+           'declared_parameters', 'parameters_for', 'portable_notebook', 'render_html', 'run_report', 'format_metric',
+           'run_index_html', 'write_sample_page', 'write_reports_index', 'chapters', 'render_docs', 'render_readme']
 
 # %% ../nbs/13_pipeline.ipynb #78a1a3e8
 STAGES = {
@@ -354,9 +354,25 @@ def run_index_html(record: dict) -> str:  # a run's record, as `run.json` holds 
     return _page_environment().get_template('run.html.j2').render(r=record, parameters=RUN_PARAMETERS)
 
 # %% ../nbs/13_pipeline.ipynb #e8f2b7bd
+SAMPLE_PAGE = 'sample-recording.html'  # the report site's page for the bundled recording
+
+
+def write_sample_page(reports_dir='reports', model=None) -> Path:  # the site's folder; a bundle (None: the shipped one)
+    "The timeline page of the bundled recording (`inference.sample_recording`), for the report site to link."
+    from voice_emotion.inference import predict_timeline, sample_recording
+
+    out = Path(reports_dir) / SAMPLE_PAGE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    page = predict_timeline(sample_recording(), model=model).html(page=True, base=out.parent)
+    page = page.replace('<h1>conversation.flac</h1>', '<h1>The bundled sample recording</h1>')
+    out.write_text(page, encoding='utf-8')
+    return out
+
+
 def write_reports_index(reports_dir='reports') -> Path:
     "`reports/index.html`: every run (its `run.json`), newest first, with status and headline metrics; the docs linked."
     reports_dir = Path(reports_dir)
+    write_sample_page(reports_dir)
     runs = []
     for f in reports_dir.glob('*/run.json'):
         try:
@@ -367,7 +383,7 @@ def write_reports_index(reports_dir='reports') -> Path:
     page = (
         _page_environment()
         .get_template('runs_index.html.j2')
-        .render(runs=runs, docs=(reports_dir / 'docs' / 'index.html').exists())
+        .render(runs=runs, docs=(reports_dir / 'docs' / 'index.html').exists(), sample_page=SAMPLE_PAGE)
     )
     out = reports_dir / 'index.html'
     out.write_text(page, encoding='utf-8')

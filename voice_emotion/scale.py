@@ -20,7 +20,7 @@ import pandas as pd
 
 from .core import Config, VoiceEmotionError, is_url, write_json
 from .features import merge_moments
-from .inference import _duration, find_audio, get_predictor, predict_files, predict_timeline
+from .inference import audio_duration, find_audio, get_predictor, predict_files, predict_timeline
 
 # %% auto #0
 __all__ = ['INPUT_COLUMNS', 'PART_FILE', 'RUN_FILE', 'read_manifest', 'input_table', 'partitions', 'output_columns', 'model_id',
@@ -186,7 +186,7 @@ def _timeline_rows(local, base: dict, pred, segment: dict, speaker_norm, min_con
         emotion=overall['emotion'],
         confidence=overall['confidence'],
         **({c: float(scored[c].astype(float).mean()) for c in p_cols} if len(scored) else {}),
-        duration=round(_duration(local), 3),
+        duration=round(audio_duration(local), 3),
         speech=None,  # the windows overlap: each says its own
         note=overall.get('note'),
     )
@@ -382,9 +382,9 @@ class ModelOnWorker(WorkerPlugin):
     def setup(self, worker):
         from voice_emotion.data import sample_dir
         from voice_emotion.inference import predict_file
-        from voice_emotion.store import _one_thread
+        from voice_emotion.store import one_thread
 
-        _one_thread()
+        one_thread()
         predict_file(next(iter(sorted(sample_dir().rglob('*.flac')))), self.model)
 
 # %% ../nbs/12_scale.ipynb #5ca1e032
@@ -538,9 +538,9 @@ def check_visible(client, folder) -> None:  # a dask.distributed client; a folde
 
 def _extract_task(paths: list, settings: dict, cache_dir: str) -> dict:
     "A Dask task: fill the cache with the features of some files (one thread), and say how it went."
-    from voice_emotion.store import _one_thread, extract_features
+    from voice_emotion.store import extract_features, one_thread
 
-    _one_thread()
+    one_thread()
     batch = extract_features(paths, settings, jobs=1, cache_dir=cache_dir, progress=False, keep=False)
     return dict(batch.stats, failed_files=batch.failures)
 
@@ -627,7 +627,7 @@ def benchmark_cluster(
         t = time.perf_counter()
         assert predict_files([archive], model).error.isna().all()
         single = round(n / (time.perf_counter() - t), 1)
-        mean_seconds = round(float(np.mean([_duration(c) for c in clips])), 2)
+        mean_seconds = round(float(np.mean([audio_duration(c) for c in clips])), 2)
         out = dict(clips=n, mean_clip_seconds=mean_seconds, cores=os.cpu_count(), single_process_clips_per_s=single)
         for k in (1, 2):
             t = time.perf_counter()

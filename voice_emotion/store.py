@@ -18,12 +18,12 @@ import pandas as pd
 
 from .core import Config, VoiceEmotionError, cache_root, n_features
 from .encoders import WHISPER_SR, encoder_samples, encoder_settings, fixed_frames, load_encoder
-from .features import FEATURE_VERSION, _file_error, _resample, clip_features, feature_kwargs
+from .features import FEATURE_VERSION, clip_features, feature_kwargs, file_error, resample
 
 # %% auto #0
-__all__ = ['KEY_BYTES', 'CLAIM_STALE_SECONDS', 'settings_key', 'content_key', 'FeatureCache', 'FeatureBatch', 'clip_matrix',
-           'keep_freed_memory', 'extract_features', 'matrix_settings', 'samples_matrix', 'table_features',
-           'describe_settings', 'cache_folders', 'prune_cache']
+__all__ = ['KEY_BYTES', 'CLAIM_STALE_SECONDS', 'settings_key', 'content_key', 'FeatureCache', 'FeatureBatch', 'in_worker',
+           'clip_matrix', 'keep_freed_memory', 'one_thread', 'extract_features', 'matrix_settings', 'samples_matrix',
+           'table_features', 'describe_settings', 'cache_folders', 'prune_cache']
 
 # %% ../nbs/05_store.ipynb #a3386e5b
 def settings_key(settings: dict) -> str:
@@ -246,7 +246,7 @@ def _compute(
         try:
             hashed = content_key(path)
         except OSError as e:
-            return i, None, _file_error(e), None, False, None
+            return i, None, file_error(e), None, False, None
         key = hashed[1]
         if cache.read_into(key, out) if keep else key in cache:
             return i, done, None, hashed, True, None
@@ -263,6 +263,11 @@ def _compute(
 
 
 _IN_WORKER = False  # True in the processes of a parallel extraction
+
+
+def in_worker() -> bool:
+    "Whether this process is a worker of a parallel extraction (one core each: its encoder and decoders use one)."
+    return _IN_WORKER
 
 
 def clip_matrix(path, settings: dict) -> np.ndarray:  # an audio file; seed feature or encoder settings
@@ -306,7 +311,7 @@ def keep_freed_memory():
         pass  # not glibc: keep the defaults
 
 
-def _one_thread():
+def one_thread():
     "Worker initialiser: one BLAS/FFT thread per process (or the workers fight over the cores), memory kept for reuse."
     from threadpoolctl import threadpool_limits
 
@@ -344,7 +349,7 @@ def _pool(jobs: int):
     from concurrent.futures import ProcessPoolExecutor
 
     return ProcessPoolExecutor(
-        max_workers=jobs, mp_context=mp.get_context('fork' if _can_fork() else 'spawn'), initializer=_one_thread
+        max_workers=jobs, mp_context=mp.get_context('fork' if _can_fork() else 'spawn'), initializer=one_thread
     )
 
 
@@ -382,7 +387,7 @@ def extract_features(
         try:
             keys[i] = cache.known_key(p) if cache is not None else None
         except OSError as e:
-            reasons[i] = _file_error(e)
+            reasons[i] = file_error(e)
     cached = [keys[i] is not None and keys[i] in cache for i in range(len(paths))]
     n_todo = len(paths) - len(reasons) - sum(cached)
     jobs = min(jobs or os.cpu_count() or 1, max(n_todo, 1))
@@ -462,7 +467,7 @@ def matrix_settings(cfg: Config) -> dict:
 def samples_matrix(y: np.ndarray, sr: int, settings: dict) -> np.ndarray:  # mono samples, their rate, the settings
     "The matrix of audio in memory (a clip, a window of a recording), as `clip_matrix` makes it of a file."
     if settings.get('kind') == 'whisper':
-        return fixed_frames(_resample(np.asarray(y, np.float32), sr, WHISPER_SR), settings)
+        return fixed_frames(resample(np.asarray(y, np.float32), sr, WHISPER_SR), settings)
     return clip_features(np.asarray(y, np.float32), sr=sr, **feature_kwargs(settings))
 
 # %% ../nbs/05_store.ipynb #d480b7b2
