@@ -375,7 +375,7 @@ def features_report(r: dict) -> str:  # `benchmark_features`'s result
         f"(warm) fills one {r['features_array_mb']} MB float32 array",
     ])  # fmt: skip
 
-
+# %% ../nbs/15_bench.ipynb #b68c6aeb
 def predict_report(results: dict) -> str:  # model's label → `benchmark_inference`'s result for it
     "The prediction benchmark of one model or several, side by side, as lines of text."
     first = next(iter(results.values()))
@@ -390,7 +390,7 @@ def predict_report(results: dict) -> str:  # model's label → `benchmark_infere
         lines.append(f'{label:28} ' + '   '.join(f'{k} {res[key]:>8} {unit}' for k, res in results.items()))
     return '\n'.join(lines)
 
-
+# %% ../nbs/15_bench.ipynb #5b0f0815
 def cluster_report(r: dict) -> str:  # `scale.benchmark_cluster`'s result
     "The single-process path against local clusters of one and two workers, as lines of text."
     window, hop = r['timeline_window_hop_s']
@@ -407,7 +407,7 @@ def cluster_report(r: dict) -> str:  # `scale.benchmark_cluster`'s result
         f"scheduler overhead           {r['scheduler_ms_per_task']:8} ms per task (empty tasks, 2 workers)",
     ])  # fmt: skip
 
-
+# %% ../nbs/15_bench.ipynb #12e5ce0c
 def memory_report(r: dict) -> str:  # `benchmark_memory`'s result
     "Peak memory and time of each run, and the ratio of the largest to the smallest, as lines of text."
     return '\n'.join(

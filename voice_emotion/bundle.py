@@ -90,7 +90,7 @@ def file_hashes(path) -> dict:  # a bundle folder
         n: hashlib.sha256((Path(path) / n).read_bytes()).hexdigest() for n in MODEL_FILES if (Path(path) / n).exists()
     }
 
-
+# %% ../nbs/07_bundle.ipynb #16fd6d89
 def record_file_hashes(path) -> dict:  # a bundle folder you trust, saved before hashes were recorded
     "Write the SHA-256 of each model file into its bundle.json (only for a bundle whose origin you trust)."
     path = Path(path)
@@ -99,7 +99,7 @@ def record_file_hashes(path) -> dict:  # a bundle folder you trust, saved before
     write_json(path / 'bundle.json', meta)
     return meta['files']
 
-
+# %% ../nbs/07_bundle.ipynb #8bb636fb
 def library_versions() -> dict:
     "Versions of the libraries that shape a model's numbers."
     import importlib.metadata as md
@@ -352,7 +352,7 @@ def load_bundle(
 
 READ_FILES = ('bundle.json', *MODEL_FILES, 'split.csv', 'history.json')  # every file of a bundle that is read
 
-
+# %% ../nbs/07_bundle.ipynb #171da402
 def _check_inside(path: Path):
     "Refuse a bundle whose files are links or not plain files: a bundle is data, and reads nothing outside its folder."
     for name in READ_FILES:
@@ -367,7 +367,7 @@ def bundle_sha256(path) -> str:  # a bundle folder
 
     return hashlib.sha256((Path(path) / 'bundle.json').read_bytes()).hexdigest()
 
-
+# %% ../nbs/07_bundle.ipynb #a6dbb7d1
 def check_bundle_sha256(
     path,  # a bundle folder
     sha256: str | None = None,  # the SHA-256 its bundle.json must have (None: the one in `<folder>.sha256`, if any)

@@ -815,7 +815,7 @@ def cmd_cache(args) -> int:
         print(f'  {f.key}  {_size(f.bytes):>9}  {clips:>6} clips  last used {f.last_used:%Y-%m-%d %H:%M}  {f.holds}')
     return 0
 
-
+# %% ../nbs/14_cli.ipynb #6c367bf3
 def _register_cache(sub):
     c = sub.add_parser(
         'cache',
@@ -1083,7 +1083,7 @@ def main(argv: list[str] | None = None) -> int:  # arguments (default: sys.argv[
     finally:
         signal.signal(signal.SIGTERM, previous)
 
-
+# %% ../nbs/14_cli.ipynb #a7b62522
 def _internal_error(e: Exception) -> int:
     "A bug, not the user's input: one line (the traceback with VOICE_EMOTION_DEBUG=1); exit status 3."
     if os.environ.get('VOICE_EMOTION_DEBUG'):

@@ -269,7 +269,7 @@ PRESETS = tuple(sorted(p.stem for p in recipes_dir().glob('*.toml')))
 DEFAULT_RECIPE = 'default'  # the shipped model's recipe; what `train`, `report`, `compare` and `make-default` make
 NETWORK_RECIPE = 'network'  # what `Config()` holds: the network on the seed's features the notebooks demonstrate
 
-
+# %% ../nbs/00_core.ipynb #e78378ff
 def read_recipe(name, _seen: tuple = ()) -> dict:  # a preset's name (`PRESETS`) or a TOML file's path
     "A recipe's settings, flat, after its `extends` chain: each file's sections over the one it extends."
     import tomllib
@@ -304,7 +304,7 @@ def read_recipe(name, _seen: tuple = ()) -> dict:  # a preset's name (`PRESETS`)
             settings[key] = None if value == 'none' else value
     return settings
 
-
+# %% ../nbs/00_core.ipynb #09fb19b1
 def _beside(base: str, path: Path):
     "What `extends` names: a preset, or a file beside the recipe that extends it."
     return path.parent / base if base.endswith('.toml') else base
@@ -334,7 +334,7 @@ def parse_setting(text: str) -> tuple:  # `name=value`, as `--set` takes it
     except ValueError:
         raise VoiceEmotionError(f'--set {text!r}: {value!r} is not a value of {name} ({kind})') from None
 
-
+# %% ../nbs/00_core.ipynb #ffcbb215
 @functools.cache
 def _comments() -> dict:
     from fastcore.docments import docments
@@ -442,7 +442,7 @@ def portable_paths(
         text = text.replace(place, portable)
     return text
 
-
+# %% ../nbs/00_core.ipynb #20f131e2
 def is_url(path) -> bool:
     "Whether `path` is an fsspec URL (`s3://…`, `file:///…`) rather than a local path: one rule for every command."
     return '://' in str(path)
@@ -459,7 +459,7 @@ EXTRA_OF = {
     'opensmile': 'opensmile',
 }  # the package a job imports → the extra that installs it (the base install serves `predict`)
 
-
+# %% ../nbs/00_core.ipynb #8205b643
 def missing_extra(error: ImportError) -> str | None:  # an ImportError raised by a command
     "One line naming the extra that would install the missing package, or None when it is not one of ours."
     top = (getattr(error, 'name', None) or '').split('.')[0]

@@ -164,7 +164,7 @@ def parse_nemo_name(name: str) -> dict | None:  # a file name such as `EB0_anger
     speaker, emotion, sentence = m.groups()
     return dict(speaker=f'nemo_{speaker}', sex=None, sentence=sentence, emotion=NEMO_EMOTIONS[emotion], intensity=None)
 
-
+# %% ../nbs/01_data.ipynb #f5872166
 def nemo_sexes(root: Path) -> dict:  # the nEMO folder (its `data.tsv` there or in the folder above)
     "Speaker → sex from nEMO's `data.tsv` (`speaker_id`, `gender`)."
     import pandas as pd
@@ -360,13 +360,13 @@ def read_labelled_manifest(file) -> pd.DataFrame:  # a CSV or Parquet file
     ]  # relative paths from the manifest's folder; a URL as it is
     return rows
 
-
+# %% ../nbs/01_data.ipynb #23f9dbf8
 def write_manifest(clips: pd.DataFrame, file) -> Path:  # tables from `scan_corpus` (several: concatenated)
     "Clips as a CSV manifest that `--dataset manifest` reads back: path, emotion, speaker, sex, corpus, sentence."
     clips[['path', 'emotion', 'speaker', 'sex', 'corpus', 'sentence']].to_csv(file, index=False)
     return Path(file)
 
-
+# %% ../nbs/01_data.ipynb #4aa2b5ca
 def scan_manifest(file) -> tuple[pd.DataFrame, pd.DataFrame]:  # a CSV or Parquet manifest
     "A manifest's clips in the one table schema, and a problem row for each row that cannot be used (and why)."
     import pandas as pd

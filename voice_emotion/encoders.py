@@ -312,7 +312,7 @@ def functionals_version() -> str:
 
     return f'opensmile {opensmile.__version__}'
 
-
+# %% ../nbs/04_encoders.ipynb #be471259
 def egemaps_functionals(
     y: np.ndarray,  # mono samples
     sr: int = 16000,  # their sample rate
@@ -362,7 +362,7 @@ def clip_encoder_frames(
     "A clip's encoder frames in the store's fixed shape, from the encoder the settings name (loaded once per process)."
     return fixed_frames(encoder_samples(path, settings), settings, threads)
 
-
+# %% ../nbs/04_encoders.ipynb #f5842cdb
 def encoder_samples(
     path,  # an audio file
     settings: dict,  # encoder settings
@@ -381,7 +381,7 @@ def encoder_samples(
         y = quieter_16bit(y, rng.uniform(*settings['quiet_db']))
     return y
 
-
+# %% ../nbs/04_encoders.ipynb #63d0d6e6
 def speed_changed(y: np.ndarray, speed: float) -> np.ndarray:  # mono samples; 1.1: 10 % faster (and higher)
     "The samples played `speed` times as fast at the same rate (resampled by the nearest ratio of small integers)."
     from fractions import Fraction
@@ -391,7 +391,7 @@ def speed_changed(y: np.ndarray, speed: float) -> np.ndarray:  # mono samples; 1
     ratio = Fraction(1 / speed).limit_denominator(20)  # 0.9 → 10/9: ten samples for every nine
     return resample_poly(np.asarray(y, np.float32), ratio.numerator, ratio.denominator).astype(np.float32)
 
-
+# %% ../nbs/04_encoders.ipynb #e927e515
 def settings_encoder(settings: dict, threads: int = 0) -> Encoder:  # encoder settings; CTranslate2 threads
     "The encoder that encoder settings name, refused when its weights are not the ones they were made with."
     shipped = settings['encoder'] == DEFAULT_ENCODER
@@ -409,13 +409,13 @@ def settings_encoder(settings: dict, threads: int = 0) -> Encoder:  # encoder se
         )
     return encoder
 
-
+# %% ../nbs/04_encoders.ipynb #3ada24b8
 def peak_normalised(y: np.ndarray, peak_db: float = -1.0) -> np.ndarray:  # mono samples; the peak wanted (dBFS)
     "The samples scaled to the given peak, so the recording's level is not a feature (digital silence left as is)."
     gain = _peak_gain(y, peak_db)
     return y if gain == 1.0 else (y * gain).astype(np.float32)
 
-
+# %% ../nbs/04_encoders.ipynb #581dd9f8
 def _peak_gain(y: np.ndarray, peak_db: float = -1.0) -> float:
     "The gain `peak_normalised` applies (1 for digital silence)."
     peak = float(np.abs(y).max()) if len(y) else 0.0
@@ -426,7 +426,7 @@ def rounding_noise_power(gain: float = 1.0) -> float:  # the gain applied to the
     "The power per sample of 16-bit rounding noise (a step squared over 12), scaled by a later gain."
     return (gain / 32767) ** 2 / 12
 
-
+# %% ../nbs/04_encoders.ipynb #52ce42f3
 def fixed_frames(
     y: np.ndarray, settings: dict, threads: int = 0
 ) -> np.ndarray:  # mono 16 kHz samples; encoder settings

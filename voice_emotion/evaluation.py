@@ -20,7 +20,7 @@ from .store import extract_features, samples_matrix
 # %% auto #0
 __all__ = ['PROTOCOL_TEXT', 'SPEAKER_NORM_TEXT', 'HEADLINE', 'DEGRADATIONS', 'classification_metrics', 'bootstrap_ci',
            'group_accuracy', 'reliability', 'expected_calibration_error', 'accuracy_coverage', 'evaluate_predictions',
-           'predict_table', 'describe_protocol', 'evaluate_bundle', 'evaluate_run', 'evaluate_folder', 'degrade',
+           'predict_clips', 'describe_protocol', 'evaluate_bundle', 'evaluate_run', 'evaluate_folder', 'degrade',
            'robustness', 'run_robustness']
 
 # %% ../nbs/09_evaluation.ipynb #7473b66c
@@ -105,14 +105,14 @@ def reliability(
     ]
     return pd.DataFrame(rows)
 
-
+# %% ../nbs/09_evaluation.ipynb #fda539d7
 def expected_calibration_error(confidence, correct, bins: int = 15) -> float:
     "ECE: the clip-weighted mean gap between accuracy and confidence over equal-width confidence bins."
     r = reliability(confidence, correct, bins)
     r = r[r.clips > 0]
     return float((r.clips * (r.accuracy - r.confidence).abs()).sum() / r.clips.sum())
 
-
+# %% ../nbs/09_evaluation.ipynb #21f29db0
 def accuracy_coverage(
     confidence, correct, thresholds=(0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 ) -> pd.DataFrame:  # the minimum confidences to try
@@ -150,7 +150,7 @@ def evaluate_predictions(preds: pd.DataFrame) -> dict:  # per-clip predictions
     return m
 
 # %% ../nbs/09_evaluation.ipynb #36cd96e8
-def predict_table(
+def predict_clips(
     predictor,  # a loaded bundle
     table: pd.DataFrame,  # clips
     jobs: int = 0,
@@ -219,7 +219,7 @@ def evaluate_bundle(bundle_dir, jobs: int = 0, cache_dir=None) -> tuple[dict, pd
     test = split[split.split == 'test']
     if test.empty:
         raise VoiceEmotionError('this bundle has no test part (trained on every speaker)', path=bundle_dir)
-    preds = predict_table(predictor, test, jobs, cache_dir)
+    preds = predict_clips(predictor, test, jobs, cache_dir)
     ok = preds[preds.predicted.notna()]
     m = dict(evaluate_predictions(ok), failed=int(preds.predicted.isna().sum()))
     return _with_speaker_normalised(m, preds, predictor, test, jobs, cache_dir), preds
@@ -229,7 +229,7 @@ def _with_speaker_normalised(m: dict, preds: pd.DataFrame, predictor, clips, job
     "The metrics with the speaker-normalised figures added, where the bundle has that head (and its predictions)."
     if predictor.speaker_head is None:
         return m
-    by_speaker = predict_table(predictor, clips, jobs, cache_dir, by_speaker=True)
+    by_speaker = predict_clips(predictor, clips, jobs, cache_dir, by_speaker=True)
     preds['predicted_by_speaker'] = by_speaker.predicted.to_numpy()
     ok = by_speaker[by_speaker.predicted.notna()]
     m['speaker_normalised'] = dict(
@@ -302,7 +302,7 @@ def evaluate_folder(
     clips, _ = scan_corpus(dataset, data_dir)
     if not clips.in_task.any():
         raise VoiceEmotionError('no clip of the six emotions found', path=data_dir)
-    preds = predict_table(predictor, clips[clips.in_task], jobs, cache_dir)
+    preds = predict_clips(predictor, clips[clips.in_task], jobs, cache_dir)
     ok = preds[preds.predicted.notna()]
     extra = _with_speaker_normalised({}, preds, predictor, clips[clips.in_task], jobs, cache_dir)
     if extra:
@@ -356,7 +356,7 @@ def degrade(
         return sf.read(buf, dtype='float32')[0], sr
     raise VoiceEmotionError(f'unknown degradation {how!r}; choose one of {", ".join(DEGRADATIONS)}')
 
-
+# %% ../nbs/09_evaluation.ipynb #7565848a
 def _degraded_matrix(path, how: str, settings: dict) -> np.ndarray | None:
     "A clip's matrix after `degrade` (None when the file can't be read)."
     from voice_emotion.features import load_audio
@@ -371,7 +371,7 @@ def _degraded_matrix(path, how: str, settings: dict) -> np.ndarray | None:
 
 def robustness(
     predictor,  # a loaded bundle
-    preds: pd.DataFrame,  # its clean predictions (`predict_table`): path, emotion, predicted
+    preds: pd.DataFrame,  # its clean predictions (`predict_clips`): path, emotion, predicted
     conditions: tuple = DEGRADATIONS,
     batch: int = 64,
 ) -> pd.DataFrame:  # one row per condition (and `clean`)
@@ -398,7 +398,7 @@ def robustness(
         )
     return pd.DataFrame(rows)
 
-
+# %% ../nbs/09_evaluation.ipynb #c20262b0
 def run_robustness(run_dir, conditions: tuple = DEGRADATIONS) -> pd.DataFrame:
     "`robustness` of every model of an evaluated run on its own test clips, pooled: written to `robustness.json`."
     run_dir = Path(run_dir)

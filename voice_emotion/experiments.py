@@ -385,7 +385,7 @@ def cross_corpus(
 
 _CELL = ('accuracy', 'restricted_accuracy', 'balanced_accuracy', 'chance')
 
-
+# %% ../nbs/11_experiments.ipynb #388b410c
 def cross_corpus_table(records: list, normalise: str = 'none') -> pd.DataFrame:
     "One normalisation's matrix: a row per training set, per test corpus accuracy / restricted / balanced / chance."
     rows = [r for r in records if r['normalise'] == normalise]
@@ -458,7 +458,7 @@ def recipe_summary(results: list) -> list:  # records from `compare_recipes`
         )
     return out
 
-
+# %% ../nbs/11_experiments.ipynb #22e81f8b
 def _recipes_table(compared: list, recipe: str) -> str:  # `recipe_summary` rows; the card's recipe
     "Markdown: each recipe compared, its seeds and accuracies, the card's own marked."
     pct = lambda a: '–' if a is None else f'{100 * a:.1f} %'
@@ -706,7 +706,7 @@ def heldout_logits(run_dir) -> tuple[pd.DataFrame, np.ndarray]:  # a speaker-kfo
         logits.append(pred.model.logits(S))
     return pd.concat(tables, ignore_index=True), np.concatenate(logits)
 
-
+# %% ../nbs/11_experiments.ipynb #164839e4
 def outer_fold_calibration(
     run_dir,  # a speaker-kfold run of a statistics head
     weigh_corpora: bool = True,  # each corpus the same in the fit (else each clip)
@@ -731,7 +731,7 @@ def outer_fold_calibration(
         preds[f'p_{e}'] = P[:, i]
     return dict(temperature=temperature, floor=floor, folds=folds, weigh_corpora=weigh_corpora, predictions=preds)
 
-
+# %% ../nbs/11_experiments.ipynb #0d3ff0ff
 def calibration_by_corpus(preds: pd.DataFrame) -> dict:  # per-clip predictions with `corpus` (or one corpus)
     "ECE, mean confidence and accuracy of per-clip predictions, pooled and corpus by corpus."
 
@@ -743,7 +743,7 @@ def calibration_by_corpus(preds: pd.DataFrame) -> dict:  # per-clip predictions 
     by_corpus = preds.groupby('corpus') if 'corpus' in preds else []
     return dict(pooled=one(preds), **{str(c): one(p) for c, p in by_corpus})
 
-
+# %% ../nbs/11_experiments.ipynb #7d7b35d5
 def recalibrated_kfold(
     kfold: dict,  # `evaluate_run` of the k-fold run (with `per_corpus` for several corpora)
     calibration: dict,  # `outer_fold_calibration` of the same run
@@ -787,7 +787,7 @@ def corpora_manifest(corpora, folder) -> Path:  # (dataset, folder) pairs; where
         raise VoiceEmotionError(f'a corpus is given twice ({", ".join(names)})')
     return write_manifest(pd.concat(tables, ignore_index=True), Path(folder) / 'manifest.csv')
 
-
+# %% ../nbs/11_experiments.ipynb #7f1dda0e
 def per_corpus_accuracy(run_dir, cfg: Config) -> dict:  # a speaker-kfold run over several corpora, evaluated
     "Accuracy (also restricted to each corpus's classes) and calibration of the pooled test predictions, by corpus."
     from voice_emotion.core import EMOTIONS
@@ -815,7 +815,7 @@ def per_corpus_accuracy(run_dir, cfg: Config) -> dict:  # a speaker-kfold run ov
         )
     return out
 
-
+# %% ../nbs/11_experiments.ipynb #140b56f5
 def make_default_model(
     data_dir,  # RAVDESS folder (Actor_01 … Actor_20)
     out=None,  # bundle folder to write (default: the package's default model)

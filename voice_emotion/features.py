@@ -31,7 +31,7 @@ def samples_needed(settings: dict) -> int:  # feature settings
     "Samples (at the feature rate) that the first `max_len` centred STFT frames look at."
     return (settings['max_len'] - 1) * settings['hop_length'] + settings['n_fft'] // 2
 
-
+# %% ../nbs/03_features.ipynb #8289713f
 def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     "Resample as `librosa.resample(res_type='soxr_hq')` does: soxr, then fixed to ceil(n · ratio) samples."
     if sr_in == sr_out:
@@ -42,12 +42,12 @@ def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     n = int(np.ceil(len(y) * sr_out / sr_in))
     return out[:n] if len(out) >= n else np.concatenate([out, np.zeros(n - len(out), np.float32)])
 
-
+# %% ../nbs/03_features.ipynb #560d71f6
 def file_error(e: OSError) -> str:
     "The reason an audio file could not be opened, in a few words."
     return 'no such file' if isinstance(e, FileNotFoundError) else f'unreadable ({e.strerror or type(e).__name__})'
 
-
+# %% ../nbs/03_features.ipynb #a17314c8
 class DECODER_LOG:
     "What the decoders wrote last (`quiet_decoders`), and whether to let it through to the terminal."
 
@@ -60,7 +60,7 @@ _QUIET = dict(
     depth=0, saved=None, caught=None
 )  # shared by threads decoding at once: the first redirects, the last restores
 
-
+# %% ../nbs/03_features.ipynb #96eba463
 @contextlib.contextmanager
 def quiet_decoders():
     "Catch what C decoders (mpg123) write to the process's standard error while decoding: kept in `DECODER_LOG.last`."
@@ -191,7 +191,7 @@ def dct_matrix(n_mels: int = 128, n_mfcc: int = 13) -> np.ndarray:  # (n_mfcc, n
 def hann_window(n_fft: int) -> np.ndarray:
     return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
 
-
+# %% ../nbs/03_features.ipynb #d612ed09
 def _pocketfft_r2c():
     "scipy's pocketfft extension loaded on its own, without the `scipy.fft` package (None if it can't be)."
     try:
@@ -220,7 +220,7 @@ def real_fft():
 
     return lambda x: scipy.fft.rfft(x, axis=-1)
 
-
+# %% ../nbs/03_features.ipynb #2ad1f1a1
 def power_spectrogram(
     y: np.ndarray,  # mono samples
     n_fft: int = 2048,
@@ -385,7 +385,7 @@ def group_moments(
         for rows in [groups == g]
     }
 
-
+# %% ../nbs/03_features.ipynb #b8a01206
 def merge_moments(*parts: dict) -> dict:  # `group_moments` of parts of the same clips
     "The moments of every group over all the parts (a reduce step: order and partitioning do not matter)."
     out = {}
@@ -394,7 +394,7 @@ def merge_moments(*parts: dict) -> dict:  # `group_moments` of parts of the same
             out[g] = tuple(a + b for a, b in zip(out[g], sums)) if g in out else tuple(sums)
     return out
 
-
+# %% ../nbs/03_features.ipynb #0b4383cf
 def speaker_normalise(
     S: np.ndarray,  # (clips, columns) statistics, e.g. `frame_statistics`
     groups,  # the speaker (or recording) of each clip

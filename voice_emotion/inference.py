@@ -94,7 +94,7 @@ def vad_session():
 
     return _vad_session(os.getpid())  # a forked worker makes its own: a session is not shared across a fork
 
-
+# %% ../nbs/10_inference.ipynb #164df284
 @functools.lru_cache(maxsize=1)
 def _vad_session(pid: int):
     import hashlib
@@ -132,7 +132,7 @@ def speech_probabilities(
     "Silero VAD's speech probability for every 32 ms of each clip, each clip scaled to a −1 dBFS peak first."
     return [_clip_speech(resample(np.asarray(y, np.float32), sr, VAD_SR)) for y in clips]
 
-
+# %% ../nbs/10_inference.ipynb #5093f4e3
 def speech_seconds(
     probabilities: np.ndarray,  # one clip's `speech_probabilities`
     threshold: float = VAD_THRESHOLD,
@@ -140,7 +140,7 @@ def speech_seconds(
     "Seconds of a clip that the detector calls speech."
     return round(float((probabilities > threshold).sum() * VAD_CHUNK / VAD_SR), 3)
 
-
+# %% ../nbs/10_inference.ipynb #08af5d64
 def clip_speech_seconds(y: np.ndarray) -> float:  # mono float32 at 16 kHz
     "Seconds of speech the detector hears in a clip."
     return speech_seconds(_clip_speech(y))
@@ -148,23 +148,23 @@ def clip_speech_seconds(y: np.ndarray) -> float:  # mono float32 at 16 kHz
 
 CLIPPED_SHARE = 0.005  # samples at the peak above which a clip is said to be clipped (speech: under 0.01 %)
 
-
+# %% ../nbs/10_inference.ipynb #1f830f75
 def clipped_share(y: np.ndarray) -> float:  # mono samples
     "Share of samples within 1 % of the clip's peak: hard clipping leaves plateaus there, speech almost never does."
     peak = float(np.abs(y).max()) if len(y) else 0.0
     return float((np.abs(y) >= 0.99 * peak).mean()) if peak > 1e-4 else 0.0
 
-
+# %% ../nbs/10_inference.ipynb #280e3bc7
 def listen_to_clip(y: np.ndarray) -> tuple:  # mono float32 at 16 kHz
     "What a batch extraction `listen`s for in each clip: (seconds of speech, share of clipped samples)."
     return clip_speech_seconds(y), clipped_share(y)
 
-
+# %% ../nbs/10_inference.ipynb #64ce3bf4
 def clipping_note(share: float) -> str | None:  # `clipped_share` of a clip
     "A row's note when its audio is hard-clipped (the answer may suffer), else None."
     return f'clipped: {100 * share:.1f} % of samples at the peak' if share >= CLIPPED_SHARE else None
 
-
+# %% ../nbs/10_inference.ipynb #055fc8a1
 def no_speech(
     seconds: float,  # `speech_seconds` of a clip or window
     min_speech: float = MIN_SPEECH,
@@ -234,7 +234,7 @@ def predict_file(path, model=None) -> dict:  # audio file; bundle (None: default
         cov['note'] = note
     return dict(path=str(path), **res, speech=heard, **cov)
 
-
+# %% ../nbs/10_inference.ipynb #132c6aaa
 def _speech_of_files(files: list, seconds: float) -> list:  # audio files; the part the model reads
     "Seconds of speech and share of clipped samples in the first `seconds` of each file (decoded in threads)."
     import os
@@ -319,7 +319,7 @@ def check_speaker_norm(
             else f'--speaker-norm {speaker_norm} groups files; with --segment, use recording (or off)'
         )
 
-
+# %% ../nbs/10_inference.ipynb #1546149f
 def group_note(
     status: tuple,  # (normalised, clips of the group, why not) from `Predictor.group_status`
     word: str,  # what the group is: folder, speaker, recording
@@ -333,7 +333,7 @@ def group_note(
         else f'per clip: its {word} has {n} {unit}, {why}'
     )
 
-
+# %% ../nbs/10_inference.ipynb #1a2ac23c
 def _file_groups(files: list, speaker_norm: str, speakers) -> list | None:
     "The group of each file for normalisation, or None to answer per clip."
     if speaker_norm == 'off':
@@ -439,7 +439,7 @@ def iter_predictions(
     if errors:
         yield _file_frame([dict(path=e['path'], error=e['error']) for e in errors], pred.labels)
 
-
+# %% ../nbs/10_inference.ipynb #15ebea40
 def _file_frame(rows: list, labels: list) -> pd.DataFrame:
     "Rows as `predict_files` returns them: its columns, probabilities as floats."
     columns = [*FILE_COLUMNS[:3], *[f'p_{l}' for l in labels], *FILE_COLUMNS[3:]]
@@ -463,7 +463,7 @@ def predict_files(
     labels = get_predictor(model).labels
     return pd.concat(frames, ignore_index=True) if frames else _file_frame([], labels)
 
-
+# %% ../nbs/10_inference.ipynb #44195707
 def files_summary(
     paths: list,  # audio files (some of all the files a run normalises)
     model=None,
@@ -548,7 +548,7 @@ def timeline_rows(
         flush()
     yield from queue
 
-
+# %% ../nbs/10_inference.ipynb #9480f125
 def predict_timeline(
     path,  # audio file of any length
     window: float = Config.default('window'),
@@ -603,7 +603,7 @@ def predict_timeline(
         overall = dict(path=str(path), emotion='silence', confidence=None, **counts)
     return Timeline(tl, overall)
 
-
+# %% ../nbs/10_inference.ipynb #95335ac3
 class Timeline(NamedTuple):
     "A recording's windows and its overall answer: `table, overall = timeline`; in a notebook it shows its page."
 
@@ -699,7 +699,7 @@ def stream_windows(
     if len(held) and (start == 0 or len(held) > size - step) and (start == 0 or len(held) >= MIN_SECONDS * rate):
         yield start / rate, held, rate, time.perf_counter()  # the last, shorter window, as `soundfile.blocks` gives it
 
-
+# %% ../nbs/10_inference.ipynb #22f03a9f
 def listen(
     stream,  # live audio: WAV or raw 16-bit PCM (`stream_windows`)
     model=None,

@@ -29,7 +29,7 @@ def window_line(w: dict, labels: list) -> str:  # a timeline window: start, end,
         f"{w[f'p_{l}']:7.2f}" if w.get(f'p_{l}') is not None else f"{'':7s}" for l in labels
     )
 
-
+# %% ../nbs/16_output.ipynb #c9cc4834
 def format_predictions(
     rows: list[dict],
     labels: list,

@@ -368,7 +368,7 @@ def write_sample_page(reports_dir='reports', model=None) -> Path:  # the site's 
     out.write_text(page, encoding='utf-8')
     return out
 
-
+# %% ../nbs/13_pipeline.ipynb #521b8219
 def write_reports_index(reports_dir='reports') -> Path:
     "`reports/index.html`: every run (its `run.json`), newest first, with status and headline metrics; the docs linked."
     reports_dir = Path(reports_dir)

@@ -141,7 +141,7 @@ def output_columns(labels: list, segment: bool = False) -> dict:  # the model's 
         'model': pa.string(),
     }
 
-
+# %% ../nbs/12_scale.ipynb #ffef6328
 def model_id(pred) -> str:  # a loaded bundle
     "Names the model in every row: its recipe and a hash of its files (as `bundle.json` records them)."
     files = json.dumps(pred.meta.get('files', {}), sort_keys=True).encode()
@@ -214,7 +214,7 @@ def input_groups(
         return [r['speaker'] for r in rows]
     return [_folder(r['path']) for r in rows]  # the folder of the path as given (a URL's too), not of a local copy
 
-
+# %% ../nbs/12_scale.ipynb #91b2034b
 def table_summary(
     table: pd.DataFrame,  # inputs: `path`, `speaker`, `error`
     model=None,
@@ -232,7 +232,7 @@ def table_summary(
         groups = input_groups([r for r, _ in usable], speaker_norm)
         return files_summary([f for _, f in usable], model, 'manifest', groups, jobs)
 
-
+# %% ../nbs/12_scale.ipynb #3dbddd00
 def predict_table(
     table: pd.DataFrame,  # inputs: `path`, `speaker`, `error` (as `input_table` gives them)
     model=None,  # bundle folder (None: the default model)
@@ -308,7 +308,7 @@ def write_part(
     os.replace(tmp, final)
     return final
 
-
+# %% ../nbs/12_scale.ipynb #3d524757
 def dataset_counts(out_dir) -> dict:
     "Rows and error rows of the Parquet parts in a folder (only the `error` column is read)."
     import pyarrow.parquet as pq
@@ -319,7 +319,7 @@ def dataset_counts(out_dir) -> dict:
         rows, errors = rows + len(column), errors + len(column) - column.null_count
     return dict(rows=rows, error_rows=errors)
 
-
+# %% ../nbs/12_scale.ipynb #e1b7a9ed
 def run_identity(table: pd.DataFrame, parts: list, model: str, options: dict) -> dict:
     "What makes two runs the same: the inputs and their partitions, the model and the options."
     inputs = hashlib.sha256(json.dumps([table.path.tolist(), table.speaker.tolist()], default=str).encode())
@@ -327,7 +327,7 @@ def run_identity(table: pd.DataFrame, parts: list, model: str, options: dict) ->
     return dict(inputs=len(table), inputs_sha256=inputs.hexdigest(), partitions=len(parts),
                 partitions_sha256=layout.hexdigest(), model=model, options=options)  # fmt: skip
 
-
+# %% ../nbs/12_scale.ipynb #77ac6180
 def prepare_output(out_dir, identity: dict, overwrite: bool = False) -> set:
     "Make the dataset folder ready; the numbers of the partitions already written by this same run (none if new)."
     out = Path(out_dir)
@@ -398,7 +398,7 @@ def local_cluster(workers: int):
         n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.CRITICAL
     )
 
-
+# %% ../nbs/12_scale.ipynb #17ccd401
 @contextlib.contextmanager
 def cluster_client(
     scheduler: str = 'local',  # `local`: start a LocalCluster; else a scheduler's address (tcp://HOST:PORT)
@@ -535,7 +535,7 @@ def check_visible(client, folder) -> None:  # a dask.distributed client; a folde
             path=folder,
         )
 
-
+# %% ../nbs/12_scale.ipynb #8df70099
 def _extract_task(paths: list, settings: dict, cache_dir: str) -> dict:
     "A Dask task: fill the cache with the features of some files (one thread), and say how it went."
     from voice_emotion.store import extract_features, one_thread

@@ -223,7 +223,7 @@ _SHARED_X = None  # the batch's output array, shared with forked workers so rows
 # (cache folder, settings) → this process's FeatureCache: a worker appends to one pack, forked ones inherit the index
 _CACHES = {}
 
-
+# %% ../nbs/05_store.ipynb #2013df3c
 def _worker_cache(settings: dict, cache_dir) -> FeatureCache | None:
     if cache_dir is None:
         return None
@@ -269,7 +269,7 @@ def in_worker() -> bool:
     "Whether this process is a worker of a parallel extraction (one core each: its encoder and decoders use one)."
     return _IN_WORKER
 
-
+# %% ../nbs/05_store.ipynb #55d9e919
 def clip_matrix(path, settings: dict) -> np.ndarray:  # an audio file; seed feature or encoder settings
     "A clip's matrix for the store: the seed's features, or encoder frames when the settings are an encoder's."
     return _listened_matrix(path, settings, None)[0]
@@ -310,7 +310,7 @@ def keep_freed_memory():
     except (OSError, AttributeError):
         pass  # not glibc: keep the defaults
 
-
+# %% ../nbs/05_store.ipynb #3e67b33f
 def one_thread():
     "Worker initialiser: one BLAS/FFT thread per process (or the workers fight over the cores), memory kept for reuse."
     from threadpoolctl import threadpool_limits
@@ -497,7 +497,7 @@ def describe_settings(settings: dict | None) -> str:  # feature or encoder setti
     words += [f"played at {settings['speed']:g}× speed"] if settings.get('speed') else []
     return ', '.join(words)
 
-
+# %% ../nbs/05_store.ipynb #5e68ab86
 def _folder_settings(folder: Path) -> dict | None:
     try:
         return json.loads((folder / 'settings.json').read_text())

@@ -22,7 +22,7 @@ from .store import extract_features, matrix_settings
 # %% auto #0
 __all__ = ['fit_scaler', 'class_weights', 'augment_batch', 'training_batches', 'fit_model', 'fit_logistic_regression',
            'calibrated', 'fit_calibration', 'fit_statistics_member', 'fit_linear_head', 'masked_logreg', 'mlp_softmax',
-           'speaker_folds', 'fit_mlp_head', 'training_copies', 'corpus_classes', 'corpus_balance', 'train_run',
+           'balanced_speaker_folds', 'fit_mlp_head', 'training_copies', 'corpus_classes', 'corpus_balance', 'train_run',
            'ensure_trained']
 
 # %% ../nbs/08_training.ipynb #afbc9a75
@@ -226,7 +226,7 @@ def fit_logistic_regression(
     temperature, floor = fit_calibration(held_out[C], y) if scores else (1.0, 0.0)
     return mean, scale, coef, intercept, dict(C=C, inner_accuracy=scores, temperature=temperature, floor=floor)
 
-
+# %% ../nbs/08_training.ipynb #bd2a7387
 def calibrated(
     logits: np.ndarray,  # (clips, classes)
     temperature: float = 1.0,  # divides the logits: above 1 softens
@@ -237,7 +237,7 @@ def calibrated(
     p = np.exp(z - z.max(axis=1, keepdims=True))
     return (1 - floor) * p / p.sum(axis=1, keepdims=True) + floor / logits.shape[1]
 
-
+# %% ../nbs/08_training.ipynb #3c5f2e7f
 def fit_calibration(
     logits: np.ndarray,  # (clips, classes) held-out logits: of clips whose speaker the model did not see
     y: np.ndarray,  # their integer labels
@@ -257,7 +257,7 @@ def fit_calibration(
     fit = minimize(nll, x0=[0.0, -4.0], method='L-BFGS-B', bounds=[(np.log(0.05), np.log(20.0)), (-12.0, 0.0)])
     return float(np.exp(fit.x[0])), float(1 / (1 + np.exp(-fit.x[1])))
 
-
+# %% ../nbs/08_training.ipynb #0ae2421f
 def _logits(lr, Z: np.ndarray) -> np.ndarray:
     "A fitted regression's logits over all six emotions (those it never saw: -30, as `_all_classes` gives them)."
     coef, intercept = (lr.coef_, lr.intercept_) if len(lr.classes_) == len(EMOTIONS) else _all_classes(lr)
@@ -276,7 +276,7 @@ def fit_statistics_member(
     mean, scale, coef, intercept, info = fit_logistic_regression(utterance_statistics(X), y, speakers, Cs)
     return statistics_model(X.shape[1:], mean, scale, coef, intercept), info
 
-
+# %% ../nbs/08_training.ipynb #cd295f4b
 def fit_linear_head(
     X: np.ndarray,
     y: np.ndarray,
@@ -303,7 +303,7 @@ def fit_linear_head(
     mean, scale, coef, intercept, info = fit_logistic_regression(S, y, speakers, Cs, allowed, sample_weight)
     return LinearHead(mean, scale, coef, intercept, info['temperature'], info['floor']), info
 
-
+# %% ../nbs/08_training.ipynb #94ae62c0
 def _standardisation(S: np.ndarray) -> tuple:  # statistics rows
     "Their mean and spread, the spread floored: statistics that barely vary would amplify float32 noise."
     return S.mean(0), np.maximum(S.std(0), 1e-2)
@@ -451,7 +451,7 @@ def mlp_softmax(
     params[2][never], params[3][never] = 0.0, -30.0
     return (*params, epoch)
 
-
+# %% ../nbs/08_training.ipynb #e3a59636
 def _in_common_scale(
     params: tuple,  # a network's (hidden_weights, hidden_bias, …) on statistics standardised by its own mean and scale
     own: tuple,  # that (mean, scale)
@@ -462,7 +462,7 @@ def _in_common_scale(
     return W1 * (scale / s), b1 + ((mean - m) / s) @ W1.T
 
 
-def speaker_folds(
+def balanced_speaker_folds(
     speakers: np.ndarray,  # speaker of each row
     folds: int = 4,
     partitions: int = 1,  # ways of dealing the speakers into folds; each row is held out once in each
@@ -481,7 +481,7 @@ def speaker_folds(
         out += [(np.flatnonzero(which != k), np.flatnonzero(which == k)) for k in range(folds)]
     return out
 
-
+# %% ../nbs/08_training.ipynb #26fbb3f2
 def fit_mlp_head(
     S: np.ndarray,  # one row of statistics per clip
     y: np.ndarray,  # integer labels
@@ -492,7 +492,7 @@ def fit_mlp_head(
     sample_weight: np.ndarray | None = None,
     seed: int = 0,
     members: int = 4,  # speaker-grouped folds: one network trained without each
-    partitions: int = 2,  # ways of dealing the speakers into those folds (`speaker_folds`)
+    partitions: int = 2,  # ways of dealing the speakers into those folds (`balanced_speaker_folds`)
     calibration_rows: np.ndarray | None = None,  # the rows that fit the temperature (e.g. not noisy copies); None: all
 ) -> tuple:  # (mean, scale, (hidden_weights, hidden_bias, coef, intercept), info)
     """`mlp_softmax` on standardised statistics, cross-fitted: one network per speaker-grouped fold of each partition,
@@ -512,7 +512,7 @@ def fit_mlp_head(
         info = dict(hidden=hidden, alpha=alpha, members=1, epochs=int(params[4]), temperature=1.0, floor=0.0, C=None)
         return *own, params[:4], info
     held_out, nets = np.zeros((len(y), len(EMOTIONS)), np.float32), []
-    for a, b in speaker_folds(speakers, min(members, n_groups), partitions, seed):
+    for a, b in balanced_speaker_folds(speakers, min(members, n_groups), partitions, seed):
         own, params = fit(a)
         held_out[b] += LinearHead(*own, *params[2:4], 1.0, 0.0, *params[:2]).logits(S[b]) / partitions
         nets.append((*_in_common_scale(params, own, common), *params[2:]))
@@ -531,7 +531,7 @@ def training_copies(cfg: Config) -> list[dict]:
     copies += [{'quiet_db': cfg.quiet_db, 'copy': k} for k in range(cfg.quiet_copies)]
     return copies + [{'speed': s} for s in cfg.speed_copies]
 
-
+# %% ../nbs/08_training.ipynb #fe585d0c
 def _with_noisy_copies(cfg: Config, settings: dict, rows: pd.DataFrame, X, y, speakers, log) -> tuple:
     """The frames' statistics of the training clips and of their noisy and quieter copies (`noise_copies`,
     `quiet_copies`), labels, speakers: statistics, so that memory holds one copy's frames at a time."""
@@ -554,7 +554,7 @@ def corpus_classes(table: pd.DataFrame) -> dict | None:  # six-class rows with `
         return None
     return {s: has[c] for s, c in table.groupby('speaker').corpus.first().items()}
 
-
+# %% ../nbs/08_training.ipynb #e867cc9b
 def corpus_balance(
     corpora: np.ndarray,  # the corpus of each training row (copies included)
 ) -> np.ndarray | None:  # a weight per row, averaging 1; None for rows of one corpus
