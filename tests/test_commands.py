@@ -63,6 +63,7 @@ def test_train_evaluate_predict(capsys, tmp_path, sample_clips):
     [r] = json.loads(out)
     assert code == 0 and r['windows'] == len(r['timeline']) and r['timeline'][0]['end'] == 2.0
 
+@pytest.mark.slow
 def test_compare_and_make_default(capsys, tmp_path):
     out_dir = tmp_path/'cmp'
     code, out, err = run(capsys, 'compare', '--recipes', 'seed', '--seeds', '7', '--folds', '2', '--epochs', '1', '--out', out_dir)
@@ -81,6 +82,7 @@ def test_compare_and_make_default(capsys, tmp_path):
     assert f"| accuracy | {100 * kfold['accuracy']:.1f} % ± {100 * kfold['accuracy_std']:.1f} |" in card
     assert '--recipe seed' in card and '4 actors (01–04' in card
 
+@pytest.mark.slow
 def test_report_and_docs(capsys, tmp_path):
     reports = tmp_path/'reports'
     code, out, err = run(capsys, 'report', '--stages', 'data', '--name', 'quick', '--reports-dir', reports)
@@ -152,6 +154,7 @@ def test_compare_on_saved_results_reproduces_the_readme(capsys, tmp_path):
 
 @pytest.mark.parametrize('recipe, words', [('whisper-linear', r'logistic regression \(C = '),
                                            ('whisper-mlp-peak-robust-50db', r'one hidden layer of 256 units \(\d networks averaged, \d+ epochs\)')])
+@pytest.mark.slow
 def test_whisper_linear_trains_and_serves_without_tensorflow(capsys, tmp_path, sample_clips, recipe, words):
     "A NumPy head on Whisper frames: trained by the command line, predicting in a process that never imports TensorFlow."
     import subprocess

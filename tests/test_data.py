@@ -94,6 +94,7 @@ def test_usage_error_exit_2():
     code, _, err = run_cli('data', '--dataset', 'nosuch')
     assert code == 2 and 'invalid choice' in err
 
+@pytest.mark.slow
 def test_a_manifest_corpus_end_to_end(sample_clips, tmp_path):
     """Your own corpus from a CSV manifest: relative paths, other label spellings, a missing file and an unknown label
     as problem rows; then trained, evaluated and used to predict, as a user fine-tuning on their data would."""

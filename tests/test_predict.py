@@ -190,6 +190,7 @@ def test_no_file_succeeds_as_a_command(nothing_readable):
     assert code == 1 and 'internal error' not in err; assert_one_line_error(err, problems=2)
     assert run_cli('predict')[0] == 2
 
+@pytest.mark.slow
 def test_predict_bench_side_by_side(tmp_path):
     "bench predict --against measures two models in one command and prints them side by side (or keeps them)."
     code, out, err = run_cli('bench', 'predict', '-n', '6', '--against', 'default', '--format', 'json')

@@ -49,6 +49,7 @@ def archive(tmp_path_factory, sample_clips):
     (d/'broken'/'empty.mp3').write_bytes(b'')
     return d
 
+@pytest.mark.slow
 def test_a_killed_worker_loses_nothing_and_a_rerun_redoes_only_the_missing_part(cluster, archive, tmp_path):
     out = tmp_path/'predictions'
     args = ['predict', archive, '--scheduler', cluster['address'], '--output', out, '--partition-size', PARTITION]
@@ -127,6 +128,7 @@ def test_features_fill_the_cache_from_the_workers(cluster, sample_clips, tmp_pat
     code, stdout, _ = run_cli('features', '--dataset', 'sample', '--cache-dir', cache, '--json', timeout=300)
     assert json.loads(stdout)['cache_hits'] == len(sample_clips)  # what the workers wrote, one process reads
 
+@pytest.mark.slow
 def test_an_unreachable_scheduler_is_one_line_naming_it(sample_clips):
     address = f'tcp://127.0.0.1:{free_port()}'  # nothing listens there
     t = time.monotonic()
@@ -135,6 +137,7 @@ def test_an_unreachable_scheduler_is_one_line_naming_it(sample_clips):
     assert_one_line_error(stderr)
     assert f'cannot reach the Dask scheduler at {address}' in stderr and len(stderr.strip().splitlines()) == 1
 
+@pytest.mark.slow
 def test_the_cluster_benchmark_prints_its_figures():
     code, stdout, stderr = run_cli('bench', 'cluster', '-n', '24', '--format', 'json', timeout=600)
     assert code == 0, stderr
