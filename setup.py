@@ -26,8 +26,8 @@ requirements = shlex.split(cfg.get('requirements', ''))
 if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_requirements', ''))
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
-extras = {name: shlex.split(cfg.get(f'{name}_requirements') or '') for name in ('train', 'notebooks', 'cluster', 'opensmile')}
-extras['all'] = sorted({r for name in ('train', 'notebooks', 'cluster') for r in extras[name]})
+extras = {name: shlex.split(cfg.get(f'{name}_requirements') or '') for name in ('train', 'notebooks', 'cluster', 'opensmile', 'multilingual')}
+extras['all'] = sorted({r for name in ('train', 'notebooks', 'cluster', 'multilingual') for r in extras[name]})
 extras['dev'] = sorted({*extras['all'], *extras['opensmile'], *shlex.split(cfg.get('dev_requirements') or '')})
 
 package_data = dict()

