@@ -614,13 +614,13 @@ class Timeline(NamedTuple):
     def labels(self) -> list:
         return [c[2:] for c in self.table.columns if c.startswith('p_')]
 
-    def html(self, page: bool = False, base=None) -> str:  # a whole page, or the view alone; base: the page's folder
+    def html(self, page: bool = False, base=None, title: str | None = None) -> str:  # base: the page's folder
         "The view (`output.timeline_html`): waveform, emotion band, stacked probabilities, a player, the table."
         from voice_emotion.output import audio_source, predictions_page, timeline_html, waveform_peaks
 
         path, windows = self.overall['path'], self.table.to_dict('records')
         if page:
-            return predictions_page([{**self.overall, 'timeline': windows}], self.labels, base, Path(path).name)
+            return predictions_page([{**self.overall, 'timeline': windows}], self.labels, base, title or Path(path).name)
         return timeline_html(windows, self.overall, self.labels, audio_source(path, base), waveform_peaks(path))
 
     def _repr_html_(self) -> str:
@@ -696,7 +696,7 @@ def stream_windows(
             held, start = held[step:], start + step
         if not data:
             break
-    if len(held) and (start == 0 or len(held) > size - step) and (start == 0 or len(held) >= MIN_SECONDS * rate):
+    if len(held) and (start == 0 or (len(held) > size - step and len(held) >= MIN_SECONDS * rate)):
         yield start / rate, held, rate, time.perf_counter()  # the last, shorter window, as `soundfile.blocks` gives it
 
 # %% ../nbs/10_inference.ipynb #22f03a9f

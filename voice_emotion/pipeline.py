@@ -363,9 +363,8 @@ def write_sample_page(reports_dir='reports', model=None) -> Path:  # the site's 
 
     out = Path(reports_dir) / SAMPLE_PAGE
     out.parent.mkdir(parents=True, exist_ok=True)
-    page = predict_timeline(sample_recording(), model=model).html(page=True, base=out.parent)
-    page = page.replace('<h1>conversation.flac</h1>', '<h1>The bundled sample recording</h1>')
-    out.write_text(page, encoding='utf-8')
+    timeline = predict_timeline(sample_recording(), model=model)
+    out.write_text(timeline.html(page=True, base=out.parent, title='The bundled sample recording'), encoding='utf-8')
     return out
 
 # %% ../nbs/13_pipeline.ipynb #521b8219
