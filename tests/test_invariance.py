@@ -70,7 +70,7 @@ def test_wav_and_flac_of_the_same_samples(sample_clips, tmp_path):
     assert_same_answers(wav, flac)
 
 def test_twenty_db_quieter_keeps_97_percent_of_answers(sample_clips, per_clip, tmp_path):
-    from voice_emotion.features import quieter_16bit
+    from voice_emotion.audio import quieter_16bit
     from voice_emotion.inference import predict_files
     for c in sample_clips:
         y, sr = sf.read(c, dtype='float32')

@@ -99,12 +99,12 @@ def test_test_part_never_reaches_scaler_fit_or_callbacks(tmp_path, monkeypatch, 
 @pytest.mark.slow
 def test_test_speakers_never_reach_the_statistics_head_its_scaler_or_calibration(tmp_path, monkeypatch):
     "The shipped model's path (a head on frame statistics, with training copies and a speaker head): spy on every fit."
-    from voice_emotion import training
+    from voice_emotion import heads, training
     from voice_emotion.core import Config, DEFAULT_RECIPE
     from voice_emotion.features import frame_statistics
     from voice_emotion.store import extract_features
     seen = {'head': [], 'scaler': [], 'speakers': [], 'calibration': 0}
-    real_head, real_std, real_cal = training.fit_linear_head, training._standardisation, training.fit_calibration
+    real_head, real_std, real_cal = training.fit_linear_head, heads._standardisation, heads.fit_calibration
     def spy_head(X, y, speakers, *a, **kw):
         seen['head'].append(frame_statistics(X) if X.ndim == 3 else np.array(X)); seen['speakers'].append(np.array(speakers))
         return real_head(X, y, speakers, *a, **kw)
@@ -113,8 +113,8 @@ def test_test_speakers_never_reach_the_statistics_head_its_scaler_or_calibration
         seen['calibration'] += 1; assert len(logits) <= sum(len(s) for s in seen['speakers'])
         return real_cal(logits, y)
     monkeypatch.setattr(training, 'fit_linear_head', spy_head)
-    monkeypatch.setattr(training, '_standardisation', spy_std)
-    monkeypatch.setattr(training, 'fit_calibration', spy_cal)
+    monkeypatch.setattr(heads, '_standardisation', spy_std)
+    monkeypatch.setattr(heads, 'fit_calibration', spy_cal)
     cfg = Config.recipe(DEFAULT_RECIPE, protocol='speaker')
     training.train_run(cfg, tmp_path/'run', log=None)
     assert len(seen['head']) == 2 and seen['scaler'] and seen['calibration']  # the head and the speaker head; both calibrated

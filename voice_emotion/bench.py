@@ -219,8 +219,8 @@ def benchmark_inference(model=None, n: int = 200, repeats: int = 50) -> dict:
 # %% ../nbs/15_bench.ipynb #5e7a1c51
 def benchmark_encoder(n: int = 40, repeats: int = 3) -> dict:  # sample clips; passes over them (the best is kept)
     "Milliseconds per clip of the encoder alone (log-mel + CTranslate2), int8 against float32, side by side."
+    from voice_emotion.audio import load_audio
     from voice_emotion.encoders import WHISPER_SR, load_encoder
-    from voice_emotion.features import load_audio
 
     clips = [load_audio(p, WHISPER_SR, max_samples=8 * WHISPER_SR) for p in sorted(sample_dir().rglob('*.flac'))[:n]]
     out = dict(clips=len(clips), mean_clip_seconds=round(float(np.mean([len(y) for y in clips])) / WHISPER_SR, 2))

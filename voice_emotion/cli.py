@@ -398,7 +398,7 @@ def _emit(rows: list, labels: list, args) -> int:
 # %% ../nbs/14_cli.ipynb #071cc45f
 def cmd_predict(args) -> int:
     "Predict the emotion of files and folders; with --segment a timeline per file. Exit 1 if any file failed."
-    from voice_emotion.features import DECODER_LOG
+    from voice_emotion.audio import DECODER_LOG
     from voice_emotion.inference import find_audio, get_predictor, predict_timeline
     from voice_emotion.output import PredictionWriter, check_output_path, nested_rows
 
@@ -534,7 +534,7 @@ _LATER_COMMANDS.append(_register_predict)
 # %% ../nbs/14_cli.ipynb #efd95668
 def cmd_make_default(args) -> int:
     "Retrain the default model shipped with the package (k-fold measurement, final training, model card)."
-    from voice_emotion.experiments import make_default_model
+    from voice_emotion.release import make_default_model
 
     also = [tuple(a.split('=', 1)) for a in args.also or []]
     if any(len(a) != 2 or a[0] not in DATASETS for a in also):

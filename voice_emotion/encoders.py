@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .audio import add_white_noise, load_audio
 from .core import VoiceEmotionError, cache_root
-from .features import add_white_noise, hann_window, load_audio, mel_filters, real_fft, samples_needed
+from .features import hann_window, mel_filters, real_fft, samples_needed
 
 # %% auto #0
 __all__ = ['WHISPER_SR', 'WHISPER_HOP', 'WHISPER_N_FFT', 'DEFAULT_ENCODER', 'SHIPPED_WEIGHTS_SHA256', 'HUB_ENCODERS',
@@ -428,7 +429,7 @@ def encoder_samples(
     if settings.get('noise_snr'):  # a noisy training copy (`Config.noise_copies`): the same noise every time
         y = add_white_noise(y, rng.uniform(*settings['noise_snr']), rng)
     if settings.get('quiet_db'):  # a quieter training copy (`Config.quiet_copies`), stored in 16 bits again
-        from voice_emotion.features import quieter_16bit
+        from voice_emotion.audio import quieter_16bit
 
         y = quieter_16bit(y, rng.uniform(*settings['quiet_db']))
     return y

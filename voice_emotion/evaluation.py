@@ -340,7 +340,7 @@ def degrade(
 
     import soundfile as sf
 
-    from voice_emotion.features import add_white_noise, quieter_16bit, resample
+    from voice_emotion.audio import add_white_noise, quieter_16bit, resample
 
     if how.endswith(' dB'):  # a level change, then 16-bit samples, as a quieter recording would be stored
         return quieter_16bit(y, float(how.split()[0])), sr
@@ -359,7 +359,7 @@ def degrade(
 # %% ../nbs/09_evaluation.ipynb #7565848a
 def _degraded_matrix(path, how: str, settings: dict) -> np.ndarray | None:
     "A clip's matrix after `degrade` (None when the file can't be read)."
-    from voice_emotion.features import load_audio
+    from voice_emotion.audio import load_audio
 
     sr = 16000 if settings.get('kind') == 'whisper' else settings['sr']
     try:

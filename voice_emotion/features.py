@@ -5,134 +5,26 @@
 # %% ../nbs/03_features.ipynb #ab34aa9e
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-import re
-import stat
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .audio import load_audio, resample
 from .core import Config, VoiceEmotionError
 
 # %% auto #0
-__all__ = ['FEATURE_VERSION', 'samples_needed', 'resample', 'file_error', 'DECODER_LOG', 'quiet_decoders', 'load_audio',
-           'mel_filters', 'chroma_filters', 'dct_matrix', 'hann_window', 'real_fft', 'power_spectrogram',
-           'estimate_tuning', 'zero_crossing_rate', 'mel_power', 'power_to_db', 'signal_features', 'real_frames',
-           'frame_statistics', 'group_moments', 'merge_moments', 'speaker_normalise', 'add_white_noise',
-           'quieter_16bit', 'feature_kwargs', 'clip_features']
+__all__ = ['FEATURE_VERSION', 'samples_needed', 'mel_filters', 'chroma_filters', 'dct_matrix', 'hann_window', 'real_fft',
+           'power_spectrogram', 'estimate_tuning', 'zero_crossing_rate', 'mel_power', 'power_to_db', 'signal_features',
+           'real_frames', 'frame_statistics', 'group_moments', 'merge_moments', 'speaker_normalise', 'feature_kwargs',
+           'clip_features']
 
 # %% ../nbs/03_features.ipynb #32e19095
 def samples_needed(settings: dict) -> int:  # feature settings
     "Samples (at the feature rate) that the first `max_len` centred STFT frames look at."
     return (settings['max_len'] - 1) * settings['hop_length'] + settings['n_fft'] // 2
-
-# %% ../nbs/03_features.ipynb #8289713f
-def resample(y: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    "Resample as `librosa.resample(res_type='soxr_hq')` does: soxr, then fixed to ceil(n · ratio) samples."
-    if sr_in == sr_out:
-        return y
-    import soxr
-
-    out = soxr.resample(y, sr_in, sr_out, 'HQ').astype(np.float32, copy=False)
-    n = int(np.ceil(len(y) * sr_out / sr_in))
-    return out[:n] if len(out) >= n else np.concatenate([out, np.zeros(n - len(out), np.float32)])
-
-# %% ../nbs/03_features.ipynb #560d71f6
-def file_error(e: OSError) -> str:
-    "The reason an audio file could not be opened, in a few words."
-    return 'no such file' if isinstance(e, FileNotFoundError) else f'unreadable ({e.strerror or type(e).__name__})'
-
-# %% ../nbs/03_features.ipynb #a17314c8
-class DECODER_LOG:
-    "What the decoders wrote last (`quiet_decoders`), and whether to let it through to the terminal."
-
-    verbose = False
-    last = ''
-
-
-_QUIET_LOCK = threading.Lock()
-_QUIET = dict(
-    depth=0, saved=None, caught=None
-)  # shared by threads decoding at once: the first redirects, the last restores
-
-# %% ../nbs/03_features.ipynb #96eba463
-@contextlib.contextmanager
-def quiet_decoders():
-    "Catch what C decoders (mpg123) write to the process's standard error while decoding: kept in `DECODER_LOG.last`."
-    import tempfile
-
-    with _QUIET_LOCK:
-        if _QUIET['depth'] == 0:
-            try:
-                saved = os.dup(2)
-            except OSError:  # no standard error to redirect
-                saved = None
-            if saved is not None:
-                _QUIET.update(saved=saved, caught=tempfile.TemporaryFile())
-                os.dup2(_QUIET['caught'].fileno(), 2)
-        _QUIET['depth'] += 1
-    try:
-        yield
-    finally:
-        with _QUIET_LOCK:
-            _QUIET['depth'] -= 1
-            if _QUIET['depth'] == 0 and _QUIET['saved'] is not None:
-                os.dup2(_QUIET['saved'], 2)
-                os.close(_QUIET['saved'])
-                caught = _QUIET['caught']
-                caught.seek(0)
-                DECODER_LOG.last = caught.read().decode(errors='replace')
-                caught.close()
-                _QUIET.update(saved=None, caught=None)
-                if DECODER_LOG.verbose and DECODER_LOG.last:
-                    sys.stderr.write(DECODER_LOG.last)
-
-
-# libsndfile's words for "none of my decoders knows this file" (the second one for MP3-named files)
-_UNRECOGNISED = ('Format not recognised', 'not a regular file (possibly a pipe?)', 'unknown format')
-
-# %% ../nbs/03_features.ipynb #bc33a522
-def load_audio(
-    path,  # audio file
-    sr: int = 22050,  # sample rate to return
-    max_samples: int | None = None,  # decode only what gives this many samples at `sr`
-) -> np.ndarray:  # mono float32 samples at `sr`
-    "Decode (part of) an audio file to mono float32 at `sr`, or raise `VoiceEmotionError` with the reason."
-    import soundfile as sf
-
-    path = Path(path)
-    try:
-        info = path.stat()
-    except OSError as e:
-        raise VoiceEmotionError(file_error(e), path=path) from None
-    if stat.S_ISDIR(info.st_mode):
-        raise VoiceEmotionError('is a folder, not an audio file', path=path)
-    if not stat.S_ISREG(info.st_mode):  # a pipe would block the decoder, a device never end
-        raise VoiceEmotionError('not a regular file (a pipe, socket or device)', path=path)
-    if info.st_size == 0:
-        raise VoiceEmotionError('empty file', path=path)
-    try:
-        with quiet_decoders(), sf.SoundFile(str(path)) as f:
-            frames = -1 if max_samples is None else int(np.ceil(max_samples * f.samplerate / sr)) + f.samplerate // 10
-            x, sr_in = f.read(frames=frames, dtype='float32'), f.samplerate  # (n,) mono, (n, channels) otherwise
-    except Exception as e:
-        detail = re.sub(
-            r"^Error opening .*?: ", '', str(e).splitlines()[0] if str(e) else type(e).__name__
-        )  # it repeats the path
-        if any(words in detail for words in _UNRECOGNISED):
-            raise VoiceEmotionError('not an audio file (no decoder recognised it)', path=path) from None
-        raise VoiceEmotionError(f'not a readable audio file ({detail[:100]})', path=path) from None
-    if len(x) == 0:
-        raise VoiceEmotionError('no audio samples', path=path)
-    if not np.isfinite(x).all():
-        raise VoiceEmotionError('its samples include NaN or infinite values', path=path)
-    y = resample(x if x.ndim == 1 else x.mean(axis=1), sr_in, sr)
-    return y if max_samples is None else y[:max_samples]
 
 # %% ../nbs/03_features.ipynb #5f466f0b
 def _hz_to_mel(f):
@@ -412,24 +304,6 @@ def speaker_normalise(
         rows = groups == g
         out[rows] = (np.asarray(S, np.float64)[rows] - mean) / np.maximum(std, floor)
     return out
-
-# %% ../nbs/03_features.ipynb #5e7a1ce1
-def add_white_noise(
-    y: np.ndarray,  # mono float32 samples
-    snr_db: float,  # the clip's power over the noise's, in dB
-    rng: np.random.Generator,  # the noise's source (seeded by the caller, so a copy is the same every time)
-) -> np.ndarray:
-    "The clip with white Gaussian noise `snr_db` below its mean power."
-    power = float(np.mean(np.square(y))) if len(y) else 0.0
-    return (y + rng.normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), len(y))).astype(np.float32)
-
-# %% ../nbs/03_features.ipynb #5e7a1ce3
-def quieter_16bit(
-    y: np.ndarray,  # mono float32 samples in [-1, 1]
-    db: float,  # the level change, in dB (negative: quieter)
-) -> np.ndarray:
-    "The clip `db` dB quieter and stored in 16 bits again, as a quieter recording would be: its noise floor rises."
-    return (np.round(y * 10 ** (db / 20) * 32767) / 32767).astype(np.float32)
 
 # %% ../nbs/03_features.ipynb #9a1c2ab0
 def feature_kwargs(settings: dict) -> dict:  # feature settings as `Config.feature_settings()`

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from .audio import load_audio, quiet_decoders, resample
 from .bundle import check_bundle_sha256, load_bundle
 from .core import SPEAKER_NORMS, Config, VoiceEmotionError, package_dir
 from .data import AUDIO_EXTENSIONS, audio_files
 from .encoders import analysed_seconds, fixed_frames
-from .features import load_audio, merge_moments, quiet_decoders, resample
+from .features import merge_moments
 from .store import clip_matrix, extract_features, samples_matrix
 
 # %% auto #0
@@ -620,7 +621,9 @@ class Timeline(NamedTuple):
 
         path, windows = self.overall['path'], self.table.to_dict('records')
         if page:
-            return predictions_page([{**self.overall, 'timeline': windows}], self.labels, base, title or Path(path).name)
+            return predictions_page(
+                [{**self.overall, 'timeline': windows}], self.labels, base, title or Path(path).name
+            )
         return timeline_html(windows, self.overall, self.labels, audio_source(path, base), waveform_peaks(path))
 
     def _repr_html_(self) -> str:

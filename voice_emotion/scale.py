@@ -594,7 +594,7 @@ def _recording(clips: list, seconds: float, file: Path) -> Path:
     "A long recording made of clips one after another (16 kHz)."
     import soundfile as sf
 
-    from voice_emotion.features import load_audio
+    from voice_emotion.audio import load_audio
 
     parts, total = [], 0
     for c in clips * 100:

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .audio import file_error, resample
 from .core import Config, VoiceEmotionError, cache_root, n_features
 from .encoders import WHISPER_SR, encoder_samples, encoder_settings, fixed_frames, load_encoder
-from .features import FEATURE_VERSION, clip_features, feature_kwargs, file_error, resample
+from .features import FEATURE_VERSION, clip_features, feature_kwargs
 
 # %% auto #0
 __all__ = ['KEY_BYTES', 'CLAIM_STALE_SECONDS', 'settings_key', 'content_key', 'FeatureCache', 'FeatureBatch', 'in_worker',
