@@ -106,7 +106,7 @@ def test_usage_errors_and_renamed_options(capsys, tmp_path):
     code, _, err = run(capsys, 'data', '--folds', '1')
     assert code == 1 and err.strip() == 'voice-emotion: error: folds must be at least 2 (got 1)'
 
-LAYERS = ['core', 'output', 'data', 'plots', 'audio', 'features', 'encoders', 'store', 'model', 'bundle', 'heads', 'training', 'evaluation', 'inference', 'scale',
+LAYERS = ['core', 'output', 'data', 'plots', 'audio', 'features', 'encoders', 'store', 'model', 'bundle', 'heads', 'training', 'evaluation', 'inference', 'tables', 'scale',
           'experiments', 'release', 'pipeline', 'cli', 'bench']  # the order of the data: a module imports only modules before it
 
 def _imports(module:str, source:str|None=None)->set:

@@ -357,7 +357,8 @@ def _predict_table(args, s: Config) -> int:
     "`predict --manifest` and/or `--scheduler`: in this process or on a cluster; a Parquet dataset with --output."
     from voice_emotion.inference import get_predictor
     from voice_emotion.output import nested_rows
-    from voice_emotion.scale import input_table, predict_on_cluster, predict_table
+    from voice_emotion.scale import predict_on_cluster
+    from voice_emotion.tables import input_table, predict_table
 
     segment = dict(window=s.window, hop=s.hop, silence_db=s.silence_db) if args.segment else None
     options = dict(segment=segment, speaker_norm=args.speaker_norm, min_confidence=s.min_confidence)

@@ -94,7 +94,7 @@ def format_predictions(
 
 # %% ../nbs/16_output.ipynb #7f557aa2
 def nested_rows(frame, labels: list) -> list[dict]:
-    "The flat rows of `scale.predict_table` as `format_predictions` takes them: a timeline under its file's row."
+    "The flat rows of `tables.predict_table` as `format_predictions` takes them: a timeline under its file's row."
     rows = []
     for r in json.loads(frame.to_json(orient='records')):
         if r.get('start') is not None:  # a window of the file row above

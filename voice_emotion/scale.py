@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -18,351 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .core import Config, VoiceEmotionError, is_url, write_json
+from . import tables
+from .core import Config, VoiceEmotionError
 from .features import merge_moments
-from .inference import audio_duration, find_audio, get_predictor, predict_files, predict_timeline
+from .inference import audio_duration, get_predictor, predict_files
 
 # %% auto #0
-__all__ = ['INPUT_COLUMNS', 'PART_FILE', 'RUN_FILE', 'read_manifest', 'input_table', 'partitions', 'output_columns', 'model_id',
-           'input_groups', 'table_summary', 'predict_table', 'write_part', 'dataset_counts', 'run_identity',
-           'prepare_output', 'ModelOnWorker', 'local_cluster', 'cluster_client', 'predict_on_cluster', 'check_visible',
-           'features_on_cluster', 'benchmark_cluster', 'cluster_plan']
-
-# %% ../nbs/12_scale.ipynb #5ca1e008
-def _folder(path: str) -> str:
-    "The folder of a local path or of a URL."
-    return path.rsplit('/', 1)[0] if is_url(path) else str(Path(path).parent)
-
-
-def _text(value) -> str | None:
-    "A text cell as str, or None where it is empty or missing (pandas reads those as NaN)."
-    return (
-        None
-        if value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip()
-        else str(value)
-    )
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).splitlines()[0][:160] if str(e).strip() else type(e).__name__
-
-# %% ../nbs/12_scale.ipynb #5ca1e011
-def read_manifest(file) -> pd.DataFrame:  # a CSV or Parquet file (`.parquet`, `.pq`), local or an fsspec URL
-    "The inputs a manifest lists: `path` (relative ones resolved from the manifest's folder) and `speaker` if given."
-    name = str(file)
-    if not is_url(name) and not Path(name).is_file():
-        raise VoiceEmotionError('no such manifest', path=file)
-    try:
-        if name.lower().endswith(('.parquet', '.pq')):
-            table = pd.read_parquet(name)
-        else:
-            table = pd.read_csv(name, dtype=str, keep_default_na=False)
-    except Exception as e:
-        raise VoiceEmotionError(f'not a readable CSV or Parquet manifest ({_first_line(e)})', path=file) from None
-    if 'path' not in table:
-        raise VoiceEmotionError(
-            f"the manifest has no 'path' column (columns: {', '.join(map(str, table.columns))})", path=file
-        )
-    base = _folder(name) if is_url(name) else str(Path(name).resolve().parent)
-
-    def resolve(p) -> str:
-        p = _text(p) or ''
-        if not p or is_url(p) or Path(p).is_absolute():
-            return p
-        return f'{base}/{p}' if is_url(base) else str(Path(base) / p)
-
-    out = pd.DataFrame({'path': [resolve(p) for p in table['path']]})
-    if 'speaker' in table:
-        out['speaker'] = pd.Series([_text(s) for s in table['speaker']], dtype=object)
-    return out
-
-# %% ../nbs/12_scale.ipynb #5ca1e014
-INPUT_COLUMNS = ['path', 'speaker', 'error']
-
-
-def input_table(
-    paths=(),  # audio files, folders, fsspec URLs
-    manifest=None,  # a CSV or Parquet manifest (`read_manifest`), read first
-) -> pd.DataFrame:
-    "Every input once: `path`, `speaker` (None unless the manifest gives one) and `error` (why it cannot be read)."
-    rows = []
-    if manifest is not None:
-        m = read_manifest(manifest)
-        speakers = m['speaker'] if 'speaker' in m else [None] * len(m)
-        for p, s in zip(m.path, speakers):
-            rows.append(dict(path=p, speaker=s, error=None if p else 'empty path in the manifest'))
-    for p in map(str, paths):
-        if is_url(p) or Path(p).is_file():
-            rows.append(dict(path=p, speaker=None, error=None))
-            continue
-        files, errors = find_audio([p])
-        rows += [dict(path=f, speaker=None, error=None) for f in files]
-        rows += [dict(path=e['path'], speaker=None, error=e['error']) for e in errors]
-    return pd.DataFrame(rows, columns=INPUT_COLUMNS, dtype=object)
-
-# %% ../nbs/12_scale.ipynb #5ca1e017
-def partitions(
-    table: pd.DataFrame,  # inputs, as `input_table` gives them
-    size: int = 100,  # at most this many inputs per partition
-) -> list[np.ndarray]:
-    "Row numbers of each partition: a speaker's clips (a folder's, without speakers) kept together where they fit."
-    if size < 1:
-        raise VoiceEmotionError(f'a partition needs at least one file (got {size})')
-    speaker = table['speaker'].where(table['speaker'].notna(), table['path'].map(_folder))
-    parts, current = [], []
-    for rows in speaker.groupby(speaker, sort=False).indices.values():  # groups in order of first appearance
-        for start in range(0, len(rows), size):
-            chunk = list(rows[start : start + size])
-            if len(current) + len(chunk) > size:
-                parts.append(np.array(current))
-                current = []
-            current += chunk
-    if current:
-        parts.append(np.array(current))
-    return parts
-
-# %% ../nbs/12_scale.ipynb #5ca1e020
-def output_columns(labels: list, segment: bool = False) -> dict:  # the model's classes
-    "The columns of the predictions and their Arrow types: the same in every partition."
-    import pyarrow as pa
-
-    return {
-        'path': pa.string(),
-        'speaker': pa.string(),
-        **({'start': pa.float64(), 'end': pa.float64()} if segment else {}),
-        'emotion': pa.string(),
-        'confidence': pa.float64(),
-        **{f'p_{l}': pa.float64() for l in labels},
-        'error': pa.string(),
-        'duration': pa.float64(),
-        'analysed_seconds': pa.float64(),
-        'speech': pa.float64(),
-        'note': pa.string(),
-        'model': pa.string(),
-    }
-
-# %% ../nbs/12_scale.ipynb #ffef6328
-def model_id(pred) -> str:  # a loaded bundle
-    "Names the model in every row: its recipe and a hash of its files (as `bundle.json` records them)."
-    files = json.dumps(pred.meta.get('files', {}), sort_keys=True).encode()
-    return f"{pred.meta.get('recipe') or 'model'}@{hashlib.sha256(files).hexdigest()[:12]}"
-
-# %% ../nbs/12_scale.ipynb #5ca1e022
-@contextlib.contextmanager
-def _local_copies(paths: list):  # local paths and fsspec URLs
-    "Yield (local file or None, reason) per path: local paths as they are, URLs copied to a folder removed afterwards."
-    tmp, out = None, []
-    try:
-        for i, p in enumerate(paths):
-            if not is_url(p):
-                out.append((p, None) if Path(p).is_file() else (None, 'no such file'))
-                continue
-            tmp = tmp or Path(tempfile.mkdtemp(prefix='voice-emotion-'))
-            local = tmp / f'{i}{Path(p.split("?")[0]).suffix}'  # the suffix tells the decoders what it is
-            try:
-                import fsspec
-
-                with fsspec.open(p, 'rb') as src, open(local, 'wb') as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-                out.append((str(local), None))
-            except Exception as e:
-                out.append((None, f'could not read it ({_first_line(e)})'))
-        yield out
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _timeline_rows(local, base: dict, pred, segment: dict, speaker_norm, min_confidence) -> list[dict]:
-    "One row for the file, then one per window (`start`, `end`), for a timeline of the file."
-    tl, overall = predict_timeline(
-        local, segment['window'], segment['hop'], str(pred.path), segment['silence_db'], speaker_norm=speaker_norm,
-        min_confidence=min_confidence,
-    )  # fmt: skip
-    p_cols = [f'p_{l}' for l in pred.labels]
-    scored = tl[tl[p_cols[0]].notna()]
-    file_row = dict(
-        base,
-        emotion=overall['emotion'],
-        confidence=overall['confidence'],
-        **({c: float(scored[c].astype(float).mean()) for c in p_cols} if len(scored) else {}),
-        duration=round(audio_duration(local), 3),
-        speech=None,  # the windows overlap: each says its own
-        note=overall.get('note'),
-    )
-    file_row['analysed_seconds'] = file_row['duration']
-    windows = [
-        dict(base, start=w['start'], end=w['end'], emotion=w['emotion'], confidence=w['confidence'], speech=w['speech'],
-             **{c: w[c] for c in p_cols})
-        for w in tl.to_dict('records')
-    ]  # fmt: skip
-    return [file_row, *windows]
-
-# %% ../nbs/12_scale.ipynb #5ca1e023
-def input_groups(
-    rows,  # inputs as dicts or a table (`path`, `speaker`)
-    speaker_norm: str,  # `off`, `folder` or `manifest`
-) -> list | None:
-    "The group each input is normalised with (its folder, or its manifest speaker), or None where answers are per clip."
-    rows = rows.to_dict('records') if isinstance(rows, pd.DataFrame) else rows
-    if speaker_norm == 'off':
-        return None
-    if speaker_norm == 'manifest':
-        missing = sum(r['speaker'] is None and not _text(r.get('error')) for r in rows)
-        if missing:
-            raise VoiceEmotionError(f'--speaker-norm manifest: {missing} inputs have no speaker in the manifest')
-        return [r['speaker'] for r in rows]
-    return [_folder(r['path']) for r in rows]  # the folder of the path as given (a URL's too), not of a local copy
-
-# %% ../nbs/12_scale.ipynb #91b2034b
-def table_summary(
-    table: pd.DataFrame,  # inputs: `path`, `speaker`, `error`
-    model=None,
-    speaker_norm: str = 'folder',  # `folder` or `manifest`
-    jobs: int = 1,
-) -> dict:
-    "The group sums of a table's answerable clips: the first pass of normalising across partitions (`merge_moments`)."
-    from voice_emotion.inference import files_summary
-
-    rows = [r for r in table[INPUT_COLUMNS].to_dict('records') if not _text(r['error'])]
-    with _local_copies([r['path'] for r in rows]) as local:
-        usable = [(r, f) for r, (f, reason) in zip(rows, local) if not reason]
-        if not usable:
-            return {}
-        groups = input_groups([r for r, _ in usable], speaker_norm)
-        return files_summary([f for _, f in usable], model, 'manifest', groups, jobs)
-
-# %% ../nbs/12_scale.ipynb #3dbddd00
-def predict_table(
-    table: pd.DataFrame,  # inputs: `path`, `speaker`, `error` (as `input_table` gives them)
-    model=None,  # bundle folder (None: the default model)
-    segment: dict | None = None,  # `window`, `hop`, `silence_db`: a timeline per file; None: one row per file
-    speaker_norm: str = 'off',  # `off`: per clip; `folder` / `manifest`: by folder / by the `speaker` column
-    min_confidence: float = Config.default('min_confidence'),
-    jobs: int = 1,  # feature processes (a Dask worker: 1)
-    summary: dict | None = None,  # `group_summary` of all the groups' clips, when the table holds only some of them
-) -> pd.DataFrame:
-    "The predictions of a table of inputs in the output schema: a row per input (and per window with `segment`)."
-    pred = get_predictor(model)
-    columns, ident = output_columns(pred.labels, segment is not None), model_id(pred)
-    rows = [
-        dict(path=p, speaker=_text(s), error=_text(e), model=ident)
-        for p, s, e in table[INPUT_COLUMNS].itertuples(index=False)
-    ]
-    with _local_copies([r['path'] if not r['error'] else '' for r in rows]) as local:
-        todo = []  # (row, local file) of the inputs that can be read
-        for r, (file, reason) in zip(rows, local):
-            r['error'] = r['error'] or reason
-            if not r['error']:
-                todo.append((r, file))
-        if segment is None:
-            out = rows
-            if todo:
-                df = predict_files(
-                    [f for _, f in todo], str(pred.path), jobs=jobs, speaker_norm=speaker_norm,
-                    min_confidence=min_confidence, speakers=input_groups([r for r, _ in todo], speaker_norm),
-                    summary=summary,
-                )  # fmt: skip
-                for (r, _), res in zip(todo, df.to_dict('records')):
-                    r.update({k: v for k, v in res.items() if k != 'path' and k in columns})
-        else:
-            out, files = [], {id(r): f for r, f in todo}
-            for r in rows:
-                try:
-                    out += (
-                        _timeline_rows(files[id(r)], r, pred, segment, speaker_norm, min_confidence)
-                        if id(r) in files
-                        else [r]
-                    )
-                except VoiceEmotionError as e:
-                    out.append(dict(r, error=e.reason))
-    return _typed(pd.DataFrame(out, columns=list(columns)), columns)
-
-
-def _typed(frame: pd.DataFrame, columns: dict) -> pd.DataFrame:
-    "Numbers as floats (NaN where missing), text as str or None."
-    for c, t in columns.items():
-        frame[c] = (
-            frame[c].astype(float) if str(t) == 'double' else frame[c].astype(object).where(frame[c].notna(), None)
-        )
-    return frame
-
-# %% ../nbs/12_scale.ipynb #5ca1e028
-PART_FILE = 'part-{:05d}.parquet'
-RUN_FILE = '_voice_emotion_run.json'
-
-
-def write_part(
-    frame: pd.DataFrame,  # a partition's predictions (`predict_table`)
-    out_dir,  # the dataset's folder
-    index: int,  # the partition's number
-    columns: dict,  # `output_columns`
-) -> Path:
-    "Write one partition's Parquet file atomically: a temporary name first, renamed into place once complete."
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    final = Path(out_dir) / PART_FILE.format(index)
-    tmp = final.with_name(f'.{final.name}.{uuid.uuid4().hex}.tmp')
-    pq.write_table(pa.Table.from_pandas(frame, schema=pa.schema(columns.items()), preserve_index=False), tmp)
-    os.replace(tmp, final)
-    return final
-
-# %% ../nbs/12_scale.ipynb #3d524757
-def dataset_counts(out_dir) -> dict:
-    "Rows and error rows of the Parquet parts in a folder (only the `error` column is read)."
-    import pyarrow.parquet as pq
-
-    rows = errors = 0
-    for f in sorted(Path(out_dir).glob('part-*.parquet')):
-        column = pq.read_table(f, columns=['error']).column('error')
-        rows, errors = rows + len(column), errors + len(column) - column.null_count
-    return dict(rows=rows, error_rows=errors)
-
-# %% ../nbs/12_scale.ipynb #e1b7a9ed
-def run_identity(table: pd.DataFrame, parts: list, model: str, options: dict) -> dict:
-    "What makes two runs the same: the inputs and their partitions, the model and the options."
-    inputs = hashlib.sha256(json.dumps([table.path.tolist(), table.speaker.tolist()], default=str).encode())
-    layout = hashlib.sha256(json.dumps([p.tolist() for p in parts]).encode())
-    return dict(inputs=len(table), inputs_sha256=inputs.hexdigest(), partitions=len(parts),
-                partitions_sha256=layout.hexdigest(), model=model, options=options)  # fmt: skip
-
-# %% ../nbs/12_scale.ipynb #77ac6180
-def prepare_output(out_dir, identity: dict, overwrite: bool = False) -> set:
-    "Make the dataset folder ready; the numbers of the partitions already written by this same run (none if new)."
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise VoiceEmotionError('--output must be a folder for the Parquet dataset', path=out)
-    run_file = out / RUN_FILE
-    if overwrite and out.exists():
-        for f in [*out.glob('part-*.parquet'), *out.glob('.part-*.tmp'), run_file]:
-            f.unlink(missing_ok=True)
-    if run_file.exists():
-        if json.loads(run_file.read_text()) != identity:
-            raise VoiceEmotionError(
-                'holds the results of another run (other inputs, model or options): pass --overwrite to replace '
-                'them, or another --output',
-                path=out,
-            )
-    elif out.exists() and any(out.glob('part-*.parquet')):
-        raise VoiceEmotionError(
-            'holds Parquet parts of unknown origin: pass --overwrite, or another --output', path=out
-        )
-    write_json(run_file, identity)  # atomically, the folder made if need be
-    done = {int(f.name[5:10]) for f in out.glob('part-*.parquet') if _readable_part(f)}
-    return {i for i in done if i < identity['partitions']}
-
-
-def _readable_part(file: Path) -> bool:
-    "Whether a Parquet part is whole (its footer readable); a damaged one is removed, so that the run redoes it."
-    import pyarrow.parquet as pq
-
-    try:
-        pq.read_metadata(file)
-        return True
-    except Exception:
-        file.unlink(missing_ok=True)
-        return False
+__all__ = ['ModelOnWorker', 'local_cluster', 'cluster_client', 'predict_on_cluster', 'check_visible', 'features_on_cluster',
+           'benchmark_cluster', 'cluster_plan']
 
 # %% ../nbs/12_scale.ipynb #5ca1e031
 try:
@@ -417,17 +78,17 @@ def cluster_client(
     try:
         client = Client(scheduler, timeout='10s')
     except (OSError, TimeoutError, ValueError) as e:
-        raise VoiceEmotionError(f'cannot reach the Dask scheduler at {scheduler} ({_first_line(e)})') from None
+        raise VoiceEmotionError(f'cannot reach the Dask scheduler at {scheduler} ({tables.first_line(e)})') from None
     with client:
         yield client
 
 # %% ../nbs/12_scale.ipynb #5ca1e035
 def _partition_task(index: int, table: pd.DataFrame, model, options: dict, out_dir, columns: dict, sums=None):
     "A Dask task: one partition predicted, then written (a summary returned) or returned whole."
-    frame = predict_table(table, model, **options, summary=sums)
+    frame = tables.predict_table(table, model, **options, summary=sums)
     if out_dir is None:
         return frame
-    write_part(frame, out_dir, index, columns)
+    tables.write_part(frame, out_dir, index, columns)
     return dict(index=index, files=len(table), rows=len(frame), errors=int(frame.error.notna().sum()))
 
 
@@ -455,16 +116,18 @@ def predict_on_cluster(
     pred = get_predictor(model)
     check_speaker_norm(speaker_norm, pred, segment is not None)
     model = None if model is None or str(model) == 'default' else str(pred.path)
-    table = input_table(paths, manifest)
+    table = tables.input_table(paths, manifest)
     if table.empty:
         raise VoiceEmotionError('no inputs: give audio files, folders or --manifest')
-    groups = input_groups(table, speaker_norm) if segment is None else None  # checked before any work
-    parts = partitions(table, partition_size)
+    groups = tables.input_groups(table, speaker_norm) if segment is None else None  # checked before any work
+    parts = tables.partitions(table, partition_size)
     options = dict(segment=segment, speaker_norm=speaker_norm, min_confidence=min_confidence)
-    columns = output_columns(pred.labels, segment is not None)
+    columns = tables.output_columns(pred.labels, segment is not None)
     done = set()
     if output is not None:
-        done = prepare_output(output, run_identity(table, parts, model_id(pred), options), overwrite)
+        done = tables.prepare_output(
+            output, tables.run_identity(table, parts, tables.model_id(pred), options), overwrite
+        )
     todo = [i for i in range(len(parts)) if i not in done]
     start, results, failed = time.perf_counter(), {}, {}
     with contextlib.ExitStack() as stack:
@@ -475,7 +138,7 @@ def predict_on_cluster(
         group_sums = {}
         if groups is not None and todo:  # the first pass: each partition's group sums, added up here
             firsts = [
-                client.submit(table_summary, table.iloc[p], model, speaker_norm, retries=1,
+                client.submit(tables.table_summary, table.iloc[p], model, speaker_norm, retries=1,
                               key=f'voice-emotion-sums-{i}-{uuid.uuid4().hex[:8]}')
                 for i, p in enumerate(parts)
             ]  # fmt: skip
@@ -498,7 +161,7 @@ def predict_on_cluster(
         for future in as_completed(futures) if futures else ():
             i = futures[future]
             if future.status == 'error':
-                failed[i] = _first_line(future.exception())
+                failed[i] = tables.first_line(future.exception())
             else:
                 results[i] = future.result()
             bar.update(len(parts[i]))
@@ -509,10 +172,14 @@ def predict_on_cluster(
         seconds=round(time.perf_counter() - start, 2), output=None if output is None else str(output),
     )  # fmt: skip
     if output is not None:  # the rows of the whole dataset, those written by earlier runs too
-        summary.update(dataset_counts(output))
+        summary.update(tables.dataset_counts(output))
         return None, summary
     frames = [results[i] for i in sorted(results)]
-    frame = pd.concat(frames, ignore_index=True) if frames else _typed(pd.DataFrame(columns=list(columns)), columns)
+    frame = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else tables.typed_columns(pd.DataFrame(columns=list(columns)), columns)
+    )
     summary['error_rows'] = int(frame.error.notna().sum())
     return frame, summary
 
