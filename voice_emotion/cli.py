@@ -353,20 +353,19 @@ def _add_cluster_options(p: argparse.ArgumentParser, verb: str):
     )
 
 
-def _predict_table(args, s: Config) -> int:
+def _predict_table(args, s: Config, predictor) -> int:
     "`predict --manifest` and/or `--scheduler`: in this process or on a cluster; a Parquet dataset with --output."
-    from voice_emotion.inference import get_predictor
     from voice_emotion.output import nested_rows
     from voice_emotion.scale import predict_on_cluster
     from voice_emotion.tables import input_table, predict_table
 
     segment = dict(window=s.window, hop=s.hop, silence_db=s.silence_db) if args.segment else None
     options = dict(segment=segment, speaker_norm=args.speaker_norm, min_confidence=s.min_confidence)
-    labels = get_predictor(args.model).labels
+    labels = predictor.labels
     if not args.scheduler:
         if args.overwrite or args.partition_size != 100:
             raise VoiceEmotionError('--partition-size and --overwrite go with --scheduler')
-        frame = predict_table(input_table(args.paths, args.manifest), args.model, jobs=s.jobs, **options)
+        frame = predict_table(input_table(args.paths, args.manifest), predictor, jobs=s.jobs, **options)
         summary = None
     else:
         frame, summary = predict_on_cluster(
@@ -400,7 +399,7 @@ def _emit(rows: list, labels: list, args) -> int:
 def cmd_predict(args) -> int:
     "Predict the emotion of files and folders; with --segment a timeline per file. Exit 1 if any file failed."
     from voice_emotion.audio import DECODER_LOG
-    from voice_emotion.inference import find_audio, get_predictor, predict_timeline
+    from voice_emotion.inference import Predictor, check_speaker_norm, find_audio
     from voice_emotion.output import PredictionWriter, check_output_path, nested_rows
 
     DECODER_LOG.verbose = args.verbose
@@ -411,55 +410,25 @@ def cmd_predict(args) -> int:
     if problem := (None if args.scheduler else check_output_path(args.output, args.paths)):
         print(f'voice-emotion predict: error: {problem}', file=sys.stderr)
         return 2
-    from voice_emotion.inference import check_speaker_norm, iter_predictions
-
-    check_speaker_norm(args.speaker_norm, get_predictor(args.model, args.model_sha256), args.segment)  # before any work
+    predictor = Predictor(args.model, args.model_sha256, s.min_confidence, s.jobs)
+    check_speaker_norm(args.speaker_norm, predictor.model, args.segment)  # before any work
     if args.scheduler or args.manifest:
-        return _predict_table(args, s)
-    pred = get_predictor(args.model)
-    labels, rows = pred.labels, []
-    if args.segment:
-        files, errors = find_audio(args.paths)
-        for f in files:
-            try:
-                tl, overall = predict_timeline(
-                    f,
-                    s.window,
-                    s.hop,
-                    args.model,
-                    silence_db=s.silence_db,
-                    speaker_norm=args.speaker_norm,
-                    min_confidence=s.min_confidence,
-                )
-                probs = (
-                    {l: float(tl[tl[f'p_{l}'].notna()][f'p_{l}'].astype(float).mean()) for l in labels}
-                    if overall['emotion'] in (*labels, 'uncertain')
-                    else {}
-                )
-                rows.append(
-                    dict(
-                        path=f,
-                        emotion=overall['emotion'],
-                        confidence=overall['confidence'],
-                        probabilities=probs,
-                        windows=overall['windows'],
-                        silent_windows=overall['silent_windows'],
-                        no_speech_windows=overall['no_speech_windows'],
-                        **({'note': overall['note']} if overall.get('note') else {}),
-                        timeline=json.loads(tl.to_json(orient='records')),
-                    )
-                )
-            except VoiceEmotionError as e:
-                rows.append(dict(path=f, error=e.reason))
-        rows += errors
-    else:  # written a chunk at a time: memory does not grow with the number of files
+        return _predict_table(args, s, predictor)
+    labels = predictor.labels
+    if not args.segment:  # written a chunk at a time: memory does not grow with the number of files
         with PredictionWriter(args.format, args.output, labels) as out:
-            for df in iter_predictions(
-                args.paths, args.model, jobs=s.jobs, speaker_norm=args.speaker_norm, min_confidence=s.min_confidence
-            ):
+            for df in predictor.predict_parts(args.paths, args.speaker_norm):
                 out.write(nested_rows(df, labels))  # probabilities None where no speech was heard (see the note)
         return out.status
-    return _emit(rows, labels, args)
+    files, errors = find_audio(args.paths)
+    rows = []
+    for f in files:
+        try:
+            tl = predictor.timeline(f, s.window, s.hop, s.silence_db, args.speaker_norm)
+            rows.append(dict(tl.file_row(), path=f, timeline=json.loads(tl.table.to_json(orient='records'))))
+        except VoiceEmotionError as e:
+            rows.append(dict(path=f, error=e.reason))
+    return _emit(rows + errors, labels, args)
 
 
 def _register_predict(sub):
@@ -898,11 +867,14 @@ def cmd_listen(args) -> int:
     import time
     from collections import Counter
 
-    from voice_emotion.inference import get_predictor, listen
+    from voice_emotion.inference import Predictor
     from voice_emotion.output import window_line
 
     s = _config(args)
-    labels = get_predictor(args.model).labels  # before the first sample: a bad model is said at once
+    predictor = Predictor(
+        args.model, min_confidence=s.min_confidence
+    )  # before the first sample: a bad model is said at once
+    labels = predictor.labels
     source = sys.stdin.buffer if args.source == '-' else open(args.source, 'rb')  # noqa: SIM115 (closed below)
     counts, delays, heard, status = Counter(), [], 0.0, 0
     cpu = time.process_time()
@@ -912,7 +884,7 @@ def cmd_listen(args) -> int:
             + ' '.join(f'{l[:7]:>7s}' for l in labels)
         )
     try:
-        for row in listen(source, args.model, s.window, s.hop, args.rate, s.silence_db, s.min_confidence):
+        for row in predictor.listen(source, s.window, s.hop, args.rate, s.silence_db):
             arrived = row.pop('arrived')
             counts[row['emotion']] += 1  # counted first: a Ctrl-C after the line still sums it up
             heard = row['end']

@@ -298,7 +298,7 @@ def speaker_normalise(
     moments = group_moments(S, groups) if moments is None else moments
     out = np.empty(np.shape(S), np.float32)
     for g in np.unique(groups):
-        n, s, q = moments[g][:3]  # a summary may carry more per group (`Predictor.group_summary`)
+        n, s, q = moments[g][:3]  # a summary may carry more per group (`LoadedModel.group_summary`)
         mean = s / n
         std = np.sqrt(np.maximum(q / n - mean**2, 0.0))
         rows = groups == g

@@ -14,7 +14,7 @@ import pandas as pd
 import soundfile as sf
 
 from .audio import load_audio, quiet_decoders, resample
-from .bundle import check_bundle_sha256, load_bundle
+from .bundle import LoadedModel, check_bundle_sha256, load_bundle
 from .core import SPEAKER_NORMS, Config, VoiceEmotionError, package_dir
 from .data import AUDIO_EXTENSIONS, audio_files
 from .encoders import analysed_seconds, fixed_frames
@@ -28,7 +28,7 @@ __all__ = ['MIN_SECONDS', 'MIN_SPEECH', 'VAD_THRESHOLD', 'DEFAULT_MODEL_SHA256',
            'speech_probabilities', 'speech_seconds', 'clip_speech_seconds', 'clipped_share', 'listen_to_clip',
            'clipping_note', 'no_speech', 'predict_array', 'predict_file', 'audio_duration', 'find_audio',
            'check_speaker_norm', 'group_note', 'iter_predictions', 'predict_files', 'files_summary', 'timeline_rows',
-           'predict_timeline', 'Timeline', 'sample_recording', 'stream_windows', 'listen']
+           'predict_timeline', 'Timeline', 'sample_recording', 'stream_windows', 'listen', 'Predictor']
 
 # %% ../nbs/10_inference.ipynb #af972e81
 MIN_SECONDS = 0.25  # shorter clips carry too little speech to classify
@@ -68,6 +68,10 @@ def get_predictor(
     sha256: str | None = None,  # pin: the SHA-256 its bundle.json must have (the default model's is pinned here)
 ):
     "A loaded bundle (cached: repeated calls cost nothing), its bundle.json checked against a pin where there is one."
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(getattr(model, 'model', None), LoadedModel):  # a `Predictor`
+        return model.model
     if model is None or str(model) == 'default':
         d = default_model_dir()
         if not (d / 'bundle.json').exists():
@@ -191,8 +195,9 @@ def _result(probs: np.ndarray, labels: list, min_confidence: float = 0.0) -> dic
 def predict_array(
     samples: np.ndarray,  # mono (or channels × samples) audio
     sr: int,  # its sample rate
-    model=None,
-) -> dict:  # bundle; None: the default model
+    model=None,  # bundle; None: the default model
+    min_confidence: float = Config.default('min_confidence'),  # below it the emotion is `uncertain` (note: the best)
+) -> dict:
     "Emotion, confidence and all probabilities for audio samples in memory (no emotion, and why, without speech)."
     pred = get_predictor(model)
     samples = np.asarray(samples, np.float32)
@@ -207,7 +212,7 @@ def predict_array(
     heard = speech_seconds(speech_probabilities([mono[: int(used * sr)]], sr)[0])
     if reason := no_speech(heard):
         return dict(emotion=None, confidence=None, probabilities=None, speech=heard, note=reason, **coverage)
-    res = _result(pred.predict_features(samples_matrix(mono, sr, pred.settings)[None])[0], pred.labels)
+    res = _result(pred.predict_features(samples_matrix(mono, sr, pred.settings)[None])[0], pred.labels, min_confidence)
     return dict(res, speech=heard, **coverage)
 
 # %% ../nbs/10_inference.ipynb #2f55d18c
@@ -322,7 +327,7 @@ def check_speaker_norm(
 
 # %% ../nbs/10_inference.ipynb #1546149f
 def group_note(
-    status: tuple,  # (normalised, clips of the group, why not) from `Predictor.group_status`
+    status: tuple,  # (normalised, clips of the group, why not) from `LoadedModel.group_status`
     word: str,  # what the group is: folder, speaker, recording
     unit: str = 'clips',  # what its members are: clips, or a recording's windows
 ) -> str:
@@ -406,7 +411,8 @@ def iter_predictions(
     speaker_norm: str = 'off',  # `off`: per clip; `folder`: a folder's clips share a voice; `manifest`: by `speakers`
     min_confidence: float = Config.default('min_confidence'),  # below it the emotion is `uncertain` (note: the best)
     speakers: list | None = None,  # the group of each path (files only): the speaker, or the folder a copy came from
-    summary: dict | None = None,  # `Predictor.group_summary` of all the groups' clips, when these are only some of them
+    summary: dict
+    | None = None,  # `LoadedModel.group_summary` of all the groups' clips, when these are only some of them
     chunk: int = 256,  # files decoded and encoded at once: memory is bounded by a chunk, not by the number of files
 ):  # yields DataFrames of `predict_files`' columns
     "The rows of `predict_files` a chunk at a time: per clip as each chunk is done; normalised once every clip is seen."
@@ -455,7 +461,8 @@ def predict_files(
     speaker_norm: str = 'off',  # `off`: per clip; `folder`: a folder's clips share a voice; `manifest`: by `speakers`
     min_confidence: float = Config.default('min_confidence'),  # below it the emotion is `uncertain` (note: the best)
     speakers: list | None = None,  # the group of each path (files only): the speaker, or the folder a copy came from
-    summary: dict | None = None,  # `Predictor.group_summary` of all the groups' clips, when these are only some of them
+    summary: dict
+    | None = None,  # `LoadedModel.group_summary` of all the groups' clips, when these are only some of them
     chunk: int = 256,  # files decoded and encoded at once (`iter_predictions`)
 ) -> pd.DataFrame:
     "One row per file: path, emotion, confidence, p_<emotion> per class, speech (seconds), duration, note, error."
@@ -473,7 +480,7 @@ def files_summary(
     jobs: int = 0,
     chunk: int = 128,
 ) -> dict:
-    "The `Predictor.group_summary` of these files' answerable clips: the first pass of normalising over many parts."
+    "The `LoadedModel.group_summary` of these files' answerable clips: the first pass of normalising over many parts."
     pred = get_predictor(model)
     check_speaker_norm(speaker_norm, pred)
     groups, parts = _file_groups(list(map(str, paths)), speaker_norm, speakers), []
@@ -501,7 +508,7 @@ def _windows(path, window: float, hop: float):
 
 def timeline_rows(
     windows,  # (start seconds, mono block, rate[, arrival time]) per window, as a file or live audio gives them
-    pred,  # the `Predictor`
+    pred,  # the `LoadedModel`
     silence_db: float = Config.default('silence_db'),
     batch: int = 32,  # windows listened to and answered together; 1: each the moment it is complete (live audio)
     min_confidence: float = Config.default('min_confidence'),  # below it a window's emotion is `uncertain`
@@ -615,6 +622,16 @@ class Timeline(NamedTuple):
     def labels(self) -> list:
         return [c[2:] for c in self.table.columns if c.startswith('p_')]
 
+    def file_row(self) -> dict:
+        "The recording's row as `predict` gives a file's: its overall answer, the probabilities averaged over windows."
+        scored = self.table[self.table[f'p_{self.labels[0]}'].notna()] if self.labels else self.table.iloc[:0]
+        answered = self.overall['emotion'] in (*self.labels, UNCERTAIN)
+        probs = {l: float(scored[f'p_{l}'].astype(float).mean()) for l in self.labels} if answered else {}
+        o = self.overall
+        row = dict(path=o['path'], emotion=o['emotion'], confidence=o['confidence'], probabilities=probs)
+        row.update({k: o[k] for k in ('windows', 'silent_windows', 'no_speech_windows') if k in o})
+        return {**row, 'note': o['note']} if o.get('note') else row
+
     def html(self, page: bool = False, base=None, title: str | None = None) -> str:  # base: the page's folder
         "The view (`output.timeline_html`): waveform, emotion band, stacked probabilities, a player, the table."
         from voice_emotion.output import audio_source, predictions_page, timeline_html, waveform_peaks
@@ -717,3 +734,71 @@ def listen(
     yield from timeline_rows(
         stream_windows(stream, window, hop, rate), pred, silence_db, batch=1, min_confidence=min_confidence
     )
+
+# %% ../nbs/10_inference.ipynb #162dff8d
+class Predictor:
+    "A model loaded once: `predict` samples, files or folders; `timeline` a long recording; `listen` to live audio."
+
+    def __init__(
+        self,
+        model=None,  # bundle folder, run folder, `default` or None (the default model), or a loaded bundle
+        sha256: str | None = None,  # pin: the SHA-256 its bundle.json must have
+        min_confidence: float = Config.default(
+            'min_confidence'
+        ),  # below it the emotion is `uncertain` (note: the best)
+        jobs: int = 0,  # processes that decode and extract (0: one per core)
+        batch_size: int = 64,  # clips the model reads at once
+    ):
+        self.model = get_predictor(model, sha256)
+        self.min_confidence, self.jobs, self.batch_size = min_confidence, jobs, batch_size
+
+    @property
+    def labels(self) -> list:
+        return self.model.labels
+
+    def predict(
+        self,
+        source,  # mono (or channels × samples) samples; or an audio file, a folder, or a list of them
+        sr: int | None = None,  # the samples' rate (samples only)
+        speaker_norm: str = 'off',  # `off`: per clip; `folder` or `manifest` (with `speakers`): a group shares a voice
+        speakers: list | None = None,  # the group of each path (`speaker_norm='manifest'`)
+        summary: dict | None = None,  # the groups' `LoadedModel.group_summary`, when these clips are some of them
+    ):  # samples: one answer (dict); paths: one row per file (DataFrame, `predict_files`' columns)
+        "The emotion of samples in memory, or of every file given (folders searched for audio)."
+        if isinstance(source, np.ndarray):
+            if sr is None:
+                raise VoiceEmotionError('predict needs sr= (the sample rate) when given samples')
+            return predict_array(source, sr, self.model, self.min_confidence)
+        paths = [source] if isinstance(source, (str, Path)) else list(source)
+        frames = list(self.predict_parts(paths, speaker_norm, speakers, summary))
+        return pd.concat(frames, ignore_index=True) if frames else _file_frame([], self.labels)
+
+    def predict_parts(self, paths, speaker_norm: str = 'off', speakers=None, summary=None, chunk: int = 256):
+        "`predict`'s rows a chunk of files at a time (`iter_predictions`): memory bounded however many files."
+        options = (self.batch_size, speaker_norm, self.min_confidence, speakers, summary, chunk)
+        yield from iter_predictions(paths, self.model, self.jobs, *options)
+
+    def timeline(
+        self,
+        path,  # audio file of any length
+        window: float = Config.default('window'),
+        hop: float = Config.default('hop'),
+        silence_db: float = Config.default('silence_db'),
+        speaker_norm: str = 'off',  # `recording`: the windows normalised together
+    ) -> Timeline:
+        "Per-window emotions of a recording and its overall answer (`predict_timeline`)."
+        return predict_timeline(path, window, hop, self.model, silence_db, 32, speaker_norm, self.min_confidence)
+
+    def listen(
+        self,
+        stream,  # WAV or raw 16-bit PCM (`stream_windows`)
+        window: float = Config.default('window'),
+        hop: float = Config.default('hop'),
+        rate: int = 16000,  # raw PCM's sample rate
+        silence_db: float = Config.default('silence_db'),
+    ):  # yields each window's row
+        "Each window of live audio as soon as it is complete (`listen`)."
+        yield from listen(stream, self.model, window, hop, rate, silence_db, self.min_confidence)
+
+    def __repr__(self):
+        return f'Predictor({self.model.path}, labels={self.labels})'

@@ -359,11 +359,11 @@ SAMPLE_PAGE = 'sample-recording.html'  # the report site's page for the bundled 
 
 def write_sample_page(reports_dir='reports', model=None) -> Path:  # the site's folder; a bundle (None: the shipped one)
     "The timeline page of the bundled recording (`inference.sample_recording`), for the report site to link."
-    from voice_emotion.inference import predict_timeline, sample_recording
+    from voice_emotion.inference import Predictor, sample_recording
 
     out = Path(reports_dir) / SAMPLE_PAGE
     out.parent.mkdir(parents=True, exist_ok=True)
-    timeline = predict_timeline(sample_recording(), model=model)
+    timeline = Predictor(model).timeline(sample_recording())
     out.write_text(timeline.html(page=True, base=out.parent, title='The bundled sample recording'), encoding='utf-8')
     return out
 

@@ -42,11 +42,11 @@ class ModelOnWorker(WorkerPlugin):
 
     def setup(self, worker):
         from voice_emotion.data import sample_dir
-        from voice_emotion.inference import predict_file
+        from voice_emotion.inference import Predictor
         from voice_emotion.store import one_thread
 
         one_thread()
-        predict_file(next(iter(sorted(sample_dir().rglob('*.flac')))), self.model)
+        Predictor(self.model).predict(next(iter(sorted(sample_dir().rglob('*.flac')))))  # loads all it needs
 
 # %% ../nbs/12_scale.ipynb #5ca1e032
 def local_cluster(workers: int):

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .core import Config, VoiceEmotionError, is_url, write_json
-from .inference import audio_duration, find_audio, get_predictor, predict_files, predict_timeline
+from .inference import Predictor, audio_duration, find_audio
 
 # %% auto #0
 __all__ = ['INPUT_COLUMNS', 'PART_FILE', 'RUN_FILE', 'first_line', 'read_manifest', 'input_table', 'partitions', 'output_columns',
@@ -171,13 +171,10 @@ def _local_copies(paths: list):  # local paths and fsspec URLs
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _timeline_rows(local, base: dict, pred, segment: dict, speaker_norm, min_confidence) -> list[dict]:
+def _timeline_rows(local, base: dict, predictor, segment: dict, speaker_norm) -> list[dict]:
     "One row for the file, then one per window (`start`, `end`), for a timeline of the file."
-    tl, overall = predict_timeline(
-        local, segment['window'], segment['hop'], str(pred.path), segment['silence_db'], speaker_norm=speaker_norm,
-        min_confidence=min_confidence,
-    )  # fmt: skip
-    p_cols = [f'p_{l}' for l in pred.labels]
+    tl, overall = predictor.timeline(local, segment['window'], segment['hop'], segment['silence_db'], speaker_norm)
+    p_cols = [f'p_{l}' for l in predictor.labels]
     scored = tl[tl[p_cols[0]].notna()]
     file_row = dict(
         base,
@@ -233,7 +230,7 @@ def table_summary(
 # %% ../nbs/10a_tables.ipynb #3dbddd00
 def predict_table(
     table: pd.DataFrame,  # inputs: `path`, `speaker`, `error` (as `input_table` gives them)
-    model=None,  # bundle folder (None: the default model)
+    model=None,  # a `Predictor`, or a bundle folder (None: the default model)
     segment: dict | None = None,  # `window`, `hop`, `silence_db`: a timeline per file; None: one row per file
     speaker_norm: str = 'off',  # `off`: per clip; `folder` / `manifest`: by folder / by the `speaker` column
     min_confidence: float = Config.default('min_confidence'),
@@ -241,8 +238,8 @@ def predict_table(
     summary: dict | None = None,  # `group_summary` of all the groups' clips, when the table holds only some of them
 ) -> pd.DataFrame:
     "The predictions of a table of inputs in the output schema: a row per input (and per window with `segment`)."
-    pred = get_predictor(model)
-    columns, ident = output_columns(pred.labels, segment is not None), model_id(pred)
+    predictor = Predictor(model, min_confidence=min_confidence, jobs=jobs)  # a `Predictor`'s model is not reloaded
+    columns, ident = output_columns(predictor.labels, segment is not None), model_id(predictor.model)
     rows = [
         dict(path=p, speaker=_text(s), error=_text(e), model=ident)
         for p, s, e in table[INPUT_COLUMNS].itertuples(index=False)
@@ -256,22 +253,16 @@ def predict_table(
         if segment is None:
             out = rows
             if todo:
-                df = predict_files(
-                    [f for _, f in todo], str(pred.path), jobs=jobs, speaker_norm=speaker_norm,
-                    min_confidence=min_confidence, speakers=input_groups([r for r, _ in todo], speaker_norm),
-                    summary=summary,
-                )  # fmt: skip
+                speakers = input_groups([r for r, _ in todo], speaker_norm)
+                files = [f for _, f in todo]
+                df = predictor.predict(files, speaker_norm=speaker_norm, speakers=speakers, summary=summary)
                 for (r, _), res in zip(todo, df.to_dict('records')):
                     r.update({k: v for k, v in res.items() if k != 'path' and k in columns})
         else:
             out, files = [], {id(r): f for r, f in todo}
             for r in rows:
                 try:
-                    out += (
-                        _timeline_rows(files[id(r)], r, pred, segment, speaker_norm, min_confidence)
-                        if id(r) in files
-                        else [r]
-                    )
+                    out += _timeline_rows(files[id(r)], r, predictor, segment, speaker_norm) if id(r) in files else [r]
                 except VoiceEmotionError as e:
                     out.append(dict(r, error=e.reason))
     return typed_columns(pd.DataFrame(out, columns=list(columns)), columns)
