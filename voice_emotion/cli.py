@@ -26,14 +26,12 @@ from voice_emotion.core import (
 )
 
 # %% auto #0
-__all__ = ['RECIPE_HELP', 'EPOCHS_HELP', 'cmd_data', 'cmd_features', 'cmd_train', 'cmd_evaluate', 'cmd_predict',
-           'cmd_make_default', 'cmd_compare', 'cmd_cross_corpus', 'cmd_report', 'cmd_docs', 'cmd_cache', 'cmd_bench',
-           'cmd_listen', 'build_parser', 'main', 'Terminated']
+__all__ = ['SPEAKER_NORM_HELP', 'RECIPE_HELP', 'EPOCHS_HELP', 'JSON', 'DATA', 'RECIPE', 'EPOCHS', 'JOBS', 'REPORTS_DIR',
+           'PREDICT_FORMAT', 'cmd_data', 'cmd_features', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_make_default',
+           'cmd_compare', 'cmd_cross_corpus', 'cmd_report', 'cmd_docs', 'cmd_cache', 'cmd_bench', 'cmd_listen',
+           'build_parser', 'main', 'Terminated']
 
 # %% ../nbs/14_cli.ipynb #69193561
-_LATER_COMMANDS = []  # subcommands defined further down register here
-
-
 def _config_option(p: argparse.ArgumentParser, field: str, *flags, **kw):
     "An option for a `Config` field: its flag, type, choices, help and default all come from the field."
     kind = Config.__dataclass_fields__[field].type.split(' | ')[0]
@@ -48,16 +46,6 @@ def _config_option(p: argparse.ArgumentParser, field: str, *flags, **kw):
     p.add_argument(*(flags or (f'--{field.replace("_", "-")}',)), dest=field, default=None, **kw)
 
 
-def _add_data_options(p: argparse.ArgumentParser):
-    _config_option(p, 'dataset')
-    p.add_argument(
-        '--data-dir',
-        metavar='DIR',
-        help='corpus folder (CREMA-D: downloaded with kagglehub when omitted; --dataset manifest: the CSV or Parquet '
-        'file: path, emotion, speaker, optional sex, corpus, language)',
-    )
-
-
 class _RenamedOption(argparse.Action):
     "An option's old spelling: one line naming the new one, exit status 2 (a usage error), never a traceback."
 
@@ -70,32 +58,17 @@ class _RenamedOption(argparse.Action):
         sys.exit(2)
 
 
-def _add_corpus_weights_option(p: argparse.ArgumentParser):
-    _config_option(p, 'corpus_weights')  # fmt: skip
-
-
+SPEAKER_NORM_HELP = (
+    "off (default): every clip is answered on its own, whatever the folder layout. Normalise only where you know "
+    "which clips share a voice: folder (the clips of each folder are one speaker's), manifest (the manifest's speaker "
+    "column), recording (with --segment: the windows of each recording). A normalised row says over which group and "
+    "how many clips; a group of fewer than 10 clips, or whose per-clip answers are mostly one emotion, stays per clip "
+    "and says why"
+)
 RECIPE_HELP = (
     f'how the model is made: a preset ({", ".join(PRESETS)}), a recipe file (.toml, may extend a preset) or a name '
     f'from the experiment grid (default: {DEFAULT_RECIPE})'
 )
-
-
-def _add_recipe_option(p: argparse.ArgumentParser):
-    p.add_argument('--recipe', default=DEFAULT_RECIPE, metavar='RECIPE', help=RECIPE_HELP)
-    p.add_argument(
-        '--set',
-        action='append',
-        default=[],
-        dest='changes',
-        metavar='NAME=VALUE',
-        help="change one of the recipe's settings (repeat it; lists by commas, none for None): "
-        '--set mel_range=45 --set speed_copies=0.9,1.1',
-    )
-    p.add_argument(
-        '--model',
-        action=_RenamedOption,
-        hint='names a trained bundle (predict, evaluate); choose how to train with --recipe RECIPE',
-    )
 
 
 def _recipe_config(name: str, **overrides) -> Config:
@@ -342,17 +315,6 @@ def cmd_evaluate(args) -> int:
     return 0
 
 # %% ../nbs/14_cli.ipynb #c1a5e7e2
-def _add_cluster_options(p: argparse.ArgumentParser, verb: str):
-    p.add_argument(
-        '--scheduler',
-        metavar='ADDRESS',
-        help=f'{verb} on a Dask cluster: "local" starts one on this machine; tcp://HOST:PORT joins a running one',
-    )
-    p.add_argument(
-        '--workers', type=int, metavar='N', help='--scheduler local: workers, one thread each (default: cores)'
-    )
-
-
 def _predict_table(args, s: Config, predictor) -> int:
     "`predict --manifest` and/or `--scheduler`: in this process or on a cluster; a Parquet dataset with --output."
     from voice_emotion.output import nested_rows
@@ -430,77 +392,6 @@ def cmd_predict(args) -> int:
             rows.append(dict(path=f, error=e.reason))
     return _emit(rows + errors, labels, args)
 
-
-def _register_predict(sub):
-    p = sub.add_parser(
-        'predict',
-        help='predict the emotion of audio files or folders',
-        description='Predict the emotion of WAV, FLAC, OGG or MP3 files (folders are searched recursively). '
-        'Exit status: 0 all files succeeded, 1 some failed, 2 usage error.',
-    )
-    p.add_argument('paths', nargs='*', metavar='PATH', help='audio files or folders')
-    p.add_argument(
-        '--model',
-        metavar='BUNDLE',
-        help='bundle or run folder (default: the model shipped with the package; "default" names it)',
-    )
-    p.add_argument(
-        '--model-sha256',
-        metavar='HASH',
-        help="refuse the model unless its bundle.json has this SHA-256 (as its publisher gives it; a BUNDLE.sha256 "
-        "file beside the bundle folder pins it too; the shipped model is pinned by the package)",
-    )
-    p.add_argument(
-        '--format',
-        choices=('table', 'json', 'csv', 'html'),
-        default='table',
-        help='output format (default: table); html: one self-contained page to look at and listen to (with -o)',
-    )
-    p.add_argument(
-        '--output',
-        '-o',
-        metavar='FILE',
-        help='write the output to FILE instead of the terminal (with --scheduler: a folder, the Parquet dataset)',
-    )
-    p.add_argument('--segment', action='store_true', help='long recordings: a timeline of windows, silence marked')
-    _config_option(p, 'window')
-    _config_option(p, 'hop')
-    _config_option(p, 'silence_db')
-    _config_option(p, 'jobs', '--jobs', '-j')
-    _config_option(p, 'min_confidence', metavar='P')
-    p.add_argument(
-        '--speaker-norm',
-        choices=SPEAKER_NORMS,
-        default='off',
-        help="off (default): every clip is answered on its own, whatever the folder layout. Normalise only where you "
-        "know which clips share a voice: folder (the clips of each folder are one speaker's), manifest (the "
-        "manifest's speaker column), recording (with --segment: the windows of each recording). A normalised row "
-        "says over which group and how many clips; a group of fewer than 10 clips, or whose per-clip answers are "
-        "mostly one emotion, stays per clip and says why",
-    )
-    p.add_argument(
-        '--verbose', '-v', action='store_true', help="let the audio decoders' own messages through to the terminal"
-    )
-    p.add_argument(
-        '--manifest',
-        metavar='FILE',
-        help='CSV or Parquet file of inputs: a path column (relative to the file), optionally a speaker column',
-    )
-    _add_cluster_options(p, 'predict')
-    p.add_argument(
-        '--partition-size', type=int, default=100, metavar='N', help='--scheduler: files per task and per part file'
-    )
-    p.add_argument(
-        '--overwrite', action='store_true', help='--scheduler --output: start again instead of resuming the run'
-    )
-    p.add_argument(
-        '--bench', action=_RenamedOption, hint='moved: voice-emotion bench predict (bench cluster: clusters)'
-    )
-    p.set_defaults(func=cmd_predict)
-
-
-_LATER_COMMANDS.append(_register_predict)
-
 # %% ../nbs/14_cli.ipynb #efd95668
 def cmd_make_default(args) -> int:
     "Retrain the default model shipped with the package (k-fold measurement, final training, model card)."
@@ -515,39 +406,6 @@ def cmd_make_default(args) -> int:
     )  # fmt: skip
     print(f"default model written to {out} (card: {out / 'MODEL_CARD.md'})")
     return 0
-
-
-def _register_make_default(sub):
-    m = sub.add_parser(
-        'make-default',
-        help='retrain the default model and its model card (maintainers)',
-        description='Measure the recipe with 5-fold speaker k-fold on RAVDESS (and every --also corpus), train the '
-        'final model on all their actors, and write the bundle and MODEL_CARD.md into the package (or --out).',
-    )
-    m.add_argument('--data-dir', required=True, metavar='DIR', help='RAVDESS folder (Actor_01 … Actor_20)')
-    _config_option(m, 'folds')
-    _config_option(m, 'epochs', help=EPOCHS_HELP)
-    _add_recipe_option(m)
-    _config_option(m, 'seed')
-    m.add_argument('--out', metavar='DIR', help='bundle folder to write (default: the package default model)')
-    m.add_argument(
-        '--kfold-run',
-        metavar='DIR',
-        help='reuse this speaker-kfold run of the same recipe and seed (e.g. from compare)',
-    )
-    m.add_argument(
-        '--also',
-        action='append',
-        metavar='DATASET=DIR',
-        help='another corpus to train on with RAVDESS (repeatable), e.g. nemo=../shared/data/nemo16k',
-    )
-    _add_corpus_weights_option(m)
-    m.add_argument('--comparison', metavar='FILE', help="compare's comparison.json, for the card's table of recipes")
-    m.add_argument('--cross-corpus', metavar='FILE', help="cross-corpus's cross_corpus.json, for the card's matrix")
-    m.set_defaults(func=cmd_make_default)
-
-
-_LATER_COMMANDS.append(_register_make_default)
 
 # %% ../nbs/14_cli.ipynb #d143d85e
 def cmd_compare(args) -> int:
@@ -564,38 +422,6 @@ def cmd_compare(args) -> int:
         )
     )
     return 0
-
-
-def _register_compare(sub):
-    c = sub.add_parser(
-        'compare',
-        help='compare recipes under speaker-kfold, several seeds, same folds',
-        description='Train and evaluate each recipe × seed with the speaker-kfold protocol on the same folds; '
-        'results go to OUT/comparison.json (read by the model notebook).',
-    )
-    _add_data_options(c)
-    c.add_argument(
-        '--recipes',
-        nargs='+',
-        default=[DEFAULT_RECIPE],
-        metavar='RECIPE',
-        help=f'recipes to compare: presets, recipe files or experiment-grid names (default: {DEFAULT_RECIPE})',
-    )
-    c.add_argument('--models', action=_RenamedOption, hint='was renamed: compare recipes with --recipes RECIPE ...')
-    seeds = [Config.default('seed') + k for k in range(3)]
-    c.add_argument('--seeds', nargs='+', type=int, default=seeds, help=f'seeds (default: {" ".join(map(str, seeds))})')
-    _config_option(c, 'folds')
-    _config_option(c, 'epochs', help=EPOCHS_HELP)
-    c.add_argument(
-        '--out',
-        default='reports/model-comparison',
-        metavar='DIR',
-        help='results folder (default: reports/model-comparison)',
-    )
-    c.set_defaults(func=cmd_compare)
-
-
-_LATER_COMMANDS.append(_register_compare)
 
 # %% ../nbs/14_cli.ipynb #c0c0a102
 def cmd_cross_corpus(args) -> int:
@@ -641,34 +467,6 @@ def cmd_cross_corpus(args) -> int:
     print(f'\nsaved to {out}')
     return 0
 
-
-def _register_cross_corpus(sub):
-    c = sub.add_parser(
-        'cross-corpus',
-        help='train on each set of corpora, test on each corpus (a linear recipe)',
-        description='Train on each corpus, on all of them together (and, with three or more, on all but one) and test '
-        'on every corpus: whole when it was not trained on, by speaker k-fold when it was. Results go to '
-        'OUT/cross_corpus.json (shown in the experiments chapter).',
-    )
-    c.add_argument('--dataset', action='append', required=True, choices=DATASETS, help='a corpus (repeat it)')
-    c.add_argument('--data-dir', action='append', metavar='DIR', help='its folder or manifest (one per --dataset)')
-    _add_recipe_option(c)
-    c.add_argument(
-        '--normalise',
-        nargs='+',
-        choices=('none', 'corpus', 'speaker'),
-        default=['none', 'corpus', 'speaker'],
-        help='statistics as they are, z-normalised within each corpus, or within each speaker (default: all three)',
-    )
-    _config_option(c, 'folds')
-    _add_corpus_weights_option(c)
-    c.add_argument('--out', default='reports/cross-corpus', metavar='DIR', help='default: reports/cross-corpus')
-    c.add_argument('--json', action='store_true', help='print JSON')
-    c.set_defaults(func=cmd_cross_corpus)
-
-
-_LATER_COMMANDS.append(_register_cross_corpus)
-
 # %% ../nbs/14_cli.ipynb #24e495ad
 def cmd_report(args) -> int:
     "Run the stage notebooks with papermill into reports/<RUN>/ and update the report site."
@@ -691,39 +489,6 @@ def cmd_report(args) -> int:
     rec = run_report(cfg, args.name, args.stages, args.reports_dir, args.notebooks, log=sys.stdout)
     return 0 if rec['status'] == 'ok' else 1
 
-
-def _register_report(sub):
-    from voice_emotion.pipeline import STAGES
-
-    r = sub.add_parser(
-        'report',
-        help='run the stage notebooks with papermill and render the report site',
-        description='Execute the stage notebooks with parameters into reports/<RUN>/ (notebooks, HTML, index) '
-        'and list the run in reports/index.html. With no options: the bundled sample, offline.',
-    )
-    _add_data_options(r)
-    _config_option(r, 'protocol')
-    _config_option(r, 'epochs', help=EPOCHS_HELP)
-    _config_option(r, 'seed')
-    _config_option(r, 'folds')
-    _add_recipe_option(r)
-    r.add_argument(
-        '--name', metavar='RUN', help='run name (default: DATASET-PROTOCOL); re-running a name replaces that run'
-    )
-    r.add_argument(
-        '--stages',
-        nargs='+',
-        choices=list(STAGES),
-        metavar='STAGE',
-        help=f'stages to run (default: all: {" ".join(STAGES)})',
-    )
-    r.add_argument('--reports-dir', default='reports', metavar='DIR', help='report site folder (default: ./reports)')
-    r.add_argument('--notebooks', metavar='DIR', help="stage notebooks (default: the project's nbs/)")
-    r.set_defaults(func=cmd_report)
-
-
-_LATER_COMMANDS.append(_register_report)
-
 # %% ../nbs/14_cli.ipynb #73c89ac5
 def cmd_docs(args) -> int:
     "Execute every chapter with its default parameters and render the documentation site into reports/docs/."
@@ -732,22 +497,6 @@ def cmd_docs(args) -> int:
     r = render_docs(args.reports_dir, args.notebooks, log=sys.stdout)
     print(f"{'ok' if r['ok'] else 'failed'}: {r['docs']}")
     return 0 if r['ok'] else 1
-
-
-def _register_docs(sub):
-    d = sub.add_parser(
-        'docs',
-        help='render the documentation site (every chapter, executed) into reports/docs/',
-        description='Execute every notebook of nbs/ with its default parameters and render the documentation '
-        'site (signatures, examples, sidebar) into REPORTS_DIR/docs/, linked from REPORTS_DIR/index.html. '
-        'Works offline: no Quarto needed; the checks in the chapters need the dev extras (pip install -e ".[dev]").',
-    )
-    d.add_argument('--reports-dir', default='reports', metavar='DIR', help='report site folder (default: ./reports)')
-    d.add_argument('--notebooks', metavar='DIR', help="the notebooks (default: the project's nbs/)")
-    d.set_defaults(func=cmd_docs)
-
-
-_LATER_COMMANDS.append(_register_docs)
 
 # %% ../nbs/14_cli.ipynb #c4c1e102
 def _size(n: int) -> str:  # bytes
@@ -786,26 +535,6 @@ def cmd_cache(args) -> int:
     return 0
 
 # %% ../nbs/14_cli.ipynb #6c367bf3
-def _register_cache(sub):
-    c = sub.add_parser(
-        'cache',
-        help='list the feature cache, or remove what has not been used for a while',
-        description="The feature cache keeps a folder per feature settings (each recipe's encoder frames, each "
-        "training copy, the seed's features), and nothing expires by itself. Without options: each folder's size, "
-        'clips, last use and what it holds. A removed folder is extracted again when a command needs it.',
-    )
-    _config_option(c, 'cache_dir', metavar='DIR')
-    what = c.add_mutually_exclusive_group()
-    what.add_argument('--unused-days', type=float, metavar='DAYS', help='remove folders not used for DAYS days')
-    what.add_argument('--clear', action='store_true', help='remove every folder')
-    c.add_argument('--dry-run', action='store_true', help='say what would be removed, remove nothing')
-    c.add_argument('--json', action='store_true', help='print JSON')
-    c.set_defaults(func=cmd_cache)
-
-
-_LATER_COMMANDS.append(_register_cache)
-
-
 def cmd_bench(args) -> int:
     "`voice-emotion bench WHAT`: figures measured side by side in one run, printed, or kept as JSON with --output."
     from voice_emotion import bench
@@ -834,32 +563,6 @@ def cmd_bench(args) -> int:
         write_json(args.output, r)
     print(json.dumps(r, indent=2, default=str) if args.format == 'json' else text)
     return 0
-
-
-def _register_bench(sub):
-    b = sub.add_parser(
-        'bench',
-        help='benchmarks that measure the tool itself, figures side by side in one run',
-        description="features: the seed's feature loop against this extraction; predict: start-up, warm latency and "
-        'batch throughput (--against: a second model beside it); cluster: the single-process path against local Dask '
-        'clusters of 1 and 2 workers; memory: peak memory of predict over folders of --inputs files; listen: a '
-        "recording piped into listen at real-time speed, each window's delay and the CPU it needs.",
-    )
-    b.add_argument('what', choices=('features', 'predict', 'listen', 'cluster', 'memory'), help='what to measure')
-    _add_data_options(b)
-    b.add_argument('--model', metavar='BUNDLE', help='predict, cluster, memory: a bundle (default: the shipped model)')
-    b.add_argument('--against', metavar='BUNDLE', help='predict: measure this model too, side by side')
-    b.add_argument('-n', type=int, metavar='CLIPS', help='features: clips (default: all); predict, cluster: 200')
-    b.add_argument('--recording', metavar='FILE', help='listen: the recording (default: the bundled one)')
-    b.add_argument('--speed', type=float, default=1.0, help='listen: times real time (default: 1)')
-    b.add_argument('--inputs', type=int, nargs='+', default=[1000, 20000], metavar='N', help='memory: inputs per run')
-    _config_option(b, 'jobs', '--jobs', '-j', metavar='N')
-    b.add_argument('--format', choices=('table', 'json'), default='table', help='output format (default: table)')
-    b.add_argument('--output', '-o', metavar='FILE', help='also keep the figures in FILE (JSON)')
-    b.set_defaults(func=cmd_bench)
-
-
-_LATER_COMMANDS.append(_register_bench)
 
 # %% ../nbs/14_cli.ipynb #733cfce4
 def cmd_listen(args) -> int:
@@ -908,116 +611,229 @@ def cmd_listen(args) -> int:
         print('listened: no complete window', file=sys.stderr)
     return status
 
-
-def _register_listen(sub):
-    li = sub.add_parser(
-        'listen',
-        help='follow live audio from a pipe: a line per window as soon as it is complete',
-        description='Read 16-bit PCM audio as it arrives (WAV as arecord, sox or ffmpeg write it, or raw mono PCM at '
-        '--rate) and print each window the moment its last sample is in, with the columns of predict --segment; at '
-        'the end of input or on Ctrl-C, a summary (on stderr) with the delay after each window and the CPU it took. '
-        'Example: arecord -f S16_LE -r 16000 -c 1 | voice-emotion listen -',
-    )
-    li.add_argument('source', metavar='SOURCE', help='- for standard input, or a file or named pipe')
-    li.add_argument('--rate', type=int, default=16000, help='raw PCM: samples per second (default: 16000)')
-    li.add_argument('--model', metavar='BUNDLE', help='bundle folder (default: the shipped model)')
-    _config_option(li, 'window')
-    _config_option(li, 'hop')
-    _config_option(li, 'silence_db')
-    _config_option(li, 'min_confidence', metavar='P')
-    li.add_argument(
-        '--format', choices=('table', 'json'), default='table', help='table, or JSON lines (default: table)'
-    )
-    li.set_defaults(func=cmd_listen)
-
-
-_LATER_COMMANDS.append(_register_listen)
-
 # %% ../nbs/14_cli.ipynb #d526872b
+def _cluster_options(verb: str) -> list:
+    return [
+        ('--scheduler', dict(metavar='ADDRESS', help=f'{verb} on a Dask cluster: "local" starts one on this machine; '
+                             'tcp://HOST:PORT joins a running one')),
+        ('--workers', dict(type=int, metavar='N', help='--scheduler local: workers, one thread each (default: cores)')),
+    ]  # fmt: skip
+
+
+JSON = ('--json', dict(action='store_true', help='print JSON'))
+DATA = ['dataset', ('--data-dir', dict(metavar='DIR', help=(
+    'corpus folder (CREMA-D: downloaded with kagglehub when omitted; --dataset manifest: the CSV or Parquet '
+    'file: path, emotion, speaker, optional sex, corpus, language)')))]  # fmt: skip
+RECIPE = [
+    ('--recipe', dict(default=DEFAULT_RECIPE, metavar='RECIPE', help=RECIPE_HELP)),
+    ('--set', dict(action='append', default=[], dest='changes', metavar='NAME=VALUE', help=(
+        "change one of the recipe's settings (repeat it; lists by commas, none for None): "
+        '--set mel_range=45 --set speed_copies=0.9,1.1'))),
+    ('--model', dict(action=_RenamedOption, hint='names a trained bundle (predict, evaluate); choose how to train with '
+                     '--recipe RECIPE')),
+]  # fmt: skip
+EPOCHS = ('epochs', dict(help=EPOCHS_HELP))
+JOBS = ('jobs', '--jobs', '-j', {})
+REPORTS_DIR = ('--reports-dir', dict(default='reports', metavar='DIR', help='report site folder (default: ./reports)'))
+PREDICT_FORMAT = ('table', 'json', 'csv', 'html')
+
+
+def _commands() -> dict:
+    "Each subcommand: its function, help, description and options (a `Config` field's name, or flags and keywords)."
+    from voice_emotion.pipeline import STAGES
+
+    seeds = [Config.default('seed') + k for k in range(3)]
+    return {
+        'data': (cmd_data, 'count the clips of a corpus per emotion, speaker and split part',
+                 'Scan a corpus, report unusable files and show the split.',
+                 [*DATA, ('protocol', '--split', '--protocol', {}), 'seed', 'folds',
+                  ('--write-manifest', dict(metavar='FILE', help=(
+                      'also write the corpus as a CSV manifest (path, emotion, speaker, sex, corpus, sentence): '
+                      'concatenate several to train on them together (--dataset manifest)'))), JSON]),
+        'features': (cmd_features, 'extract and cache the features of a corpus',
+                     "Extract what a recipe reads of every six-class clip into the cache: the speech encoder's frames "
+                     "(the whisper-linear recipes, the default) or the seed's MFCC, chroma, log-mel and ZCR (the "
+                     'network recipes).',
+                     [*DATA, *RECIPE, 'compute_type', JOBS, ('cache_dir', dict(metavar='DIR')),
+                      ('-n', dict(type=int, metavar='CLIPS', help='only the first CLIPS clips (by path)')),
+                      ('--bench', dict(action=_RenamedOption, hint='moved: voice-emotion bench features')),
+                      *_cluster_options('extract'), JSON]),
+        'train': (cmd_train, 'train a recipe (one model, or one per fold) into a run folder',
+                  'Train a recipe; the scaler, early stopping and LR schedule see training and validation only.',
+                  [*DATA, 'protocol', EPOCHS, 'seed', 'folds', 'test_frac', 'valid_frac', *RECIPE, 'encoder',
+                   ('encoder_dir', dict(metavar='DIR')), 'compute_type', JOBS, 'corpus_weights',
+                   ('cache_dir', dict(metavar='DIR')),
+                   ('--out', dict(required=True, metavar='RUN_DIR', help='run folder to write'))]),
+        'evaluate': (cmd_evaluate, 'metrics of a run, a bundle or the default model',
+                     'Evaluate on the test part saved with the run or bundle, or on every six-class clip of --dataset.',
+                     [('target', dict(metavar='RUN_DIR|BUNDLE|default')),
+                      ('--dataset', dict(choices=DATASETS, help='evaluate on this labelled corpus instead of the saved '
+                                         'test part')),
+                      ('--data-dir', dict(metavar='DIR', help='folder of that corpus')), JSON]),
+        'predict': (cmd_predict, 'predict the emotion of audio files or folders',
+                    'Predict the emotion of WAV, FLAC, OGG or MP3 files (folders are searched recursively). '
+                    'Exit status: 0 all files succeeded, 1 some failed, 2 usage error.',
+                    [('paths', dict(nargs='*', metavar='PATH', help='audio files or folders')),
+                     ('--model', dict(metavar='BUNDLE', help='bundle or run folder (default: the model shipped with '
+                                      'the package; "default" names it)')),
+                     ('--model-sha256', dict(metavar='HASH', help=(
+                         "refuse the model unless its bundle.json has this SHA-256 (as its publisher gives it; a "
+                         "BUNDLE.sha256 file beside the bundle folder pins it too; the shipped model is pinned by "
+                         "the package)"))),
+                     ('--format', dict(choices=PREDICT_FORMAT, default='table', help=(
+                         'output format (default: table); html: one self-contained page to look at and listen to '
+                         '(with -o)'))),
+                     ('--output', '-o', dict(metavar='FILE', help=(
+                         'write the output to FILE instead of the terminal (with --scheduler: a folder, the Parquet '
+                         'dataset)'))),
+                     ('--segment', dict(action='store_true', help='long recordings: a timeline of windows, silence '
+                                        'marked')),
+                     'window', 'hop', 'silence_db', JOBS, ('min_confidence', dict(metavar='P')),
+                     ('--speaker-norm', dict(choices=SPEAKER_NORMS, default='off', help=SPEAKER_NORM_HELP)),
+                     ('--verbose', '-v', dict(action='store_true', help="let the audio decoders' own messages "
+                                              'through to the terminal')),
+                     ('--manifest', dict(metavar='FILE', help='CSV or Parquet file of inputs: a path column (relative '
+                                         'to the file), optionally a speaker column')),
+                     *_cluster_options('predict'),
+                     ('--partition-size', dict(type=int, default=100, metavar='N', help='--scheduler: files per task '
+                                               'and per part file')),
+                     ('--overwrite', dict(action='store_true', help='--scheduler --output: start again instead of '
+                                          'resuming the run')),
+                     ('--bench', dict(action=_RenamedOption, hint='moved: voice-emotion bench predict (bench '
+                                      'cluster: clusters)'))]),
+        'make-default': (cmd_make_default, 'retrain the default model and its model card (maintainers)',
+                         'Measure the recipe with 5-fold speaker k-fold on RAVDESS (and every --also corpus), train '
+                         'the final model on all their actors, and write the bundle and MODEL_CARD.md into the '
+                         'package (or --out).',
+                         [('--data-dir', dict(required=True, metavar='DIR', help='RAVDESS folder (Actor_01 … '
+                                              'Actor_20)')), 'folds', EPOCHS, *RECIPE, 'seed',
+                          ('--out', dict(metavar='DIR', help='bundle folder to write (default: the package default '
+                                         'model)')),
+                          ('--kfold-run', dict(metavar='DIR', help='reuse this speaker-kfold run of the same recipe '
+                                               'and seed (e.g. from compare)')),
+                          ('--also', dict(action='append', metavar='DATASET=DIR', help='another corpus to train on '
+                                          'with RAVDESS (repeatable), e.g. nemo=../shared/data/nemo16k')),
+                          'corpus_weights',
+                          ('--comparison', dict(metavar='FILE', help="compare's comparison.json, for the card's "
+                                                'table of recipes')),
+                          ('--cross-corpus', dict(metavar='FILE', help="cross-corpus's cross_corpus.json, for the "
+                                                  "card's matrix"))]),
+        'compare': (cmd_compare, 'compare recipes under speaker-kfold, several seeds, same folds',
+                    'Train and evaluate each recipe × seed with the speaker-kfold protocol on the same folds; '
+                    'results go to OUT/comparison.json (read by the model notebook).',
+                    [*DATA, ('--recipes', dict(nargs='+', default=[DEFAULT_RECIPE], metavar='RECIPE', help=(
+                        f'recipes to compare: presets, recipe files or experiment-grid names (default: '
+                        f'{DEFAULT_RECIPE})'))),
+                     ('--models', dict(action=_RenamedOption, hint='was renamed: compare recipes with --recipes '
+                                       'RECIPE ...')),
+                     ('--seeds', dict(nargs='+', type=int, default=seeds, help=f'seeds (default: '
+                                      f'{" ".join(map(str, seeds))})')),
+                     'folds', EPOCHS,
+                     ('--out', dict(default='reports/model-comparison', metavar='DIR', help='results folder '
+                                    '(default: reports/model-comparison)'))]),
+        'cross-corpus': (cmd_cross_corpus, 'train on each set of corpora, test on each corpus (a linear recipe)',
+                         'Train on each corpus, on all of them together (and, with three or more, on all but one) and '
+                         'test on every corpus: whole when it was not trained on, by speaker k-fold when it was. '
+                         'Results go to OUT/cross_corpus.json (shown in the experiments chapter).',
+                         [('--dataset', dict(action='append', required=True, choices=DATASETS, help='a corpus (repeat '
+                                             'it)')),
+                          ('--data-dir', dict(action='append', metavar='DIR', help='its folder or manifest (one per '
+                                              '--dataset)')), *RECIPE,
+                          ('--normalise', dict(nargs='+', choices=('none', 'corpus', 'speaker'),
+                                               default=['none', 'corpus', 'speaker'], help=(
+                              'statistics as they are, z-normalised within each corpus, or within each speaker '
+                              '(default: all three)'))),
+                          'folds', 'corpus_weights',
+                          ('--out', dict(default='reports/cross-corpus', metavar='DIR', help='default: '
+                                         'reports/cross-corpus')), JSON]),
+        'report': (cmd_report, 'run the stage notebooks with papermill and render the report site',
+                   'Execute the stage notebooks with parameters into reports/<RUN>/ (notebooks, HTML, index) and list '
+                   'the run in reports/index.html. With no options: the bundled sample, offline.',
+                   [*DATA, 'protocol', EPOCHS, 'seed', 'folds', *RECIPE,
+                    ('--name', dict(metavar='RUN', help='run name (default: DATASET-PROTOCOL); re-running a name '
+                                    'replaces that run')),
+                    ('--stages', dict(nargs='+', choices=list(STAGES), metavar='STAGE', help=f'stages to run '
+                                      f'(default: all: {" ".join(STAGES)})')),
+                    REPORTS_DIR, ('--notebooks', dict(metavar='DIR', help="stage notebooks (default: the project's "
+                                                      'nbs/)'))]),
+        'docs': (cmd_docs, 'render the documentation site (every chapter, executed) into reports/docs/',
+                 'Execute every notebook of nbs/ with its default parameters and render the documentation site '
+                 '(signatures, examples, sidebar) into REPORTS_DIR/docs/, linked from REPORTS_DIR/index.html. Works '
+                 'offline: no Quarto needed; the checks in the chapters need the dev extras (pip install -e ".[dev]").',
+                 [REPORTS_DIR, ('--notebooks', dict(metavar='DIR', help="the notebooks (default: the project's "
+                                                    'nbs/)'))]),
+        'cache': (cmd_cache, 'list the feature cache, or remove what has not been used for a while',
+                  "The feature cache keeps a folder per feature settings (each recipe's encoder frames, each training "
+                  "copy, the seed's features), and nothing expires by itself. Without options: each folder's size, "
+                  'clips, last use and what it holds. A removed folder is extracted again when a command needs it.',
+                  [('cache_dir', dict(metavar='DIR')),
+                   [('--unused-days', dict(type=float, metavar='DAYS', help='remove folders not used for DAYS days')),
+                    ('--clear', dict(action='store_true', help='remove every folder'))],  # one or the other
+                   ('--dry-run', dict(action='store_true', help='say what would be removed, remove nothing')), JSON]),
+        'bench': (cmd_bench, 'benchmarks that measure the tool itself, figures side by side in one run',
+                  "features: the seed's feature loop against this extraction; predict: start-up, warm latency and "
+                  'batch throughput (--against: a second model beside it); cluster: the single-process path against '
+                  'local Dask clusters of 1 and 2 workers; memory: peak memory of predict over folders of --inputs '
+                  "files; listen: a recording piped into listen at real-time speed, each window's delay and the CPU "
+                  'it needs.',
+                  [('what', dict(choices=('features', 'predict', 'listen', 'cluster', 'memory'), help='what to '
+                                 'measure')), *DATA,
+                   ('--model', dict(metavar='BUNDLE', help='predict, cluster, memory: a bundle (default: the shipped '
+                                    'model)')),
+                   ('--against', dict(metavar='BUNDLE', help='predict: measure this model too, side by side')),
+                   ('-n', dict(type=int, metavar='CLIPS', help='features: clips (default: all); predict, cluster: '
+                               '200')),
+                   ('--recording', dict(metavar='FILE', help='listen: the recording (default: the bundled one)')),
+                   ('--speed', dict(type=float, default=1.0, help='listen: times real time (default: 1)')),
+                   ('--inputs', dict(type=int, nargs='+', default=[1000, 20000], metavar='N', help='memory: inputs '
+                                     'per run')),
+                   ('jobs', '--jobs', '-j', dict(metavar='N')),
+                   ('--format', dict(choices=('table', 'json'), default='table', help='output format (default: '
+                                     'table)')),
+                   ('--output', '-o', dict(metavar='FILE', help='also keep the figures in FILE (JSON)'))]),
+        'listen': (cmd_listen, 'follow live audio from a pipe: a line per window as soon as it is complete',
+                   'Read 16-bit PCM audio as it arrives (WAV as arecord, sox or ffmpeg write it, or raw mono PCM at '
+                   '--rate) and print each window the moment its last sample is in, with the columns of predict '
+                   '--segment; at the end of input or on Ctrl-C, a summary (on stderr) with the delay after each '
+                   'window and the CPU it took. Example: arecord -f S16_LE -r 16000 -c 1 | voice-emotion listen -',
+                   [('source', dict(metavar='SOURCE', help='- for standard input, or a file or named pipe')),
+                    ('--rate', dict(type=int, default=16000, help='raw PCM: samples per second (default: 16000)')),
+                    ('--model', dict(metavar='BUNDLE', help='bundle folder (default: the shipped model)')),
+                    'window', 'hop', 'silence_db', ('min_confidence', dict(metavar='P')),
+                    ('--format', dict(choices=('table', 'json'), default='table', help='table, or JSON lines '
+                                      '(default: table)'))]),
+    }  # fmt: skip
+
+
+def _add_options(p, options: list):
+    "Add each option: a `Config` field (from the field), flags and keywords, or a list of mutually exclusive ones."
+    for o in options:
+        if isinstance(o, list):
+            _add_options(p.add_mutually_exclusive_group(), o)
+            continue
+        *flags, kw = (o, {}) if isinstance(o, str) else o if isinstance(o[-1], dict) else (*o, {})
+        if flags[0] in Config.__dataclass_fields__:
+            _config_option(p, *flags, **kw)
+        else:
+            p.add_argument(*flags, **kw)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    "The `voice-emotion` argument parser, one subparser per stage."
+    "The `voice-emotion` argument parser: one subparser per command, built from `_commands()`."
+    from voice_emotion import __version__
+
     p = argparse.ArgumentParser(
         prog='voice-emotion',
         description='Speech emotion recognition (angry, disgust, fear, happy, neutral, sad): by default a small '
         "network over a pretrained speech encoder's frames (Whisper tiny.en); the seed's CNN + BiLSTM over MFCC, "
         'chroma, log-mel and ZCR features stays a recipe.',
     )
-    from voice_emotion import __version__
-
     p.add_argument('--version', action='version', version=f'voice_emotion {__version__}')
     sub = p.add_subparsers(dest='command', metavar='COMMAND', required=True)
-
-    d = sub.add_parser(
-        'data',
-        help='count the clips of a corpus per emotion, speaker and split part',
-        description='Scan a corpus, report unusable files and show the split.',
-    )
-    _add_data_options(d)
-    _config_option(d, 'protocol', '--split', '--protocol')
-    _config_option(d, 'seed')
-    _config_option(d, 'folds')
-    d.add_argument(
-        '--write-manifest',
-        metavar='FILE',
-        help='also write the corpus as a CSV manifest (path, emotion, speaker, sex, corpus, sentence): concatenate '
-        "several to train on them together (--dataset manifest)",
-    )
-    d.add_argument('--json', action='store_true', help='print JSON')
-    d.set_defaults(func=cmd_data)
-
-    f = sub.add_parser(
-        'features',
-        help='extract and cache the features of a corpus',
-        description="Extract what a recipe reads of every six-class clip into the cache: the speech encoder's frames "
-        "(the whisper-linear recipes, the default) or the seed's MFCC, chroma, log-mel and ZCR (the network recipes).",
-    )
-    _add_data_options(f)
-    _add_recipe_option(f)
-    _config_option(f, 'compute_type')
-    _config_option(f, 'jobs', '--jobs', '-j')
-    _config_option(f, 'cache_dir', metavar='DIR')
-    f.add_argument('-n', type=int, metavar='CLIPS', help='only the first CLIPS clips (by path)')
-    f.add_argument('--bench', action=_RenamedOption, hint='moved: voice-emotion bench features')
-    _add_cluster_options(f, 'extract')
-    f.add_argument('--json', action='store_true', help='print JSON')
-    f.set_defaults(func=cmd_features)
-
-    t = sub.add_parser(
-        'train',
-        help="train a recipe (one model, or one per fold) into a run folder",
-        description='Train a recipe; the scaler, early stopping and LR schedule see training and validation only.',
-    )
-    _add_data_options(t)
-    _config_option(t, 'protocol')
-    _config_option(t, 'epochs', help=EPOCHS_HELP)
-    _config_option(t, 'seed')
-    _config_option(t, 'folds')
-    _config_option(t, 'test_frac')
-    _config_option(t, 'valid_frac')
-    _add_recipe_option(t)
-    _config_option(t, 'encoder')
-    _config_option(t, 'encoder_dir', metavar='DIR')
-    _config_option(t, 'compute_type')
-    _config_option(t, 'jobs', '--jobs', '-j')
-    _add_corpus_weights_option(t)
-    _config_option(t, 'cache_dir', metavar='DIR')
-    t.add_argument('--out', required=True, metavar='RUN_DIR', help='run folder to write')
-    t.set_defaults(func=cmd_train)
-
-    e = sub.add_parser(
-        'evaluate',
-        help='metrics of a run, a bundle or the default model',
-        description='Evaluate on the test part saved with the run or bundle, or on every six-class clip of --dataset.',
-    )
-    e.add_argument('target', metavar='RUN_DIR|BUNDLE|default')
-    e.add_argument(
-        '--dataset', choices=DATASETS, help='evaluate on this labelled corpus instead of the saved test part'
-    )
-    e.add_argument('--data-dir', metavar='DIR', help='folder of that corpus')
-    e.add_argument('--json', action='store_true', help='print JSON')
-    e.set_defaults(func=cmd_evaluate)
-    for register in _LATER_COMMANDS:
-        register(sub)
+    for name, (func, help, description, options) in _commands().items():
+        c = sub.add_parser(name, help=help, description=description)
+        _add_options(c, options)
+        c.set_defaults(func=func)
     return p
 
 # %% ../nbs/14_cli.ipynb #6a39c1d5
