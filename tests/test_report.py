@@ -125,7 +125,7 @@ def docs(site):
 
 def test_docs_site_lists_every_chapter_and_links_resolve(docs):
     d, out = docs
-    chapters = sorted(p.name for p in (ROOT/'nbs').glob('[0-9][0-9]_*.ipynb'))
+    chapters = sorted(p.name for p in (ROOT/'nbs').glob('[0-9][0-9]*_*.ipynb'))
     assert len(re.findall(r'^\[\d+/\d+\] \S+ +ok', out, re.M)) == len(chapters) + 1  # and the index
     for nb in chapters: assert (d/nb.replace('.ipynb', '.html')).exists(), nb
     assert 'docs/index.html' in (d.parent/'index.html').read_text()

@@ -395,7 +395,7 @@ def chapters(notebooks=None) -> list[dict]:  # the notebooks folder (default: th
 
     nbs, out = notebooks_dir(notebooks, stages=False), []
     index = [nbs / 'index.ipynb'] if (nbs / 'index.ipynb').exists() else []
-    for path in [*index, *sorted(nbs.glob('[0-9][0-9]_*.ipynb'))]:
+    for path in [*index, *sorted(nbs.glob('[0-9][0-9]*_*.ipynb'))]:
         cells = nbformat.read(path, as_version=4).cells
         text = '\n'.join(c.source for c in cells if c.cell_type == 'markdown')
         title = next((l[2:].strip() for l in text.splitlines() if l.startswith('# ')), path.stem)
