@@ -22,7 +22,7 @@ from .training import train_run
 # %% auto #0
 __all__ = ['RECIPE_GRID', 'LAYER_FEATURES', 'named_recipe', 'compare_recipes', 'layer_statistics', 'layer_study',
            'save_layer_study', 'fold_tests', 'speaker_norm_study', 'one_emotion_guard_study', 'cross_corpus',
-           'cross_corpus_table', 'comparison_table']
+           'cross_corpus_table', 'recipe_figures', 'comparison_table']
 
 # %% ../nbs/11_experiments.ipynb #d7feaa0b
 _PLAIN_REGRESSION = dict(noise_copies=0, quiet_copies=0, speed_copies=(), stats_hidden=0)  # no copies, no hidden layer
@@ -544,33 +544,50 @@ def cross_corpus_table(records: list, normalise: str = 'none') -> pd.DataFrame:
     return pd.DataFrame(cells).pivot(index='train', columns='test', values='cell').reindex(order)
 
 # %% ../nbs/11_experiments.ipynb #48063569
-def _speaker_normalised(rs: pd.DataFrame) -> str:
-    "Mean ± std over all folds of all seeds of the speaker-normalised accuracy, or – for recipes without it."
-    if 'speaker_normalised' not in rs or rs.speaker_normalised.isna().any():
-        return '–'
-    accs = [f['accuracy'] for r in rs.speaker_normalised for f in r['folds']]
-    return f"{100 * np.mean(accs):.1f} ± {100 * np.std(accs):.1f}"
+def recipe_figures(results: list) -> dict:  # records from `compare_recipes`
+    """Per recipe, in percent: accuracy and balanced accuracy (mean and std over all folds of all seeds), macro F1,
+    speaker-normalised accuracy (None without it), each seed's accuracy; the mean ECE and minutes per 5-fold run."""
+    out = {}
+    for recipe, rs in pd.DataFrame(results).groupby('recipe', sort=False):
+        folds = pd.DataFrame([f for r in rs.itertuples() for f in r.folds])
+        normalised = 'speaker_normalised' in rs and rs.speaker_normalised.notna().all()
+        sn = [f['accuracy'] for r in rs.speaker_normalised for f in r['folds']] if normalised else []
+        out[recipe] = dict(
+            seeds=len(rs),
+            folds=len(folds),
+            accuracy=100 * folds.accuracy.mean(),
+            accuracy_std=100 * folds.accuracy.std(ddof=0),
+            balanced=100 * folds.balanced_accuracy.mean(),
+            balanced_std=100 * folds.balanced_accuracy.std(ddof=0),
+            macro_f1=100 * folds.macro_f1.mean(),
+            speaker_normalised=100 * np.mean(sn) if sn else None,
+            speaker_normalised_std=100 * np.std(sn) if sn else None,
+            seed_accuracy=[100 * a for a in rs.accuracy],
+            ece=float(rs.ece.mean()) if 'ece' in rs and rs.ece.notna().any() else None,
+            minutes=rs.train_seconds.mean() / 60,
+            seconds_per_epoch=float(rs.seconds_per_epoch.mean()) if rs.seconds_per_epoch.notna().any() else None,
+        )
+    return out
 
 
 def comparison_table(results: list) -> pd.DataFrame:  # records from `compare_recipes`
     "Per recipe: accuracy and balanced accuracy, mean ± std over all folds of all seeds, seed means, and time."
     rows = []
-    for recipe, rs in pd.DataFrame(results).groupby('recipe', sort=False):
-        folds = pd.DataFrame([f for r in rs.itertuples() for f in r.folds])
+    for recipe, f in recipe_figures(results).items():
+        sn = f['speaker_normalised']
         rows.append(
             {
                 'recipe': recipe,
-                'seeds': len(rs),
-                'folds': len(folds),
-                'accuracy': f"{100 * folds.accuracy.mean():.1f} ± {100 * folds.accuracy.std(ddof=0):.1f}",
-                'balanced accuracy': f"{100 * folds.balanced_accuracy.mean():.1f} "
-                f"± {100 * folds.balanced_accuracy.std(ddof=0):.1f}",
-                'macro F1': f"{100 * folds.macro_f1.mean():.1f}",
-                'speaker-normalised accuracy': _speaker_normalised(rs),
-                'ECE': f"{rs.ece.mean():.3f}" if 'ece' in rs and rs.ece.notna().any() else '–',
-                'seed means (accuracy)': ', '.join(f'{100 * a:.1f}' for a in rs.accuracy),
-                'minutes per 5-fold run': f"{rs.train_seconds.mean() / 60:.1f}",
-                's/epoch': f"{rs.seconds_per_epoch.mean():.2f}" if rs.seconds_per_epoch.notna().any() else '–',
+                'seeds': f['seeds'],
+                'folds': f['folds'],
+                'accuracy': f"{f['accuracy']:.1f} ± {f['accuracy_std']:.1f}",
+                'balanced accuracy': f"{f['balanced']:.1f} ± {f['balanced_std']:.1f}",
+                'macro F1': f"{f['macro_f1']:.1f}",
+                'speaker-normalised accuracy': '–' if sn is None else f"{sn:.1f} ± {f['speaker_normalised_std']:.1f}",
+                'ECE': '–' if f['ece'] is None else f"{f['ece']:.3f}",
+                'seed means (accuracy)': ', '.join(f'{a:.1f}' for a in f['seed_accuracy']),
+                'minutes per 5-fold run': f"{f['minutes']:.1f}",
+                's/epoch': '–' if f['seconds_per_epoch'] is None else f"{f['seconds_per_epoch']:.2f}",
             }
         )
     return pd.DataFrame(rows)

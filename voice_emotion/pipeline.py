@@ -130,11 +130,14 @@ def portable_notebook(nb):  # a notebook (nbformat), changed in place
 
 # %% ../nbs/13_pipeline.ipynb #e33047c9
 def _fold_labels(nb, docs: bool):
-    "Each code cell's folded label: its first line but nbdev directives; in docs only the library's source is folded."
+    """Each code cell's folded label: its first line but nbdev directives; in docs only the library's source is folded.
+    A cell marked `#| echo: false` (Quarto's directive) shows its output only."""
     for cell in nb.cells:
         if cell.cell_type != 'code':
             continue
         lines = [l for l in cell.source.splitlines() if l.strip() and not l.startswith('#|')]
+        if any(l.replace(' ', '') == '#|echo:false' for l in cell.source.splitlines()):  # Quarto's: output only
+            cell.metadata['transient'] = {'remove_source': True}
         cell.metadata['ve_summary'] = (
             (lines[0][:90] + (' …' if len(lines) > 1 or len(lines[0]) > 90 else '')) if lines else ''
         )
