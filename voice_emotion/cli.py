@@ -109,7 +109,7 @@ EPOCHS_HELP = (
 # %% ../nbs/14_cli.ipynb #2a369015
 def cmd_data(args) -> int:
     "Counts per emotion, speaker and split part, and the files left out with their reasons."
-    from voice_emotion.data import assign_split, check_split, corpus_summary, scan_corpus
+    from voice_emotion.data import assign_split, check_split, corpus_summary, scan_corpus, summary_text
 
     cfg = _config(args)
     clips, problems = scan_corpus(cfg.dataset, cfg.data_dir)
@@ -124,19 +124,7 @@ def cmd_data(args) -> int:
     if args.json:
         _print_json(s)
         return 0
-    print(
-        f"{cfg.dataset}: {s['n_clips']} clips of {s['n_speakers']} speakers, {s['n_task_clips']} in the six-class task"
-    )
-    print('per emotion:  ' + ', '.join(f'{k} {v}' for k, v in s['per_emotion'].items()))
-    print('per speaker:  ' + ', '.join(f'{k} {v}' for k, v in s['per_speaker'].items()))
-    print(f'split ({cfg.protocol}, seed {cfg.seed}):')
-    for part in ('train', 'valid', 'test'):
-        if part in s['per_split']:
-            print(f"  {part:5s} {s['per_split'][part]:5d} clips, speakers: {', '.join(s['speakers_per_split'][part])}")
-    if s['problems']:
-        print('left out: ' + ', '.join(f'{k} {v}' for k, v in s['problems'].items()))
-        for f in s['problem_files']:
-            print(f"  {f['path']}: {f['reason']}")
+    print(summary_text(s))
     return 0
 
 # %% ../nbs/14_cli.ipynb #0c428e7d
@@ -145,7 +133,13 @@ def cmd_features(args) -> int:
     if args.cache_dir:
         os.environ['VOICE_EMOTION_CACHE'] = str(Path(args.cache_dir).expanduser().resolve())
     from voice_emotion.data import task_files
-    from voice_emotion.store import describe_settings, extract_features, keep_freed_memory, matrix_settings
+    from voice_emotion.store import (
+        describe_settings,
+        extract_features,
+        extraction_text,
+        keep_freed_memory,
+        matrix_settings,
+    )
 
     keep_freed_memory()
     cfg = _config(args)
@@ -169,74 +163,34 @@ def cmd_features(args) -> int:
         'worker_peak_rss_mb': peak(resource.RUSAGE_CHILDREN),
         'failed_files': batch.failures,
     }
-    if args.json:
-        _print_json(out)
-    else:
-        st = batch.stats
-        print(
-            f"{what}: {st['clips']} clips in {st['seconds']} s ({st['clips_per_s']} clips/s, {st['jobs']} processes): "
-            f"{st['computed']} computed, {st['cache_hits']} from the cache, {st['failures']} failed"
-        )
-        for f in batch.failures:
-            print(f"  {f['path']}: {f['reason']}")
+    print(json.dumps(out, indent=2, default=str) if args.json else extraction_text(what, batch.stats, batch.failures))
     return 1 if batch.failures else 0
 
 
 def _features_on_cluster(args, paths: list, settings: dict) -> int:
     "`features --scheduler`: the workers fill the cache (which they must all see)."
     from voice_emotion.scale import cluster_client, features_on_cluster
+    from voice_emotion.store import describe_settings, extraction_text
 
     with cluster_client(args.scheduler, args.workers or 0) as client:
         r = features_on_cluster(paths, settings, args.cache_dir, client, progress=not args.json and sys.stderr.isatty())
-    if args.json:
-        _print_json(r)
-    else:
-        print(
-            f"{r['clips']} clips in {r['seconds']} s on {r['workers']} workers ({r['clips_per_s']} clips/s): "
-            f"{r['computed']} computed, {r['cache_hits']} from the cache, {r['failures']} failed"
-        )
-        for f in r['failed_files']:
-            print(f"  {f['path']}: {f['reason']}")
+    print(
+        json.dumps(r, indent=2, default=str)
+        if args.json
+        else extraction_text(describe_settings(settings), r, r['failed_files'])
+    )
     return 1 if r['failures'] else 0
 
 # %% ../nbs/14_cli.ipynb #421ef5da
 def cmd_train(args) -> int:
     "Train the model(s) of a run into --out, one progress line per epoch."
-    from voice_emotion.training import train_run
+    from voice_emotion.training import train_run, training_plan, training_text
 
     cfg = _config(args)
-    what = (
-        f'{cfg.architecture} network, {cfg.epochs} epochs{" at most" if cfg.early_stopping else ""}'
-        if cfg.head == 'network'
-        else f'{_head_words(cfg.stats_hidden)} on {cfg.encoder or "feature"} statistics'
-    )
-    changed = f' with {", ".join(cfg.recipe_changes)}' if cfg.recipe_changes else ''
-    print(
-        f'training {cfg.recipe_name}{changed} ({what}) on {cfg.dataset} ({cfg.protocol} protocol, seed {cfg.seed}) '
-        f'into {args.out}',
-        flush=True,
-    )
-    s = train_run(cfg, args.out, log=sys.stdout)
-    for p in s['parts']:
-        nets = p.get('head_members') or 1  # a hidden-layer head: its networks (`fit_mlp_head`) and their epochs
-        fitted = (
-            f"C = {p['stats_C']}"
-            if p['stats_C']
-            else (f'{nets} networks averaged, ' if nets > 1 else '') + f"{p.get('head_epochs')} epochs"
-        )
-        print(
-            f"{p['name']}: {p['n_train']} training / {p['n_valid']} validation clips, {p['epochs_run']} epochs "
-            f"(best {p['best_epoch']}), {p['train_seconds']} s ({p['seconds_per_epoch']} s/epoch)"
-            if p['epochs_run']
-            else f"{p['name']}: {p['n_train']} training clips, {_head_words(p.get('stats_hidden'))} ({fitted}), "
-            f"{p['train_seconds']} s"
-        )
-    print(f"total {s['total_seconds']} s; evaluate with: voice-emotion evaluate {args.out}")
+    print(f'{training_plan(cfg)} into {args.out}', flush=True)
+    print(training_text(train_run(cfg, args.out, log=sys.stdout)))
+    print(f'evaluate with: voice-emotion evaluate {args.out}')
     return 0
-
-
-def _head_words(hidden: int | None) -> str:  # `Config.stats_hidden`
-    return f'one hidden layer of {hidden} units' if hidden else 'logistic regression'
 
 
 def _resolve_model(target: str) -> Path:
@@ -251,39 +205,10 @@ def _resolve_model(target: str) -> Path:
         raise VoiceEmotionError('no such run folder or bundle', path=p)
     return p
 
-
-def _show_metrics(m: dict):
-    line = f"accuracy {m['accuracy']:.3f}"
-    if 'accuracy_std' in m:
-        line += f" ± {m['accuracy_std']:.3f}"
-    if 'accuracy_ci95' in m:
-        line += f" (95 % CI {m['accuracy_ci95'][0]:.3f}–{m['accuracy_ci95'][1]:.3f})"
-    line += f", balanced accuracy {m['balanced_accuracy']:.3f}"
-    if 'balanced_accuracy_std' in m:
-        line += f" ± {m['balanced_accuracy_std']:.3f}"
-    print(line + f", macro F1 {m['macro_f1']:.3f}, n = {m['n']}")
-    for f in m.get('folds', []):
-        print(f"  {f['name']}: accuracy {f['accuracy']:.3f}, balanced {f['balanced_accuracy']:.3f}, n = {f['n']}")
-    if m.get('report'):
-        print(m['report'])
-    if 'ece' in m:
-        print(
-            f"calibration: expected calibration error {m['ece']:.3f} (15 bins), "
-            f"mean confidence {m['mean_confidence']:.3f}"
-        )
-    if sn := m.get('speaker_normalised'):
-        spread = f" ± {sn['accuracy_std']:.3f}" if 'accuracy_std' in sn else ''
-        print(
-            f"speaker-normalised: accuracy {sn['accuracy']:.3f}{spread}, balanced accuracy "
-            f"{sn['balanced_accuracy']:.3f}, macro F1 {sn['macro_f1']:.3f}"
-        )
-        if sn.get('text'):
-            print(f"  ({sn['text']})")
-
 # %% ../nbs/14_cli.ipynb #529e5f64
 def cmd_evaluate(args) -> int:
     "Evaluate a run, a bundle or the default model on its test part, or on every six-class clip of a labelled folder."
-    from voice_emotion.evaluation import evaluate_bundle, evaluate_folder, evaluate_run
+    from voice_emotion.evaluation import evaluate_bundle, evaluate_folder, evaluate_run, metrics_text
 
     target = _resolve_model(args.target)
     bundle = target / 'bundle' if (target / 'bundle' / 'bundle.json').exists() else target
@@ -311,7 +236,7 @@ def cmd_evaluate(args) -> int:
     else:
         if m.get('protocol_text'):
             print(m['protocol_text'])
-        _show_metrics(m if 'pooled' not in m else {**m, 'report': m['pooled']['report']})
+        print(metrics_text(m))
     return 0
 
 # %% ../nbs/14_cli.ipynb #c1a5e7e2
@@ -426,45 +351,19 @@ def cmd_compare(args) -> int:
 # %% ../nbs/14_cli.ipynb #c0c0a102
 def cmd_cross_corpus(args) -> int:
     "Train on each set of corpora, test on each corpus: the cross-corpus matrix, printed and saved."
-    from voice_emotion.data import scan_corpus
-    from voice_emotion.experiments import cross_corpus, cross_corpus_table
+    from voice_emotion.experiments import cross_corpus_run, cross_corpus_text
 
     dirs = args.data_dir or [None] * len(args.dataset)  # none: the bundled sample (and CREMA-D from Kaggle)
     if len(dirs) != len(args.dataset):
         raise VoiceEmotionError('give one --data-dir per --dataset, in the same order')
-    corpora = {}
-    for dataset, data_dir in zip(args.dataset, dirs):
-        clips, _ = scan_corpus(dataset, data_dir)
-        for name, table in clips.groupby('corpus', sort=True):
-            if name in corpora:
-                raise VoiceEmotionError(f'corpus {name!r} is given twice')
-            corpora[name] = table
-    if len(corpora) < 2:
-        raise VoiceEmotionError(f'a cross-corpus matrix needs two corpora or more (got {", ".join(corpora) or "none"})')
-    cfg = _config(argparse.Namespace(**{**vars(args), 'dataset': None, 'data_dir': None}))  # corpora: given above
-    records = cross_corpus(corpora, cfg, tuple(args.normalise), log=None if args.json else sys.stdout)
-    corpora_info = {
-        n: dict(
-            clips=int(t.in_task.sum()), speakers=int(t.speaker.nunique()), classes=sorted(set(t[t.in_task].emotion))
-        )
-        for n, t in corpora.items()
-    }
-    result = dict(
-        recipe=args.recipe, folds=cfg.folds, seed=cfg.seed, corpus_weights=cfg.corpus_weights, corpora=corpora_info,
-        records=records,
-    )  # fmt: skip
-    from voice_emotion.core import write_json
-
-    out = write_json(Path(args.out) / "cross_corpus.json", result)
+    cfg = _config(argparse.Namespace(**{**vars(args), 'dataset': None, 'data_dir': None}))  # corpora: given apart
+    r = cross_corpus_run(
+        list(zip(args.dataset, dirs)), cfg, args.normalise, args.out, None if args.json else sys.stdout
+    )
     if args.json:
-        _print_json(result)
-        return 0
-    for how in args.normalise:
-        print(
-            f'\nnormalised: {how} (cells: accuracy / restricted to the test corpus\'s classes / balanced / chance, %)'
-        )
-        print(cross_corpus_table(records, how).to_string())
-    print(f'\nsaved to {out}')
+        _print_json(r)
+    else:
+        print(cross_corpus_text(r['records'], args.normalise) + f"\n\nsaved to {Path(args.out) / 'cross_corpus.json'}")
     return 0
 
 # %% ../nbs/14_cli.ipynb #24e495ad
@@ -499,39 +398,25 @@ def cmd_docs(args) -> int:
     return 0 if r['ok'] else 1
 
 # %% ../nbs/14_cli.ipynb #c4c1e102
-def _size(n: int) -> str:  # bytes
-    return next(
-        f'{n / 1024**k:.1f} {u}' for k, u in ((3, 'GB'), (2, 'MB'), (1, 'kB'), (0, 'B')) if n >= 1024**k or k == 0
-    )
-
-
 def cmd_cache(args) -> int:
     "List the feature cache's folders, or remove those unused for some days (--unused-days) or all (--clear)."
-    import pandas as pd
-
     from voice_emotion.core import cache_root
-    from voice_emotion.store import cache_folders, prune_cache
+    from voice_emotion.store import cache_folders, cache_text, prune_cache, pruned_text
 
     where = cache_root(args.cache_dir) / 'features'
     if args.clear or args.unused_days is not None:
         r = prune_cache(args.cache_dir, None if args.clear else args.unused_days, dry_run=args.dry_run)
         if args.json:
             _print_json({**r, 'cache': str(where), 'dry_run': args.dry_run})
-            return 0
-        verb = 'would remove' if args.dry_run else 'removed'
-        for f in r['removed']:
-            print(f"  {verb} {f['key']}  {_size(f['bytes']):>9}  {f['holds']}")
-        print(f"{verb} {len(r['removed'])} folders ({_size(r['freed'])}) of {where}; {r['kept']} kept")
+        else:
+            print(pruned_text(r, where, args.dry_run))
         return 0
     folders = cache_folders(args.cache_dir)
     if args.json:
         records = json.loads(folders.to_json(orient='records', date_format='iso'))
         _print_json({'cache': str(where), 'bytes': int(folders.bytes.sum()), 'folders': records})
-        return 0
-    print(f'{where}: {len(folders)} folders, {_size(int(folders.bytes.sum()))}')
-    for f in folders.itertuples():
-        clips = '?' if pd.isna(f.clips) else int(f.clips)
-        print(f'  {f.key}  {_size(f.bytes):>9}  {clips:>6} clips  last used {f.last_used:%Y-%m-%d %H:%M}  {f.holds}')
+    else:
+        print(cache_text(folders, where))
     return 0
 
 # %% ../nbs/14_cli.ipynb #6c367bf3
@@ -571,21 +456,16 @@ def cmd_listen(args) -> int:
     from collections import Counter
 
     from voice_emotion.inference import Predictor
-    from voice_emotion.output import window_line
+    from voice_emotion.output import listen_summary, window_header, window_line
 
     s = _config(args)
-    predictor = Predictor(
-        args.model, min_confidence=s.min_confidence
-    )  # before the first sample: a bad model is said at once
+    predictor = Predictor(args.model, min_confidence=s.min_confidence)  # before any sample: a bad model fails at once
     labels = predictor.labels
     source = sys.stdin.buffer if args.source == '-' else open(args.source, 'rb')  # noqa: SIM115 (closed below)
     counts, delays, heard, status = Counter(), [], 0.0, 0
     cpu = time.process_time()
     if args.format == 'table':
-        print(
-            f"{'':6s}{'start':>8s}{'end':>8s}    {'emotion':8s} {'conf':>5s}  "
-            + ' '.join(f'{l[:7]:>7s}' for l in labels)
-        )
+        print(window_header(labels))
     try:
         for row in predictor.listen(source, s.window, s.hop, args.rate, s.silence_db):
             arrived = row.pop('arrived')
@@ -598,17 +478,7 @@ def cmd_listen(args) -> int:
     finally:
         if source is not sys.stdin.buffer:
             source.close()
-    cpu = time.process_time() - cpu
-    if delays:
-        ms, seen = sorted(1000 * d for d in delays), ', '.join(f'{k} {v}' for k, v in counts.most_common())
-        print(
-            f"listened to {heard:.1f} s in {sum(counts.values())} windows ({seen}); "
-            f"each answered {ms[len(ms) // 2]:.0f} ms after its last sample (median; at most {ms[-1]:.0f} ms); "
-            f"CPU {cpu:.1f} s, {100 * cpu / max(heard, 1e-9):.0f} % of the audio's duration",
-            file=sys.stderr,
-        )
-    else:
-        print('listened: no complete window', file=sys.stderr)
+    print(listen_summary(counts, delays, heard, time.process_time() - cpu), file=sys.stderr)
     return status
 
 # %% ../nbs/14_cli.ipynb #d526872b

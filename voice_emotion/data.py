@@ -25,7 +25,7 @@ __all__ = ['CREMAD_EMOTIONS', 'CREMAD_INTENSITIES', 'CREMAD_SENTENCES', 'CREMAD_
            'parse_nemo_name', 'nemo_sexes', 'sample_dir', 'download_cremad', 'corpus_dir', 'audio_files', 'task_files',
            'scan_corpus', 'read_labelled_manifest', 'write_manifest', 'scan_manifest', 'problem_counts', 'random_split',
            'speaker_split', 'speaker_folds', 'fold_split', 'assign_split', 'check_split', 'corpus_summary',
-           'load_table']
+           'summary_text', 'load_table']
 
 # %% ../nbs/01_data.ipynb #cbd7b53c
 CREMAD_EMOTIONS = {'ANG': 'angry', 'DIS': 'disgust', 'FEA': 'fear', 'HAP': 'happy', 'NEU': 'neutral', 'SAD': 'sad'}
@@ -554,6 +554,28 @@ def corpus_summary(clips: pd.DataFrame, problems: pd.DataFrame, table: pd.DataFr
         problems=problem_counts(problems),
         problem_files=problems.to_dict('records'),
     )
+
+# %% ../nbs/01_data.ipynb #567d9f70
+def summary_text(
+    s: dict,  # `corpus_summary`, with the `dataset`, `protocol` and `seed` it was split with
+) -> str:
+    "The counts as `voice-emotion data` prints them: per emotion, speaker and split part, then the files left out."
+    lines = [
+        f"{s['dataset']}: {s['n_clips']} clips of {s['n_speakers']} speakers, "
+        f"{s['n_task_clips']} in the six-class task",
+        'per emotion:  ' + ', '.join(f'{k} {v}' for k, v in s['per_emotion'].items()),
+        'per speaker:  ' + ', '.join(f'{k} {v}' for k, v in s['per_speaker'].items()),
+        f"split ({s['protocol']}, seed {s['seed']}):",
+    ]
+    for part in ('train', 'valid', 'test'):
+        if part in s['per_split']:
+            lines.append(
+                f"  {part:5s} {s['per_split'][part]:5d} clips, speakers: {', '.join(s['speakers_per_split'][part])}"
+            )
+    if s['problems']:
+        lines.append('left out: ' + ', '.join(f'{k} {v}' for k, v in s['problems'].items()))
+        lines += [f"  {f['path']}: {f['reason']}" for f in s['problem_files']]
+    return '\n'.join(lines)
 
 # %% ../nbs/01_data.ipynb #71c09459
 def load_table(cfg: Config, fold: int | None = None) -> pd.DataFrame:  # configuration; fold for `speaker-kfold`

@@ -20,8 +20,8 @@ from .store import extract_features, samples_matrix
 # %% auto #0
 __all__ = ['PROTOCOL_TEXT', 'SPEAKER_NORM_TEXT', 'HEADLINE', 'DEGRADATIONS', 'classification_metrics', 'bootstrap_ci',
            'group_accuracy', 'reliability', 'expected_calibration_error', 'accuracy_coverage', 'evaluate_predictions',
-           'predict_clips', 'describe_protocol', 'evaluate_bundle', 'evaluate_run', 'evaluate_folder', 'degrade',
-           'robustness', 'run_robustness']
+           'predict_clips', 'describe_protocol', 'evaluate_bundle', 'evaluate_run', 'evaluate_folder', 'metrics_text',
+           'degrade', 'robustness', 'run_robustness']
 
 # %% ../nbs/09_evaluation.ipynb #7473b66c
 def classification_metrics(y_true, y_pred, labels=EMOTIONS) -> dict:  # true and predicted label names
@@ -317,6 +317,38 @@ def evaluate_folder(
         speakers_seen_in_training=seen,
         **extra,
     ), preds
+
+# %% ../nbs/09_evaluation.ipynb #551ca08a
+def metrics_text(m: dict) -> str:  # `evaluate_run`, `evaluate_bundle` or `evaluate_folder` metrics
+    "The metrics as `voice-emotion evaluate` prints them: accuracy (± its spread, its interval), per fold, the report."
+    line = f"accuracy {m['accuracy']:.3f}"
+    if 'accuracy_std' in m:
+        line += f" ± {m['accuracy_std']:.3f}"
+    if 'accuracy_ci95' in m:
+        line += f" (95 % CI {m['accuracy_ci95'][0]:.3f}–{m['accuracy_ci95'][1]:.3f})"
+    line += f", balanced accuracy {m['balanced_accuracy']:.3f}"
+    if 'balanced_accuracy_std' in m:
+        line += f" ± {m['balanced_accuracy_std']:.3f}"
+    lines = [line + f", macro F1 {m['macro_f1']:.3f}, n = {m['n']}"]
+    lines += [
+        f"  {f['name']}: accuracy {f['accuracy']:.3f}, balanced {f['balanced_accuracy']:.3f}, n = {f['n']}"
+        for f in m.get('folds', [])
+    ]
+    report = m['pooled']['report'] if 'pooled' in m else m.get('report')
+    lines += [report] if report else []
+    if 'ece' in m:
+        lines.append(
+            f"calibration: expected calibration error {m['ece']:.3f} (15 bins), "
+            f"mean confidence {m['mean_confidence']:.3f}"
+        )
+    if sn := m.get('speaker_normalised'):
+        spread = f" ± {sn['accuracy_std']:.3f}" if 'accuracy_std' in sn else ''
+        lines.append(
+            f"speaker-normalised: accuracy {sn['accuracy']:.3f}{spread}, "
+            f"balanced accuracy {sn['balanced_accuracy']:.3f}, macro F1 {sn['macro_f1']:.3f}"
+        )
+        lines += [f"  ({sn['text']})"] if sn.get('text') else []
+    return '\n'.join(lines)
 
 # %% ../nbs/09_evaluation.ipynb #5e7a1cd1
 DEGRADATIONS = (

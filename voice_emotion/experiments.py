@@ -22,7 +22,7 @@ from .training import train_run
 # %% auto #0
 __all__ = ['RECIPE_GRID', 'LAYER_FEATURES', 'named_recipe', 'compare_recipes', 'layer_statistics', 'layer_study',
            'save_layer_study', 'fold_tests', 'speaker_norm_study', 'one_emotion_guard_study', 'cross_corpus',
-           'cross_corpus_table', 'recipe_figures', 'comparison_table']
+           'cross_corpus_table', 'cross_corpus_run', 'cross_corpus_text', 'recipe_figures', 'comparison_table']
 
 # %% ../nbs/11_experiments.ipynb #d7feaa0b
 _PLAIN_REGRESSION = dict(noise_copies=0, quiet_copies=0, speed_copies=(), stats_hidden=0)  # no copies, no hidden layer
@@ -542,6 +542,50 @@ def cross_corpus_table(records: list, normalise: str = 'none') -> pd.DataFrame:
     cells = [dict(train=r['train'], test=r['test'], cell=' / '.join(f'{100 * r[k]:.1f}' for k in _CELL)) for r in rows]
     order = list(dict.fromkeys(r['train'] for r in rows))
     return pd.DataFrame(cells).pivot(index='train', columns='test', values='cell').reindex(order)
+
+# %% ../nbs/11_experiments.ipynb #5b89d7c2
+def cross_corpus_run(
+    corpora: list,  # (dataset, folder) pairs: each folder's clips, one corpus per `corpus` value
+    cfg: Config,  # the recipe (its dataset and folder are not read)
+    normalise: tuple = ('none', 'corpus', 'speaker'),
+    out=None,  # folder for `cross_corpus.json` (None: not saved)
+    log=None,
+) -> dict:  # recipe, folds, seed, corpus weights, each corpus's clips, speakers and classes, the records
+    "`cross_corpus` over corpora given as folders: the matrix and what it was measured on, saved where `out` says."
+    from voice_emotion.data import scan_corpus
+
+    tables = {}
+    for dataset, data_dir in corpora:
+        clips, _ = scan_corpus(dataset, data_dir)
+        for name, table in clips.groupby('corpus', sort=True):
+            if name in tables:
+                raise VoiceEmotionError(f'corpus {name!r} is given twice')
+            tables[name] = table
+    if len(tables) < 2:
+        raise VoiceEmotionError(f'a cross-corpus matrix needs two corpora or more (got {", ".join(tables) or "none"})')
+    records = cross_corpus(tables, cfg, tuple(normalise), log=log)
+    info = {
+        n: dict(
+            clips=int(t.in_task.sum()), speakers=int(t.speaker.nunique()), classes=sorted(set(t[t.in_task].emotion))
+        )
+        for n, t in tables.items()
+    }
+    result = dict(
+        recipe=cfg.recipe_name, recipe_changes=list(cfg.recipe_changes), folds=cfg.folds, seed=cfg.seed,
+        corpus_weights=cfg.corpus_weights, corpora=info, records=records,
+    )  # fmt: skip
+    if out is not None:
+        write_json(Path(out) / 'cross_corpus.json', result)
+    return result
+
+
+def cross_corpus_text(records: list, normalise: tuple = ('none', 'corpus', 'speaker')) -> str:  # `cross_corpus`'s
+    "The matrices as `voice-emotion cross-corpus` prints them, one per normalisation."
+    return '\n'.join(
+        f"\nnormalised: {how} (cells: accuracy / restricted to the test corpus's classes / balanced / chance, %)\n"
+        + cross_corpus_table(records, how).to_string()
+        for how in normalise
+    )
 
 # %% ../nbs/11_experiments.ipynb #48063569
 def recipe_figures(results: list) -> dict:  # records from `compare_recipes`

@@ -17,9 +17,9 @@ import numpy as np
 from .core import EMOTIONS
 
 # %% auto #0
-__all__ = ['EMOTION_COLOURS', 'STATE_COLOURS', 'EMBED_LIMIT', 'AUDIO_TYPES', 'PAGE_STYLE', 'window_line', 'format_predictions',
-           'nested_rows', 'PredictionWriter', 'check_output_path', 'audio_source', 'waveform_peaks', 'timeline_html',
-           'predictions_page']
+__all__ = ['EMOTION_COLOURS', 'STATE_COLOURS', 'EMBED_LIMIT', 'AUDIO_TYPES', 'PAGE_STYLE', 'window_line', 'window_header',
+           'listen_summary', 'format_predictions', 'nested_rows', 'PredictionWriter', 'check_output_path',
+           'audio_source', 'waveform_peaks', 'timeline_html', 'predictions_page']
 
 # %% ../nbs/16_output.ipynb #e3556168
 def window_line(w: dict, labels: list) -> str:  # a timeline window: start, end, emotion, confidence, p_<label>
@@ -27,6 +27,31 @@ def window_line(w: dict, labels: list) -> str:  # a timeline window: start, end,
     c = f"{w['confidence']:.2f}" if w.get('confidence') is not None else '  -'
     return f"{'':6s}{w['start']:8.1f}–{w['end']:7.1f} s  {w['emotion']:8s} {c:>5s}  " + ' '.join(
         f"{w[f'p_{l}']:7.2f}" if w.get(f'p_{l}') is not None else f"{'':7s}" for l in labels
+    )
+
+# %% ../nbs/16_output.ipynb #2eebda4a
+def window_header(labels: list) -> str:
+    "The header line of `window_line`'s table."
+    return f"{'':6s}{'start':>8s}{'end':>8s}    {'emotion':8s} {'conf':>5s}  " + ' '.join(
+        f'{l[:7]:>7s}' for l in labels
+    )
+
+
+def listen_summary(
+    counts: dict,  # windows per emotion
+    delays: list,  # seconds from each window's last sample to its line
+    heard: float,  # seconds of audio listened to
+    cpu: float,  # seconds of CPU the command used meanwhile
+) -> str:
+    "`listen`'s last line: what it heard, how soon each window was answered, and the CPU it took."
+    if not delays:
+        return 'listened: no complete window'
+    ms = sorted(1000 * d for d in delays)
+    seen = ', '.join(f'{k} {v}' for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return (
+        f"listened to {heard:.1f} s in {sum(counts.values())} windows ({seen}); "
+        f"each answered {ms[len(ms) // 2]:.0f} ms after its last sample (median; at most {ms[-1]:.0f} ms); "
+        f"CPU {cpu:.1f} s, {100 * cpu / max(heard, 1e-9):.0f} % of the audio's duration"
     )
 
 # %% ../nbs/16_output.ipynb #c9cc4834

@@ -23,8 +23,9 @@ from .features import FEATURE_VERSION, clip_features, feature_kwargs
 
 # %% auto #0
 __all__ = ['KEY_BYTES', 'CLAIM_STALE_SECONDS', 'settings_key', 'content_key', 'FeatureCache', 'FeatureBatch', 'in_worker',
-           'clip_matrix', 'keep_freed_memory', 'one_thread', 'extract_features', 'matrix_settings', 'samples_matrix',
-           'table_features', 'describe_settings', 'cache_folders', 'prune_cache']
+           'clip_matrix', 'keep_freed_memory', 'one_thread', 'extract_features', 'extraction_text', 'matrix_settings',
+           'samples_matrix', 'table_features', 'describe_settings', 'cache_folders', 'prune_cache', 'byte_size',
+           'cache_text', 'pruned_text']
 
 # %% ../nbs/05_store.ipynb #a3386e5b
 def settings_key(settings: dict) -> str:
@@ -454,6 +455,20 @@ def extract_features(
     )
     return FeatureBatch(X, ok, failures, stats, heard if listen else None)
 
+# %% ../nbs/05_store.ipynb #16f2e6fb
+def extraction_text(
+    what: str,  # the features, in words (`describe_settings`)
+    stats: dict,  # an extraction's `stats` (`extract_features`), or `features_on_cluster`'s result
+    failures: list,  # {path, reason} of each file that failed
+) -> str:
+    "An extraction as `voice-emotion features` prints it: clips, time, rate, cache hits, then each failed file."
+    where = f"{stats['workers']} workers" if 'workers' in stats else f"{stats['jobs']} processes"
+    lines = [
+        f"{what}: {stats['clips']} clips in {stats['seconds']} s ({stats['clips_per_s']} clips/s, {where}): "
+        f"{stats['computed']} computed, {stats['cache_hits']} from the cache, {stats['failures']} failed"
+    ]
+    return '\n'.join(lines + [f"  {f['path']}: {f['reason']}" for f in failures])
+
 # %% ../nbs/05_store.ipynb #f2aa0a35
 def matrix_settings(cfg: Config) -> dict:
     "The settings of the matrices a configuration's model reads: the seed's features, or its encoder's frames."
@@ -540,3 +555,31 @@ def prune_cache(
             shutil.rmtree(cache_root(cache_dir) / 'features' / key, ignore_errors=True)
     removed = json.loads(gone.to_json(orient='records', date_format='iso'))  # plain numbers and text, for JSON
     return dict(removed=removed, freed=int(gone.bytes.sum()), kept=len(folders) - len(gone))
+
+# %% ../nbs/05_store.ipynb #14ca444f
+def byte_size(n: int) -> str:  # bytes
+    "A size in B, kB, MB or GB, one decimal."
+    return next(
+        f'{n / 1024**k:.1f} {u}' for k, u in ((3, 'GB'), (2, 'MB'), (1, 'kB'), (0, 'B')) if n >= 1024**k or k == 0
+    )
+
+
+def cache_text(folders, where) -> str:  # `cache_folders`; the cache's feature folder
+    "The cache as `voice-emotion cache` lists it: a line per folder, its size, clips, last use and what it holds."
+    import pandas as pd
+
+    lines = [f'{where}: {len(folders)} folders, {byte_size(int(folders.bytes.sum()))}']
+    for f in folders.itertuples():
+        clips = '?' if pd.isna(f.clips) else int(f.clips)
+        lines.append(
+            f'  {f.key}  {byte_size(f.bytes):>9}  {clips:>6} clips  last used {f.last_used:%Y-%m-%d %H:%M}  {f.holds}'
+        )
+    return '\n'.join(lines)
+
+
+def pruned_text(pruned: dict, where, dry_run: bool = False) -> str:  # `prune_cache`'s result
+    "What `voice-emotion cache --unused-days` or `--clear` removed (or would remove), and what it kept."
+    verb = 'would remove' if dry_run else 'removed'
+    lines = [f"  {verb} {f['key']}  {byte_size(f['bytes']):>9}  {f['holds']}" for f in pruned['removed']]
+    n, freed = len(pruned['removed']), byte_size(pruned['freed'])
+    return '\n'.join([*lines, f"{verb} {n} folders ({freed}) of {where}; {pruned['kept']} kept"])

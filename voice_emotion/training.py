@@ -22,7 +22,8 @@ from .store import extract_features, matrix_settings
 
 # %% auto #0
 __all__ = ['fit_scaler', 'class_weights', 'augment_batch', 'training_batches', 'fit_model', 'fit_statistics_member',
-           'training_copies', 'corpus_classes', 'corpus_balance', 'train_run', 'ensure_trained']
+           'training_copies', 'corpus_classes', 'corpus_balance', 'train_run', 'ensure_trained', 'head_words',
+           'training_plan', 'training_text']
 
 # %% ../nbs/08_training.ipynb #afbc9a75
 def fit_scaler(X: np.ndarray, mask_padding: bool = False) -> Scaler:  # training features (clips, frames, features)
@@ -403,3 +404,39 @@ def ensure_trained(cfg: Config, run_dir, log=sys.stdout) -> dict:
     except (OSError, json.JSONDecodeError):
         pass
     return train_run(cfg, run_dir, log)
+
+# %% ../nbs/08_training.ipynb #65190b22
+def head_words(hidden: int | None) -> str:  # `Config.stats_hidden`
+    "A statistics head in words."
+    return f'one hidden layer of {hidden} units' if hidden else 'logistic regression'
+
+
+def training_plan(cfg: Config) -> str:
+    "What a run will train, in one line (`voice-emotion train` prints it first)."
+    what = (
+        f'{cfg.architecture} network, {cfg.epochs} epochs{" at most" if cfg.early_stopping else ""}'
+        if cfg.head == 'network'
+        else f'{head_words(cfg.stats_hidden)} on {cfg.encoder or "feature"} statistics'
+    )
+    changed = f' with {", ".join(cfg.recipe_changes)}' if cfg.recipe_changes else ''
+    return f'training {cfg.recipe_name}{changed} ({what}) on {cfg.dataset} ({cfg.protocol} protocol, seed {cfg.seed})'
+
+
+def training_text(summary: dict) -> str:  # `train_run`'s summary
+    "What each part of a run trained on, for how long, and how it stopped (`voice-emotion train` prints it last)."
+    lines = []
+    for p in summary['parts']:
+        nets = p.get('head_members') or 1  # a hidden-layer head: its networks (`fit_mlp_head`) and their epochs
+        fitted = (
+            f"C = {p['stats_C']}"
+            if p['stats_C']
+            else (f'{nets} networks averaged, ' if nets > 1 else '') + f"{p.get('head_epochs')} epochs"
+        )
+        lines.append(
+            f"{p['name']}: {p['n_train']} training / {p['n_valid']} validation clips, {p['epochs_run']} epochs "
+            f"(best {p['best_epoch']}), {p['train_seconds']} s ({p['seconds_per_epoch']} s/epoch)"
+            if p['epochs_run']
+            else f"{p['name']}: {p['n_train']} training clips, {head_words(p.get('stats_hidden'))} ({fitted}), "
+            f"{p['train_seconds']} s"
+        )
+    return '\n'.join([*lines, f"total {summary['total_seconds']} s"])
