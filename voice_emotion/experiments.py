@@ -20,9 +20,10 @@ from .store import extract_features
 from .training import train_run
 
 # %% auto #0
-__all__ = ['RECIPE_GRID', 'LAYER_FEATURES', 'named_recipe', 'compare_recipes', 'layer_statistics', 'layer_study',
-           'save_layer_study', 'fold_tests', 'speaker_norm_study', 'one_emotion_guard_study', 'cross_corpus',
-           'cross_corpus_table', 'cross_corpus_run', 'cross_corpus_text', 'recipe_figures', 'comparison_table']
+__all__ = ['RECIPE_GRID', 'LAYER_FEATURES', 'LAYER_NORMALISATIONS', 'named_recipe', 'compare_recipes', 'layer_statistics',
+           'layer_study', 'save_layer_study', 'fold_tests', 'speaker_norm_study', 'one_emotion_guard_study',
+           'cross_corpus', 'cross_corpus_table', 'cross_corpus_run', 'cross_corpus_text', 'recipe_figures',
+           'comparison_table']
 
 # %% ../nbs/11_experiments.ipynb #d7feaa0b
 _PLAIN_REGRESSION = dict(noise_copies=0, quiet_copies=0, speed_copies=(), stats_hidden=0)  # no copies, no hidden layer
@@ -144,7 +145,13 @@ LAYER_FEATURES = {  # what the layer study compares: an encoder and which of its
     'whisper-tiny.en, last layer (what the default reads)': ('whisper-tiny.en', [-1]),
     'whisper-tiny.en, every layer': ('whisper-tiny.en', None),
     'whisper-base, every layer': ('whisper-base', None),
+    'whisper-tiny.en and whisper-base, every layer': ('whisper-tiny.en+whisper-base', None),
 }
+LAYER_NORMALISATIONS = (
+    'none',  # per clip: what a prediction can always do
+    'corpus',  # each corpus z-normalised over its own clips (the test corpus's too, unlabelled): domain normalisation
+    'speaker',  # each speaker's clips z-normalised over their own (`speaker_normalise`)
+)
 
 
 def _layers_of(paths: list, folder: str, window: float) -> np.ndarray:
@@ -204,12 +211,16 @@ def layer_study(
     folds: int = 5,
     seed: int = 42,
     Cs: tuple = (0.01, 0.1, 1.0),
+    normalisations: tuple = ('none',),  # of `LAYER_NORMALISATIONS`
     log=None,
-) -> list:  # records: feature set, protocol, test corpus, accuracy, balanced accuracy, chance
+) -> list:  # records: feature set, normalisation, protocol, test corpus, accuracy, balanced accuracy, chance
     """Per clip, a standardised logistic regression on each feature set's statistics: speaker k-fold within `within`
     (C chosen by speaker-grouped CV inside each fold's training part), and leave-one-corpus-out (trained on the other
     corpora with the k-fold's most chosen C, each corpus's softmax over its own classes; scored on the held-out
-    corpus restricted to its classes)."""
+    corpus restricted to its classes). Each corpus counts the same in training. With a normalisation other than
+    `none`, the statistics are z-normalised within each corpus or each speaker first: the test part's own unlabelled
+    clips set its mean, as `--speaker-norm` does at prediction."""
+    import itertools
     from collections import Counter
 
     from sklearn.metrics import balanced_accuracy_score
@@ -220,24 +231,43 @@ def layer_study(
     from voice_emotion.training import corpus_classes
 
     tables = {n: t[t.in_task].reset_index(drop=True) for n, t in corpora.items()}
-    encoders = {enc for enc, _ in features.values()}
+    encoders = {enc for both, _ in features.values() for enc in both.split('+')}
     stats = {(enc, n): layer_statistics(list(t.path), enc) for enc in encoders for n, t in tables.items()}
+
+    def normalised(S, n, how):
+        if how == 'corpus':
+            return (S - S.mean(0)) / np.maximum(S.std(0), 1e-2)
+        return speaker_normalise(S, tables[n].speaker.to_numpy()) if how == 'speaker' else S
+
     label = {e: i for i, e in enumerate(EMOTIONS)}
     records = []
 
-    def score(name, protocol, test, p, y, classes):
+    def score(name, how, protocol, test, p, y, classes):
         pred = np.where(np.isin(EMOTIONS, classes)[None], p, -np.inf).argmax(1)
-        r = dict(features=name, protocol=protocol, test=test, clips=int(len(y)), accuracy=float((pred == y).mean()),
-                 balanced_accuracy=float(balanced_accuracy_score(y, pred)), chance=1 / len(classes))  # fmt: skip
+        r = dict(features=name, normalise=how, protocol=protocol, test=test, clips=int(len(y)),
+                 accuracy=float((pred == y).mean()), balanced_accuracy=float(balanced_accuracy_score(y, pred)),
+                 chance=1 / len(classes))  # fmt: skip
         records.append(r)
         if log:
             acc, bal = 100 * r['accuracy'], 100 * r['balanced_accuracy']
-            print(f"{name:55s} {protocol:9s} {test:10s} {acc:5.1f} % (balanced {bal:5.1f} %, chance "
+            print(f"{name:55s} {how:8s} {protocol:9s} {test:10s} {acc:5.1f} % (balanced {bal:5.1f} %, chance "
                   f"{100 * r['chance']:.0f} %)", file=log, flush=True)  # fmt: skip
 
-    for name, (enc, which) in features.items():
-        S = {n: (stats[(enc, n)] if which is None else stats[(enc, n)][:, which]).reshape(len(t), -1)
-             for n, t in tables.items()}  # fmt: skip
+    for (name, (enc, which)), how in itertools.product(features.items(), normalisations):
+        S = {
+            n: normalised(
+                np.concatenate(
+                    [
+                        (stats[e, n] if which is None else stats[e, n][:, which]).reshape(len(t), -1)
+                        for e in enc.split('+')
+                    ],
+                    axis=1,
+                ),
+                n,
+                how,
+            )
+            for n, t in tables.items()
+        }
         y = {n: t.emotion.map(label).to_numpy() for n, t in tables.items()}
         chosen = Counter()
         if within in tables:
@@ -249,16 +279,19 @@ def layer_study(
                 head, info = fit_linear_head(S[within][tr], y[within][tr], t.speaker.to_numpy()[tr], Cs)
                 p[~tr] = head.logits(S[within][~tr])
                 chosen[info['C']] += 1
-            score(name, f'{folds}-fold', within, p, y[within], sorted(t.emotion.unique()))
+            score(name, how, f'{folds}-fold', within, p, y[within], sorted(t.emotion.unique()))
         C = chosen.most_common(1)[0][0] if chosen else Cs[len(Cs) // 2]
         for test in tables:
-            train = pd.concat([tables[n] for n in tables if n != test], ignore_index=True)
+            names = [n for n in tables if n != test]
+            train = pd.concat([tables[n] for n in names], ignore_index=True)
             mask = corpus_classes(train)
             allowed = None if mask is None else np.stack([mask[s] for s in train.speaker])
-            Str = np.concatenate([S[n] for n in tables if n != test])
-            ytr = np.concatenate([y[n] for n in tables if n != test])
-            head, _ = fit_linear_head(Str, ytr, train.speaker.to_numpy(), (C,), allowed=allowed)
-            score(name, 'unseen', test, head.logits(S[test]), y[test], sorted(tables[test].emotion.unique()))
+            weight = np.concatenate(
+                [np.full(len(tables[n]), len(train) / (len(names) * len(tables[n]))) for n in names]
+            )
+            Str, ytr = np.concatenate([S[n] for n in names]), np.concatenate([y[n] for n in names])
+            head, _ = fit_linear_head(Str, ytr, train.speaker.to_numpy(), (C,), allowed=allowed, sample_weight=weight)
+            score(name, how, 'unseen', test, head.logits(S[test]), y[test], sorted(tables[test].emotion.unique()))
     return records
 
 # %% ../nbs/11_experiments.ipynb #ad967ad8
@@ -269,6 +302,7 @@ def save_layer_study(
         ('manifest', '../shared/data/kor16k/manifest.csv'),
     ),  # (dataset, folder or manifest) pairs
     out='reports/layers',
+    normalisations: tuple = LAYER_NORMALISATIONS,
     log=None,
 ) -> Path:
     "`layer_study` on the corpora at hand (RAVDESS by actor folds too), saved to `out/layer_study.json`."
@@ -280,7 +314,8 @@ def save_layer_study(
     for dataset, folder in data:
         clips, _ = scan_corpus(dataset, folder)
         corpora.update(dict(iter(clips.groupby('corpus'))))
-    records = layer_study(corpora, within=next((n for n in corpora if 'ravdess' in n), None), log=log)
+    within = next((n for n in corpora if 'ravdess' in n), None)
+    records = layer_study(corpora, within=within, normalisations=normalisations, log=log)
     info = {
         n: dict(
             clips=int(c.in_task.sum()), speakers=int(c.speaker.nunique()), classes=sorted(set(c[c.in_task].emotion))
