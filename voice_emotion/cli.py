@@ -26,10 +26,9 @@ from voice_emotion.core import (
 )
 
 # %% auto #0
-__all__ = ['SPEAKER_NORM_HELP', 'RECIPE_HELP', 'EPOCHS_HELP', 'JSON', 'DATA', 'RECIPE', 'EPOCHS', 'JOBS', 'REPORTS_DIR',
-           'PREDICT_FORMAT', 'cmd_data', 'cmd_features', 'cmd_train', 'cmd_evaluate', 'cmd_predict', 'cmd_make_default',
-           'cmd_compare', 'cmd_cross_corpus', 'cmd_report', 'cmd_docs', 'cmd_cache', 'cmd_bench', 'cmd_listen',
-           'build_parser', 'main', 'Terminated']
+__all__ = ['SPEAKER_NORM_HELP', 'RECIPE_HELP', 'EPOCHS_HELP', 'cmd_data', 'cmd_features', 'cmd_train', 'cmd_evaluate',
+           'cmd_predict', 'cmd_make_default', 'cmd_compare', 'cmd_cross_corpus', 'cmd_report', 'cmd_docs', 'cmd_cache',
+           'cmd_bench', 'cmd_listen', 'build_parser', 'main', 'Terminated']
 
 # %% ../nbs/14_cli.ipynb #69193561
 def _config_option(p: argparse.ArgumentParser, field: str, *flags, **kw):
@@ -163,7 +162,10 @@ def cmd_features(args) -> int:
         'worker_peak_rss_mb': peak(resource.RUSAGE_CHILDREN),
         'failed_files': batch.failures,
     }
-    print(json.dumps(out, indent=2, default=str) if args.json else extraction_text(what, batch.stats, batch.failures))
+    if args.json:
+        _print_json(out)
+    else:
+        print(extraction_text(what, batch.stats, batch.failures))
     return 1 if batch.failures else 0
 
 
@@ -174,11 +176,10 @@ def _features_on_cluster(args, paths: list, settings: dict) -> int:
 
     with cluster_client(args.scheduler, args.workers or 0) as client:
         r = features_on_cluster(paths, settings, args.cache_dir, client, progress=not args.json and sys.stderr.isatty())
-    print(
-        json.dumps(r, indent=2, default=str)
-        if args.json
-        else extraction_text(describe_settings(settings), r, r['failed_files'])
-    )
+    if args.json:
+        _print_json(r)
+    else:
+        print(extraction_text(describe_settings(settings), r, r['failed_files']))
     return 1 if r['failures'] else 0
 
 # %% ../nbs/14_cli.ipynb #421ef5da
@@ -490,11 +491,11 @@ def _cluster_options(verb: str) -> list:
     ]  # fmt: skip
 
 
-JSON = ('--json', dict(action='store_true', help='print JSON'))
-DATA = ['dataset', ('--data-dir', dict(metavar='DIR', help=(
+_JSON = ('--json', dict(action='store_true', help='print JSON'))
+_DATA = ['dataset', ('--data-dir', dict(metavar='DIR', help=(
     'corpus folder (CREMA-D: downloaded with kagglehub when omitted; --dataset manifest: the CSV or Parquet '
     'file: path, emotion, speaker, optional sex, corpus, language)')))]  # fmt: skip
-RECIPE = [
+_RECIPE = [
     ('--recipe', dict(default=DEFAULT_RECIPE, metavar='RECIPE', help=RECIPE_HELP)),
     ('--set', dict(action='append', default=[], dest='changes', metavar='NAME=VALUE', help=(
         "change one of the recipe's settings (repeat it; lists by commas, none for None): "
@@ -502,10 +503,10 @@ RECIPE = [
     ('--model', dict(action=_RenamedOption, hint='names a trained bundle (predict, evaluate); choose how to train with '
                      '--recipe RECIPE')),
 ]  # fmt: skip
-EPOCHS = ('epochs', dict(help=EPOCHS_HELP))
-JOBS = ('jobs', '--jobs', '-j', {})
-REPORTS_DIR = ('--reports-dir', dict(default='reports', metavar='DIR', help='report site folder (default: ./reports)'))
-PREDICT_FORMAT = ('table', 'json', 'csv', 'html')
+_EPOCHS = ('epochs', dict(help=EPOCHS_HELP))
+_JOBS = ('jobs', '--jobs', '-j', {})
+_REPORTS_DIR = ('--reports-dir', dict(default='reports', metavar='DIR', help='report site folder (default: ./reports)'))
+_PREDICT_FORMAT = ('table', 'json', 'csv', 'html')
 
 
 def _commands() -> dict:
@@ -516,22 +517,22 @@ def _commands() -> dict:
     return {
         'data': (cmd_data, 'count the clips of a corpus per emotion, speaker and split part',
                  'Scan a corpus, report unusable files and show the split.',
-                 [*DATA, ('protocol', '--split', '--protocol', {}), 'seed', 'folds',
+                 [*_DATA, ('protocol', '--split', '--protocol', {}), 'seed', 'folds',
                   ('--write-manifest', dict(metavar='FILE', help=(
                       'also write the corpus as a CSV manifest (path, emotion, speaker, sex, corpus, sentence): '
-                      'concatenate several to train on them together (--dataset manifest)'))), JSON]),
+                      'concatenate several to train on them together (--dataset manifest)'))), _JSON]),
         'features': (cmd_features, 'extract and cache the features of a corpus',
                      "Extract what a recipe reads of every six-class clip into the cache: the speech encoder's frames "
                      "(the whisper-linear recipes, the default) or the seed's MFCC, chroma, log-mel and ZCR (the "
                      'network recipes).',
-                     [*DATA, *RECIPE, 'compute_type', JOBS, ('cache_dir', dict(metavar='DIR')),
+                     [*_DATA, *_RECIPE, 'compute_type', _JOBS, ('cache_dir', dict(metavar='DIR')),
                       ('-n', dict(type=int, metavar='CLIPS', help='only the first CLIPS clips (by path)')),
                       ('--bench', dict(action=_RenamedOption, hint='moved: voice-emotion bench features')),
-                      *_cluster_options('extract'), JSON]),
+                      *_cluster_options('extract'), _JSON]),
         'train': (cmd_train, 'train a recipe (one model, or one per fold) into a run folder',
                   'Train a recipe; the scaler, early stopping and LR schedule see training and validation only.',
-                  [*DATA, 'protocol', EPOCHS, 'seed', 'folds', 'test_frac', 'valid_frac', *RECIPE, 'encoder',
-                   ('encoder_dir', dict(metavar='DIR')), 'compute_type', JOBS, 'corpus_weights',
+                  [*_DATA, 'protocol', _EPOCHS, 'seed', 'folds', 'test_frac', 'valid_frac', *_RECIPE, 'encoder',
+                   ('encoder_dir', dict(metavar='DIR')), 'compute_type', _JOBS, 'corpus_weights',
                    ('cache_dir', dict(metavar='DIR')),
                    ('--out', dict(required=True, metavar='RUN_DIR', help='run folder to write'))]),
         'evaluate': (cmd_evaluate, 'metrics of a run, a bundle or the default model',
@@ -539,7 +540,7 @@ def _commands() -> dict:
                      [('target', dict(metavar='RUN_DIR|BUNDLE|default')),
                       ('--dataset', dict(choices=DATASETS, help='evaluate on this labelled corpus instead of the saved '
                                          'test part')),
-                      ('--data-dir', dict(metavar='DIR', help='folder of that corpus')), JSON]),
+                      ('--data-dir', dict(metavar='DIR', help='folder of that corpus')), _JSON]),
         'predict': (cmd_predict, 'predict the emotion of audio files or folders',
                     'Predict the emotion of WAV, FLAC, OGG or MP3 files (folders are searched recursively). '
                     'Exit status: 0 all files succeeded, 1 some failed, 2 usage error.',
@@ -550,7 +551,7 @@ def _commands() -> dict:
                          "refuse the model unless its bundle.json has this SHA-256 (as its publisher gives it; a "
                          "BUNDLE.sha256 file beside the bundle folder pins it too; the shipped model is pinned by "
                          "the package)"))),
-                     ('--format', dict(choices=PREDICT_FORMAT, default='table', help=(
+                     ('--format', dict(choices=_PREDICT_FORMAT, default='table', help=(
                          'output format (default: table); html: one self-contained page to look at and listen to '
                          '(with -o)'))),
                      ('--output', '-o', dict(metavar='FILE', help=(
@@ -558,7 +559,7 @@ def _commands() -> dict:
                          'dataset)'))),
                      ('--segment', dict(action='store_true', help='long recordings: a timeline of windows, silence '
                                         'marked')),
-                     'window', 'hop', 'silence_db', JOBS, ('min_confidence', dict(metavar='P')),
+                     'window', 'hop', 'silence_db', _JOBS, ('min_confidence', dict(metavar='P')),
                      ('--speaker-norm', dict(choices=SPEAKER_NORMS, default='off', help=SPEAKER_NORM_HELP)),
                      ('--verbose', '-v', dict(action='store_true', help="let the audio decoders' own messages "
                                               'through to the terminal')),
@@ -576,7 +577,7 @@ def _commands() -> dict:
                          'the final model on all their actors, and write the bundle and MODEL_CARD.md into the '
                          'package (or --out).',
                          [('--data-dir', dict(required=True, metavar='DIR', help='RAVDESS folder (Actor_01 … '
-                                              'Actor_20)')), 'folds', EPOCHS, *RECIPE, 'seed',
+                                              'Actor_20)')), 'folds', _EPOCHS, *_RECIPE, 'seed',
                           ('--out', dict(metavar='DIR', help='bundle folder to write (default: the package default '
                                          'model)')),
                           ('--kfold-run', dict(metavar='DIR', help='reuse this speaker-kfold run of the same recipe '
@@ -591,14 +592,14 @@ def _commands() -> dict:
         'compare': (cmd_compare, 'compare recipes under speaker-kfold, several seeds, same folds',
                     'Train and evaluate each recipe × seed with the speaker-kfold protocol on the same folds; '
                     'results go to OUT/comparison.json (read by the model notebook).',
-                    [*DATA, ('--recipes', dict(nargs='+', default=[DEFAULT_RECIPE], metavar='RECIPE', help=(
+                    [*_DATA, ('--recipes', dict(nargs='+', default=[DEFAULT_RECIPE], metavar='RECIPE', help=(
                         f'recipes to compare: presets, recipe files or experiment-grid names (default: '
                         f'{DEFAULT_RECIPE})'))),
                      ('--models', dict(action=_RenamedOption, hint='was renamed: compare recipes with --recipes '
                                        'RECIPE ...')),
                      ('--seeds', dict(nargs='+', type=int, default=seeds, help=f'seeds (default: '
                                       f'{" ".join(map(str, seeds))})')),
-                     'folds', EPOCHS,
+                     'folds', _EPOCHS,
                      ('--out', dict(default='reports/model-comparison', metavar='DIR', help='results folder '
                                     '(default: reports/model-comparison)'))]),
         'cross-corpus': (cmd_cross_corpus, 'train on each set of corpora, test on each corpus (a linear recipe)',
@@ -608,29 +609,29 @@ def _commands() -> dict:
                          [('--dataset', dict(action='append', required=True, choices=DATASETS, help='a corpus (repeat '
                                              'it)')),
                           ('--data-dir', dict(action='append', metavar='DIR', help='its folder or manifest (one per '
-                                              '--dataset)')), *RECIPE,
+                                              '--dataset)')), *_RECIPE,
                           ('--normalise', dict(nargs='+', choices=('none', 'corpus', 'speaker'),
                                                default=['none', 'corpus', 'speaker'], help=(
                               'statistics as they are, z-normalised within each corpus, or within each speaker '
                               '(default: all three)'))),
                           'folds', 'corpus_weights',
                           ('--out', dict(default='reports/cross-corpus', metavar='DIR', help='default: '
-                                         'reports/cross-corpus')), JSON]),
+                                         'reports/cross-corpus')), _JSON]),
         'report': (cmd_report, 'run the stage notebooks with papermill and render the report site',
                    'Execute the stage notebooks with parameters into reports/<RUN>/ (notebooks, HTML, index) and list '
                    'the run in reports/index.html. With no options: the bundled sample, offline.',
-                   [*DATA, 'protocol', EPOCHS, 'seed', 'folds', *RECIPE,
+                   [*_DATA, 'protocol', _EPOCHS, 'seed', 'folds', *_RECIPE,
                     ('--name', dict(metavar='RUN', help='run name (default: DATASET-PROTOCOL); re-running a name '
                                     'replaces that run')),
                     ('--stages', dict(nargs='+', choices=list(STAGES), metavar='STAGE', help=f'stages to run '
                                       f'(default: all: {" ".join(STAGES)})')),
-                    REPORTS_DIR, ('--notebooks', dict(metavar='DIR', help="stage notebooks (default: the project's "
+                    _REPORTS_DIR, ('--notebooks', dict(metavar='DIR', help="stage notebooks (default: the project's "
                                                       'nbs/)'))]),
         'docs': (cmd_docs, 'render the documentation site (every chapter, executed) into reports/docs/',
                  'Execute every notebook of nbs/ with its default parameters and render the documentation site '
                  '(signatures, examples, sidebar) into REPORTS_DIR/docs/, linked from REPORTS_DIR/index.html. Works '
                  'offline: no Quarto needed; the checks in the chapters need the dev extras (pip install -e ".[dev]").',
-                 [REPORTS_DIR, ('--notebooks', dict(metavar='DIR', help="the notebooks (default: the project's "
+                 [_REPORTS_DIR, ('--notebooks', dict(metavar='DIR', help="the notebooks (default: the project's "
                                                     'nbs/)'))]),
         'cache': (cmd_cache, 'list the feature cache, or remove what has not been used for a while',
                   "The feature cache keeps a folder per feature settings (each recipe's encoder frames, each training "
@@ -639,7 +640,7 @@ def _commands() -> dict:
                   [('cache_dir', dict(metavar='DIR')),
                    [('--unused-days', dict(type=float, metavar='DAYS', help='remove folders not used for DAYS days')),
                     ('--clear', dict(action='store_true', help='remove every folder'))],  # one or the other
-                   ('--dry-run', dict(action='store_true', help='say what would be removed, remove nothing')), JSON]),
+                   ('--dry-run', dict(action='store_true', help='say what would be removed, remove nothing')), _JSON]),
         'bench': (cmd_bench, 'benchmarks that measure the tool itself, figures side by side in one run',
                   "features: the seed's feature loop against this extraction; predict: start-up, warm latency and "
                   'batch throughput (--against: a second model beside it); cluster: the single-process path against '
@@ -647,7 +648,7 @@ def _commands() -> dict:
                   "files; listen: a recording piped into listen at real-time speed, each window's delay and the CPU "
                   'it needs.',
                   [('what', dict(choices=('features', 'predict', 'listen', 'cluster', 'memory'), help='what to '
-                                 'measure')), *DATA,
+                                 'measure')), *_DATA,
                    ('--model', dict(metavar='BUNDLE', help='predict, cluster, memory: a bundle (default: the shipped '
                                     'model)')),
                    ('--against', dict(metavar='BUNDLE', help='predict: measure this model too, side by side')),

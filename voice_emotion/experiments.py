@@ -21,9 +21,9 @@ from .training import train_run
 
 # %% auto #0
 __all__ = ['RECIPE_GRID', 'LAYER_FEATURES', 'LAYER_NORMALISATIONS', 'named_recipe', 'compare_recipes', 'layer_statistics',
-           'layer_study', 'save_layer_study', 'fold_tests', 'speaker_norm_study', 'one_emotion_guard_study',
-           'cross_corpus', 'cross_corpus_table', 'cross_corpus_run', 'cross_corpus_text', 'recipe_figures',
-           'comparison_table']
+           'layer_study', 'scan_corpora', 'corpora_info', 'save_layer_study', 'fold_tests', 'speaker_norm_study',
+           'one_emotion_guard_study', 'cross_corpus', 'cross_corpus_table', 'cross_corpus_run', 'cross_corpus_text',
+           'recipe_figures', 'comparison_table']
 
 # %% ../nbs/11_experiments.ipynb #d7feaa0b
 _PLAIN_REGRESSION = dict(noise_copies=0, quiet_copies=0, speed_copies=(), stats_hidden=0)  # no copies, no hidden layer
@@ -294,6 +294,32 @@ def layer_study(
             score(name, how, 'unseen', test, head.logits(S[test]), y[test], sorted(tables[test].emotion.unique()))
     return records
 
+# %% ../nbs/11_experiments.ipynb #bf3889a9
+def scan_corpora(
+    data,  # (dataset, folder or manifest) pairs
+) -> dict:  # corpus name → its clips (`scan_corpus`), one per `corpus` value
+    "Several corpora at once, each named by its `corpus` column; a corpus given twice is refused."
+    from voice_emotion.data import scan_corpus
+
+    corpora = {}
+    for dataset, folder in data:
+        clips, _ = scan_corpus(dataset, folder)
+        for name, table in clips.groupby('corpus', sort=True):
+            if name in corpora:
+                raise VoiceEmotionError(f'corpus {name!r} is given twice')
+            corpora[name] = table
+    return corpora
+
+
+def corpora_info(corpora: dict) -> dict:  # `scan_corpora`
+    "What a result was measured on: each corpus's six-class clips, speakers and classes."
+    return {
+        n: dict(
+            clips=int(t.in_task.sum()), speakers=int(t.speaker.nunique()), classes=sorted(set(t[t.in_task].emotion))
+        )
+        for n, t in corpora.items()
+    }
+
 # %% ../nbs/11_experiments.ipynb #ad967ad8
 def save_layer_study(
     data: tuple = (
@@ -308,24 +334,14 @@ def save_layer_study(
     "`layer_study` on the corpora at hand (RAVDESS by actor folds too), saved to `out/layer_study.json`."
     import time
 
-    from voice_emotion.data import scan_corpus
-
-    t, corpora = time.perf_counter(), {}
-    for dataset, folder in data:
-        clips, _ = scan_corpus(dataset, folder)
-        corpora.update(dict(iter(clips.groupby('corpus'))))
+    t, corpora = time.perf_counter(), scan_corpora(data)
     within = next((n for n in corpora if 'ravdess' in n), None)
     records = layer_study(corpora, within=within, normalisations=normalisations, log=log)
-    info = {
-        n: dict(
-            clips=int(c.in_task.sum()), speakers=int(c.speaker.nunique()), classes=sorted(set(c[c.in_task].emotion))
-        )
-        for n, c in corpora.items()
-    }
     command = 'python -c "from voice_emotion.experiments import save_layer_study; save_layer_study()"'
     seconds = round(time.perf_counter() - t)
     return write_json(
-        Path(out) / 'layer_study.json', dict(command=command, corpora=info, seconds=seconds, records=records)
+        Path(out) / 'layer_study.json',
+        dict(command=command, corpora=corpora_info(corpora), seconds=seconds, records=records),
     )
 
 # %% ../nbs/11_experiments.ipynb #5e7a1c31
@@ -587,27 +603,13 @@ def cross_corpus_run(
     log=None,
 ) -> dict:  # recipe, folds, seed, corpus weights, each corpus's clips, speakers and classes, the records
     "`cross_corpus` over corpora given as folders: the matrix and what it was measured on, saved where `out` says."
-    from voice_emotion.data import scan_corpus
-
-    tables = {}
-    for dataset, data_dir in corpora:
-        clips, _ = scan_corpus(dataset, data_dir)
-        for name, table in clips.groupby('corpus', sort=True):
-            if name in tables:
-                raise VoiceEmotionError(f'corpus {name!r} is given twice')
-            tables[name] = table
+    tables = scan_corpora(corpora)
     if len(tables) < 2:
         raise VoiceEmotionError(f'a cross-corpus matrix needs two corpora or more (got {", ".join(tables) or "none"})')
     records = cross_corpus(tables, cfg, tuple(normalise), log=log)
-    info = {
-        n: dict(
-            clips=int(t.in_task.sum()), speakers=int(t.speaker.nunique()), classes=sorted(set(t[t.in_task].emotion))
-        )
-        for n, t in tables.items()
-    }
     result = dict(
         recipe=cfg.recipe_name, recipe_changes=list(cfg.recipe_changes), folds=cfg.folds, seed=cfg.seed,
-        corpus_weights=cfg.corpus_weights, corpora=info, records=records,
+        corpus_weights=cfg.corpus_weights, corpora=corpora_info(tables), records=records,
     )  # fmt: skip
     if out is not None:
         write_json(Path(out) / 'cross_corpus.json', result)

@@ -411,8 +411,7 @@ def iter_predictions(
     speaker_norm: str = 'off',  # `off`: per clip; `folder`: a folder's clips share a voice; `manifest`: by `speakers`
     min_confidence: float = Config.default('min_confidence'),  # below it the emotion is `uncertain` (note: the best)
     speakers: list | None = None,  # the group of each path (files only): the speaker, or the folder a copy came from
-    summary: dict
-    | None = None,  # `LoadedModel.group_summary` of all the groups' clips, when these are only some of them
+    summary: dict | None = None,  # `LoadedModel.group_summary` of all groups' clips, when these are some of them
     chunk: int = 256,  # files decoded and encoded at once: memory is bounded by a chunk, not by the number of files
 ):  # yields DataFrames of `predict_files`' columns
     "The rows of `predict_files` a chunk at a time: per clip as each chunk is done; normalised once every clip is seen."
@@ -461,8 +460,7 @@ def predict_files(
     speaker_norm: str = 'off',  # `off`: per clip; `folder`: a folder's clips share a voice; `manifest`: by `speakers`
     min_confidence: float = Config.default('min_confidence'),  # below it the emotion is `uncertain` (note: the best)
     speakers: list | None = None,  # the group of each path (files only): the speaker, or the folder a copy came from
-    summary: dict
-    | None = None,  # `LoadedModel.group_summary` of all the groups' clips, when these are only some of them
+    summary: dict | None = None,  # `LoadedModel.group_summary` of all groups' clips, when these are some of them
     chunk: int = 256,  # files decoded and encoded at once (`iter_predictions`)
 ) -> pd.DataFrame:
     "One row per file: path, emotion, confidence, p_<emotion> per class, speech (seconds), duration, note, error."
@@ -743,9 +741,7 @@ class Predictor:
         self,
         model=None,  # bundle folder, run folder, `default` or None (the default model), or a loaded bundle
         sha256: str | None = None,  # pin: the SHA-256 its bundle.json must have
-        min_confidence: float = Config.default(
-            'min_confidence'
-        ),  # below it the emotion is `uncertain` (note: the best)
+        min_confidence: float = Config.default('min_confidence'),  # below it: `uncertain` (the note: the best)
         jobs: int = 0,  # processes that decode and extract (0: one per core)
         batch_size: int = 64,  # clips the model reads at once
     ):
@@ -787,7 +783,9 @@ class Predictor:
         speaker_norm: str = 'off',  # `recording`: the windows normalised together
     ) -> Timeline:
         "Per-window emotions of a recording and its overall answer (`predict_timeline`)."
-        return predict_timeline(path, window, hop, self.model, silence_db, 32, speaker_norm, self.min_confidence)
+        return predict_timeline(
+            path, window, hop, self.model, silence_db, speaker_norm=speaker_norm, min_confidence=self.min_confidence
+        )
 
     def listen(
         self,

@@ -566,8 +566,6 @@ def byte_size(n: int) -> str:  # bytes
 
 def cache_text(folders, where) -> str:  # `cache_folders`; the cache's feature folder
     "The cache as `voice-emotion cache` lists it: a line per folder, its size, clips, last use and what it holds."
-    import pandas as pd
-
     lines = [f'{where}: {len(folders)} folders, {byte_size(int(folders.bytes.sum()))}']
     for f in folders.itertuples():
         clips = '?' if pd.isna(f.clips) else int(f.clips)

@@ -173,14 +173,14 @@ def _local_copies(paths: list):  # local paths and fsspec URLs
 
 def _timeline_rows(local, base: dict, predictor, segment: dict, speaker_norm) -> list[dict]:
     "One row for the file, then one per window (`start`, `end`), for a timeline of the file."
-    tl, overall = predictor.timeline(local, segment['window'], segment['hop'], segment['silence_db'], speaker_norm)
+    timeline = predictor.timeline(local, segment['window'], segment['hop'], segment['silence_db'], speaker_norm)
+    tl, overall = timeline
     p_cols = [f'p_{l}' for l in predictor.labels]
-    scored = tl[tl[p_cols[0]].notna()]
     file_row = dict(
         base,
         emotion=overall['emotion'],
         confidence=overall['confidence'],
-        **({c: float(scored[c].astype(float).mean()) for c in p_cols} if len(scored) else {}),
+        **{f'p_{l}': p for l, p in timeline.file_row()['probabilities'].items()},  # averaged over the scored windows
         duration=round(audio_duration(local), 3),
         speech=None,  # the windows overlap: each says its own
         note=overall.get('note'),
