@@ -80,6 +80,7 @@ class Config:
     level: str | None = None  # `peak`: each clip scaled to a -1 dBFS peak before the encoder (recording level ignored)
     mel_range: float | None = None  # dB of log-mel below each clip's loudest the encoder hears (None: Whisper's 80)
     rounding_noise: bool = False  # True: 16-bit rounding noise's expected power taken from the log-mel (quiet clips)
+    encoder_layers: str | None = None  # None: the last layer's frames; `all` or `1,3`: those layers' statistics (NumPy)
     noise_copies: int = 0  # linear head: noisy copies of each training clip added to its training set (robustness)
     noise_snr: tuple = (5.0, 30.0)  # their signal-to-noise ratios, in dB, drawn uniformly per clip and copy
     quiet_copies: int = 0  # linear head: copies of each training clip made quieter and stored in 16 bits again
@@ -163,6 +164,12 @@ class Config:
                     self.functionals is None or (self.functionals in FUNCTIONALS and self.encoder is not None),
                     f'one of {", ".join(FUNCTIONALS)}, with an encoder (its frames carry them)',
                 ),
+                (
+                    'encoder_layers',
+                    self.encoder_layers is None
+                    or (isinstance(self.encoder_layers, str) and self.encoder and not self.functionals),
+                    "None, or 'all' or layer numbers ('1,3') in quotes, with an encoder and without functionals",
+                ),
             ],
             'training_copies': [
                 ('noise_copies', with_encoder(self.noise_copies), '0 or more, with an encoder'),
@@ -187,6 +194,7 @@ class Config:
                     self.corpus_weights == 'clips' or self.head == 'linear',
                     "'clips' for a network head",
                 ),
+                ('head', self.head == 'linear' or not self.encoder_layers, "'linear' with encoder_layers (no frames)"),
             ],
             'inference': [
                 ('window', 0 < self.hop <= self.window, 'at least hop, which must be > 0'),
@@ -237,7 +245,7 @@ SECTIONS = {
     'seed_features': ('sr', 'n_fft', 'hop_length', 'n_mels', 'n_mfcc', 'n_chroma', 'max_len'),
     'encoder': (
         'encoder', 'encoder_dir', 'compute_type', 'encoder_window', 'encoder_context', 'functionals', 'level',
-        'mel_range', 'rounding_noise',
+        'mel_range', 'rounding_noise', 'encoder_layers',
     ),
     'training_copies': ('noise_copies', 'noise_snr', 'quiet_copies', 'quiet_db', 'speed_copies'),
     'network': (

@@ -21,10 +21,11 @@ from .features import hann_window, mel_filters, real_fft, samples_needed
 # %% auto #0
 __all__ = ['WHISPER_SR', 'WHISPER_HOP', 'WHISPER_N_FFT', 'DEFAULT_ENCODER', 'SHIPPED_WEIGHTS_SHA256', 'HUB_ENCODERS',
            'PACKAGED_ENCODERS', 'EGEMAPS_WIDTH', 'whisper_log_mel', 'weights_sha256', 'shipped_encoder_dir',
-           'download_encoder', 'packaged_encoder_dir', 'Encoder', 'check_shipped_weights', 'load_encoder',
-           'read_ctranslate2', 'EncoderLayers', 'functionals_version', 'egemaps_functionals', 'encoder_settings',
-           'clip_encoder_frames', 'encoder_samples', 'speed_changed', 'settings_encoder', 'peak_normalised',
-           'rounding_noise_power', 'fixed_frames', 'analysed_seconds']
+           'download_encoder', 'packaged_encoder_dir', 'Encoder', 'clip_log_mel', 'check_shipped_weights',
+           'load_encoder', 'read_ctranslate2', 'EncoderLayers', 'layer_indices', 'numpy_encoder', 'pooled_layers',
+           'functionals_version', 'egemaps_functionals', 'encoder_settings', 'clip_encoder_frames', 'encoder_samples',
+           'speed_changed', 'settings_encoder', 'peak_normalised', 'rounding_noise_power', 'fixed_frames',
+           'analysed_seconds']
 
 # %% ../nbs/04_encoders.ipynb #807bedc6
 WHISPER_SR = 16000  # Whisper's sample rate
@@ -197,19 +198,28 @@ class Encoder:
         "Encoder frames of a clip, from the log-mel frames that cover it, alone or padded with silence to `context`."
         import ctranslate2
 
-        n = len(y) // WHISPER_HOP
-        if n < 2:
-            raise VoiceEmotionError(
-                f'too short for the encoder ({len(y)} samples at 16 kHz; at least {2 * WHISPER_HOP})'
-            )
-        if context and len(y) < context * WHISPER_SR:
-            y = np.concatenate([y, np.zeros(int(context * WHISPER_SR) - len(y), np.float32)])
-        mel = whisper_log_mel(y, self.n_mels, top_db, noise_power)
+        mel, n = clip_log_mel(y, self.n_mels, context, top_db, noise_power)
         out = self.model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None])), to_cpu=True)
-        return np.asarray(out)[0, : (n + 1) // 2].astype(np.float32, copy=False)
+        return np.asarray(out)[0, :n].astype(np.float32, copy=False)
 
     def __repr__(self):
         return f'Encoder({self.name}, {self.compute_type}, sha256 {self.sha256[:12]}…)'
+
+# %% ../nbs/04_encoders.ipynb #d609ad18
+def clip_log_mel(
+    y: np.ndarray,  # mono samples at 16 kHz
+    n_mels: int = 80,  # the encoder's bands
+    context: float | None = None,  # seconds: the clip padded with silence to this length first (Whisper: 30)
+    top_db: float = 80.0,  # the log-mel's range below its loudest (Whisper: 80 dB)
+    noise_power: float = 0.0,  # a white noise's power per sample, subtracted from the log-mel's bands
+) -> tuple:  # (log-mel, how many encoder frames cover the clip)
+    "What the encoder reads of a clip (refused in one line when too short) and how many output frames are the clip's."
+    n = len(y) // WHISPER_HOP
+    if n < 2:
+        raise VoiceEmotionError(f'too short for the encoder ({len(y)} samples at 16 kHz; at least {2 * WHISPER_HOP})')
+    if context and len(y) < context * WHISPER_SR:
+        y = np.concatenate([y, np.zeros(int(context * WHISPER_SR) - len(y), np.float32)])
+    return whisper_log_mel(y, n_mels, top_db, noise_power), (n + 1) // 2
 
 # %% ../nbs/04_encoders.ipynb #24f47207
 def check_shipped_weights(folder: Path) -> str:  # a folder that should hold the shipped tiny.en weights
@@ -340,6 +350,45 @@ class EncoderLayers:
         out.append(_layer_norm(x, w['layer_norm/gamma'], w['layer_norm/beta']))
         return out
 
+# %% ../nbs/04_encoders.ipynb #197cd48a
+def layer_indices(
+    layers: str,  # `all`, or outputs by number, comma separated: `2`, `1,3` (0: the convolutions', -1: the last)
+    outputs: int,  # how many the encoder has (`EncoderLayers.n_layers` + 2)
+) -> list:  # output numbers, from 0
+    "Which of an encoder's outputs a recipe's `encoder_layers` names, refused in one line when it names none of them."
+    if str(layers).strip() == 'all':
+        return list(range(outputs))
+    try:
+        picked = [int(p) for p in str(layers).split(',')]
+    except ValueError:
+        picked = []
+    if not picked or any(not -outputs <= p < outputs for p in picked):
+        raise VoiceEmotionError(
+            f"encoder layers {layers!r}: 'all', or output numbers from 0 to {outputs - 1} separated by commas"
+        )
+    return [p % outputs for p in picked]
+
+
+@functools.lru_cache(maxsize=2)
+def _numpy_encoder(folder: str, sha256: str) -> EncoderLayers:  # sha256: weights already checked, part of the key
+    return EncoderLayers(folder)
+
+
+def numpy_encoder(encoder: Encoder) -> EncoderLayers:  # a loaded (and checked) encoder
+    "The same weights in NumPy, every layer out (read once per process)."
+    return _numpy_encoder(str(encoder.folder), encoder.sha256)
+
+
+def pooled_layers(
+    outputs: list,  # `EncoderLayers` outputs of a clip
+    which: list,  # the output numbers kept (`layer_indices`)
+    frames: int,  # how many frames are the clip's (`clip_log_mel`); the rest is context
+) -> np.ndarray:  # (2, len(which) · width) float32
+    "Each kept output's mean and standard deviation over the clip's frames, as two rows: mean + std and mean - std."
+    kept = np.concatenate([outputs[i][:frames] for i in which], axis=1)
+    mean, std = kept.mean(0), kept.std(0)
+    return np.stack([mean + std, mean - std]).astype(np.float32)
+
 # %% ../nbs/04_encoders.ipynb #e6a3f002
 EGEMAPS_WIDTH = 88  # eGeMAPSv02's functionals
 
@@ -387,8 +436,14 @@ def encoder_settings(
     level: str | None = None,  # `peak`: the clip scaled to a -1 dBFS peak first
     mel_range: float | None = None,  # dB of log-mel kept below the clip's loudest (None: Whisper's 80)
     rounding_noise: bool = False,  # True: 16-bit rounding noise's expected power taken from the log-mel first
+    layers: str | None = None,  # `all` or output numbers (`layer_indices`): those outputs' statistics (NumPy float32)
 ) -> dict:
     "The settings of encoder frames: what keys them in the cache and what a bundle records."
+    if layers is not None:
+        if functionals:
+            raise VoiceEmotionError('encoder layers and functionals cannot go together: choose one')
+        numpy = numpy_encoder(encoder)
+        which = layer_indices(layers, numpy.n_layers + 2)
     return dict(
         **({'context': context} if context else {}),  # absent when unused: earlier caches and bundles stay valid
         **({'level': level} if level else {}),
@@ -400,8 +455,11 @@ def encoder_settings(
         sha256=encoder.sha256,
         compute_type=encoder.compute_type,
         n_mels=encoder.n_mels,
-        max_len=int(window * WHISPER_SR) // WHISPER_HOP // 2,
-        width=encoder.width + (EGEMAPS_WIDTH if functionals else 0),
+        max_len=2 if layers is not None else int(window * WHISPER_SR) // WHISPER_HOP // 2,  # `pooled_layers`' rows
+        width=len(which) * encoder.width
+        if layers is not None
+        else encoder.width + (EGEMAPS_WIDTH if functionals else 0),
+        **({'layers': which} if layers is not None else {}),
         window=window,
         folder=None if encoder.name in (DEFAULT_ENCODER, *PACKAGED_ENCODERS) else str(encoder.folder),  # no local path
     )
@@ -483,12 +541,20 @@ def rounding_noise_power(gain: float = 1.0) -> float:  # the gain applied to the
 def fixed_frames(
     y: np.ndarray, settings: dict, threads: int = 0
 ) -> np.ndarray:  # mono 16 kHz samples; encoder settings
-    "Encoder frames of audio in memory, cut to the window and zero-padded to the settings' fixed shape."
+    """Encoder frames of audio in memory, cut to the window and zero-padded to the settings' fixed shape (with
+    `layers`: those outputs' `pooled_layers`)."""
     y = y[: int(settings['window'] * WHISPER_SR)]
     peak = settings.get('level') == 'peak'
     noise = rounding_noise_power(_peak_gain(y) if peak else 1.0) if settings.get('rounding_noise') else 0.0
     y = peak_normalised(y) if peak else y
     encoder = settings_encoder(settings, threads)
+    if 'layers' in settings:  # those outputs' statistics, from the weights in NumPy
+        numpy = numpy_encoder(encoder)
+        which = layer_indices(','.join(map(str, settings['layers'])), numpy.n_layers + 2)  # a bundle's are data
+        if len(which) * numpy.width != settings['width']:
+            raise VoiceEmotionError(f"encoder layers {settings['layers']} are not {settings['width']} wide")
+        mel, n = clip_log_mel(y, encoder.n_mels, settings.get('context'), settings.get('mel_range', 80.0), noise)
+        return pooled_layers(numpy(mel), which, n)
     frames = encoder.frames(y, settings.get('context'), settings.get('mel_range', 80.0), noise)[: settings['max_len']]
     out = np.zeros((settings['max_len'], settings['width']), np.float32)
     out[: len(frames), : frames.shape[1]] = frames

@@ -229,7 +229,7 @@ _CACHES = {}
 def _worker_cache(settings: dict, cache_dir) -> FeatureCache | None:
     if cache_dir is None:
         return None
-    where = (str(cache_dir), *sorted(settings.items()))
+    where = (str(cache_dir), json.dumps(settings, sort_keys=True))  # settings may hold lists (`layers`)
     if where not in _CACHES:
         _CACHES[where] = FeatureCache(settings, cache_dir)
     return _CACHES[where]
@@ -476,7 +476,14 @@ def matrix_settings(cfg: Config) -> dict:
         return cfg.feature_settings()
     encoder = load_encoder(cfg.encoder_dir, cfg.encoder, cfg.compute_type)
     return encoder_settings(
-        encoder, cfg.encoder_window, cfg.encoder_context, cfg.functionals, cfg.level, cfg.mel_range, cfg.rounding_noise
+        encoder,
+        cfg.encoder_window,
+        cfg.encoder_context,
+        cfg.functionals,
+        cfg.level,
+        cfg.mel_range,
+        cfg.rounding_noise,
+        cfg.encoder_layers,
     )
 
 # %% ../nbs/05_store.ipynb #b26a0d62
@@ -502,7 +509,11 @@ def describe_settings(settings: dict | None) -> str:  # feature or encoder setti
         return 'unknown (made before folders recorded their settings)'
     if settings.get('kind') != 'whisper':
         return f"the seed's MFCC, chroma, log-mel and ZCR ({settings['max_len']} frames at {settings['sr']} Hz)"
-    words = [f"{settings['encoder']} {settings['compute_type']} frames ({settings['window']:g} s window)"]
+    if 'layers' in settings:  # statistics of some or all outputs, run in NumPy
+        which = ', '.join(map(str, settings['layers']))
+        words = [f"{settings['encoder']} outputs {which}: mean and std (float32, {settings['window']:g} s window)"]
+    else:
+        words = [f"{settings['encoder']} {settings['compute_type']} frames ({settings['window']:g} s window)"]
     words += ['peak level'] if settings.get('level') else []
     words += [f"log-mel {settings['mel_range']:g} dB"] if settings.get('mel_range') else []
     words += ['less 16-bit rounding noise'] if settings.get('rounding_noise') else []
