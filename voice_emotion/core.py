@@ -14,10 +14,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['EMOTIONS', 'PROTOCOLS', 'DATASETS', 'ARCHITECTURES', 'PAD_MODES', 'HEADS', 'COMPUTE_TYPES', 'CORPUS_WEIGHTS',
-           'SPEAKER_NORMS', 'FUNCTIONALS', 'CHOICES', 'SECTIONS', 'MODEL_SECTIONS', 'RECIPE_SECTIONS', 'PRESETS',
-           'DEFAULT_RECIPE', 'NETWORK_RECIPE', 'EXTRA_OF', 'VoiceEmotionError', 'Config', 'recipes_dir', 'read_recipe',
-           'parse_setting', 'field_help', 'n_features', 'cache_root', 'import_keras', 'package_dir', 'templates_dir',
-           'write_json', 'portable_paths', 'is_url', 'missing_extra']
+           'LAYER_WEIGHTINGS', 'SPEAKER_NORMS', 'FUNCTIONALS', 'CHOICES', 'SECTIONS', 'MODEL_SECTIONS',
+           'RECIPE_SECTIONS', 'PRESETS', 'DEFAULT_RECIPE', 'NETWORK_RECIPE', 'EXTRA_OF', 'VoiceEmotionError', 'Config',
+           'recipes_dir', 'read_recipe', 'parse_setting', 'field_help', 'n_features', 'cache_root', 'import_keras',
+           'package_dir', 'templates_dir', 'write_json', 'portable_paths', 'is_url', 'missing_extra']
 
 # %% ../nbs/00_core.ipynb #dfaa7712
 EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'neutral', 'sad')
@@ -42,13 +42,14 @@ PAD_MODES = ('seed', 'mask')
 HEADS = ('network', 'linear')  # what reads the features: a Keras network, or a logistic regression on their statistics
 COMPUTE_TYPES = ('int8', 'float32')  # CTranslate2's weights for an encoder on the CPU
 CORPUS_WEIGHTS = ('clips', 'equal')  # training on several corpora: each clip counts the same, or each corpus
+LAYER_WEIGHTINGS = ('none', 'learned')  # several encoder layers: side by side, or summed with learnt weights
 SPEAKER_NORMS = ('off', 'folder', 'manifest', 'recording')  # per clip, or which clips share a voice (inference)
 FUNCTIONALS = (
     'egemaps',
 )  # clip-level functionals set beside encoder frames: eGeMAPSv02 (openSMILE, an optional extra)
 CHOICES = dict(
     dataset=DATASETS, protocol=PROTOCOLS, architecture=ARCHITECTURES, pad_mode=PAD_MODES, head=HEADS,
-    compute_type=COMPUTE_TYPES, corpus_weights=CORPUS_WEIGHTS,
+    compute_type=COMPUTE_TYPES, corpus_weights=CORPUS_WEIGHTS, layer_weighting=LAYER_WEIGHTINGS,
 )  # fmt: skip
 
 
@@ -121,6 +122,7 @@ class Config:
     speaker_norm: bool = True  # linear head: also fit a head on speaker-normalised statistics (`speaker_normalise`)
     speaker_norm_min: int = 10  # fewest clips of one speaker for that head (fewer: the per-clip head; see the card)
     corpus_weights: str = 'clips'  # linear head on several corpora: `equal` weighs each corpus the same in all
+    layer_weighting: str = 'none'  # with encoder_layers: `learned` sums the layers with a softmax weight each (SUPERB)
     window: float = 3.0  # `--segment`: window length, seconds
     hop: float = 1.5  # `--segment`: hop between windows, seconds
     silence_db: float = -60.0  # `--segment`: windows quieter than this RMS (dBFS) are silence
@@ -195,6 +197,11 @@ class Config:
                     "'clips' for a network head",
                 ),
                 ('head', self.head == 'linear' or not self.encoder_layers, "'linear' with encoder_layers (no frames)"),
+                (
+                    'layer_weighting',
+                    self.layer_weighting == 'none' or self.encoder_layers is not None,
+                    "'none' without encoder_layers (one layer has nothing to weigh)",
+                ),
             ],
             'inference': [
                 ('window', 0 < self.hop <= self.window, 'at least hop, which must be > 0'),
@@ -256,7 +263,7 @@ SECTIONS = {
     ),
     'head': (
         'head', 'stats_C', 'stats_hidden', 'stats_alpha', 'speaker_norm', 'speaker_norm_min',
-        'corpus_weights',
+        'corpus_weights', 'layer_weighting',
     ),
     'inference': ('window', 'hop', 'silence_db', 'min_confidence'),
     'runtime': ('jobs', 'cache_dir'),

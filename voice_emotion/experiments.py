@@ -478,7 +478,8 @@ def _fit(train: list, how: str, cfg: Config):
     "The recipe's head fitted on the training parts (clean and copies): a `LinearHead`."
     from voice_emotion.core import EMOTIONS
     from voice_emotion.heads import fit_linear_head
-    from voice_emotion.training import corpus_balance
+    from voice_emotion.store import matrix_settings
+    from voice_emotion.training import corpus_balance, weighted_layers
 
     S, y, speakers, allowed, corpus = [], [], [], [], []
     for k, part in enumerate(train):  # each a corpus's rows: normalised within its corpus (or speakers), copies alike
@@ -492,7 +493,7 @@ def _fit(train: list, how: str, cfg: Config):
     return fit_linear_head(
         np.concatenate(S), np.concatenate(y), np.concatenate(speakers), cfg.stats_C,
         allowed=None if allowed.all() else allowed, sample_weight=weights, hidden=cfg.stats_hidden,
-        alpha=cfg.stats_alpha, seed=cfg.seed,
+        alpha=cfg.stats_alpha, seed=cfg.seed, layers=weighted_layers(cfg, matrix_settings(cfg)),
     )[0]  # fmt: skip
 
 

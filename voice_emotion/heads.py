@@ -13,7 +13,7 @@ from .features import frame_statistics, speaker_normalise
 
 # %% auto #0
 __all__ = ['fit_logistic_regression', 'calibrated', 'fit_calibration', 'fit_linear_head', 'masked_logreg', 'mlp_softmax',
-           'balanced_speaker_folds', 'fit_mlp_head']
+           'balanced_speaker_folds', 'fit_mlp_head', 'by_layer', 'fit_layer_weights', 'on_every_layer']
 
 # %% ../nbs/07a_heads.ipynb #83ab4f19
 def fit_logistic_regression(
@@ -98,11 +98,20 @@ def fit_linear_head(
     alpha: float = 1.0,  # that layer's L2 strength
     seed: int = 0,  # its initialisation and minibatch order
     calibration_rows: np.ndarray | None = None,  # the hidden layer's: rows that fit its temperature (None: all)
+    layers: int = 1,  # encoder outputs in the statistics, summed with learnt weights first (`fit_layer_weights`)
 ) -> tuple:
     """A head on the frames' mean and standard deviation: a logistic regression (`C` chosen by speaker-grouped CV) or
     one hidden layer and a softmax; (LinearHead, info)."""
     S = frame_statistics(X) if X.ndim == 3 else np.asarray(X, np.float32)
     S = speaker_normalise(S, speakers) if by_speaker else S
+    if layers > 1:  # the head fitted on the layers' weighted sum, then written as a head on every layer's statistics
+        mean, scale = _standardisation(S)
+        Z = by_layer((S - mean) / scale, layers)
+        weights = fit_layer_weights(Z, y, allowed, Cs[len(Cs) // 2], sample_weight)
+        kept = dict(allowed=allowed, sample_weight=sample_weight, hidden=hidden, alpha=alpha, seed=seed)
+        head, info = fit_linear_head(np.einsum('l,nlc->nc', weights, Z), y, speakers, Cs,
+                                     calibration_rows=calibration_rows, **kept)  # fmt: skip
+        return on_every_layer(head, weights, mean, scale), {**info, 'layer_weights': weights.round(4).tolist()}
     if hidden:
         mean, scale, params, info = fit_mlp_head(
             S, y, speakers, hidden, alpha, allowed, sample_weight, seed, calibration_rows=calibration_rows
@@ -332,3 +341,70 @@ def fit_mlp_head(
     info = dict(hidden=hidden, alpha=alpha, members=len(nets), partitions=partitions, epochs=int(np.mean(epochs)),
                 temperature=temperature, floor=floor, C=None)  # fmt: skip
     return *common, params, info
+
+# %% ../nbs/07a_heads.ipynb #fb7cf8eb
+def by_layer(
+    Z: np.ndarray,  # (clips, 2 · layers · width): statistics of several outputs, all means then all spreads
+    layers: int,
+) -> np.ndarray:  # (clips, layers, 2 · width): each output's means then its spreads
+    "Statistics of several encoder outputs, one row of columns per output."
+    n, columns = Z.shape
+    return Z.reshape(n, 2, layers, columns // (2 * layers)).transpose(0, 2, 1, 3).reshape(n, layers, -1)
+
+
+def fit_layer_weights(
+    Z: np.ndarray,  # (clips, layers, columns) standardised statistics (`by_layer`)
+    y: np.ndarray,  # integer labels
+    allowed: np.ndarray | None = None,  # (clips, emotions): the classes each clip may be (None: all)
+    C: float = 0.1,  # inverse L2 strength of the regression's weights (the layer weights are not penalised)
+    sample_weight: np.ndarray | None = None,
+    max_iter: int = 3000,
+) -> np.ndarray:  # (layers,) weights, positive, summing to 1
+    "A softmax weight per layer, learnt with a balanced logistic regression on the weighted sum of the layers."
+    from scipy.optimize import minimize
+
+    n, L, d = Z.shape
+    k = len(EMOTIONS)
+    w, _ = _balanced_weights(y, k, sample_weight)
+    strength, w = 1 / (C * w.sum()), w / w.sum()
+    Z, onehot = np.asarray(Z, np.float64), np.eye(k)[y]
+    neg = 0.0 if allowed is None else np.where(allowed, 0.0, -np.inf)
+
+    def loss(theta):
+        a, W, b = theta[:L], theta[L : L + k * d].reshape(k, d), theta[L + k * d :]
+        weights = np.exp(a - a.max())
+        weights /= weights.sum()
+        X = np.einsum('l,nlc->nc', weights, Z)
+        z = X @ W.T + b + neg
+        top = z.max(axis=1, keepdims=True)
+        p = np.exp(z - top)
+        total = p.sum(axis=1, keepdims=True)
+        p /= total
+        g = (p - onehot) * w[:, None]
+        per_layer = np.einsum('nc,nlc->l', g @ W, Z)
+        grad = np.concatenate([weights * (per_layer - weights @ per_layer), (g.T @ X + strength * W).ravel(), g.sum(0)])
+        return (np.log(total[:, 0]) + top[:, 0] - z[np.arange(n), y]) @ w + 0.5 * strength * (W**2).sum(), grad
+
+    fit = minimize(loss, np.zeros(L + k * (d + 1)), jac=True, method='L-BFGS-B', options=dict(maxiter=max_iter))
+    weights = np.exp(fit.x[:L] - fit.x[:L].max())
+    return weights / weights.sum()
+
+
+def on_every_layer(
+    head: LinearHead,  # fitted on the weighted sum of standardised layer statistics
+    weights: np.ndarray,  # (layers,) `fit_layer_weights`
+    mean: np.ndarray,  # the statistics' standardisation, before the sum
+    scale: np.ndarray,
+) -> LinearHead:
+    "The same function as a head on every layer's statistics: the sum and scalings folded into its first matrix."
+    first, bias = (
+        (head.coef, head.intercept) if head.hidden_weights is None else (head.hidden_weights, head.hidden_bias)
+    )
+    on_sum = first / head.scale  # (outputs, 2 · width) on the weighted sum as it is
+    bias = bias - on_sum @ head.mean
+    L, (out, d) = len(weights), on_sum.shape
+    spread = (weights[None, :, None] * on_sum[:, None, :]).reshape(out, L, 2, d // 2).transpose(0, 2, 1, 3)
+    first = spread.reshape(out, -1)  # back to all means, then all spreads
+    if head.hidden_weights is None:
+        return LinearHead(mean, scale, first, bias, head.temperature, head.floor)
+    return LinearHead(mean, scale, head.coef, head.intercept, head.temperature, head.floor, first, bias)

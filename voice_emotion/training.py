@@ -22,8 +22,8 @@ from .store import extract_features, matrix_settings
 
 # %% auto #0
 __all__ = ['fit_scaler', 'class_weights', 'augment_batch', 'training_batches', 'fit_model', 'fit_statistics_member',
-           'training_copies', 'corpus_classes', 'corpus_balance', 'train_run', 'ensure_trained', 'head_words',
-           'training_plan', 'training_text']
+           'training_copies', 'corpus_classes', 'corpus_balance', 'weighted_layers', 'train_run', 'ensure_trained',
+           'head_words', 'training_plan', 'training_text']
 
 # %% ../nbs/08_training.ipynb #afbc9a75
 def fit_scaler(X: np.ndarray, mask_padding: bool = False) -> Scaler:  # training features (clips, frames, features)
@@ -284,12 +284,13 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
             S, y_fit, spk, cfg.stats_C, allowed=allowed(spk), sample_weight=weights(spk), hidden=cfg.stats_hidden,
             alpha=cfg.stats_alpha, seed=cfg.seed,
             calibration_rows=np.arange(int(fit.sum())),  # the clips as recorded, not their copies
+            layers=weighted_layers(cfg, settings),
         )  # fmt: skip
         speaker_head = None
         if cfg.speaker_norm:  # each training speaker normalised by its own clips, as a test speaker will be
             speaker_head, history['speaker_head'] = fit_linear_head(
                 batch.X[fit], y[fit], speakers, cfg.stats_C, by_speaker=True, allowed=allowed(speakers),
-                sample_weight=weights(speakers),
+                sample_weight=weights(speakers), layers=weighted_layers(cfg, settings),
             )  # fmt: skip
         info = dict(
             fold=fold,
@@ -364,6 +365,11 @@ def _train_part(cfg: Config, clips: pd.DataFrame, fold, out: Path, log) -> dict:
     )
     save_bundle(out / 'bundle', model, scaler, cfg, settings, fitted, history, extra=dict(training=info))
     return info
+
+# %% ../nbs/08_training.ipynb #8eecb54b
+def weighted_layers(cfg: Config, settings: dict) -> int:  # a recipe; its matrices' settings (`matrix_settings`)
+    "How many encoder outputs a head sums with learnt weights (`Config.layer_weighting`); 1: none."
+    return len(settings['layers']) if cfg.layer_weighting == 'learned' else 1
 
 # %% ../nbs/08_training.ipynb #4ca65ccb
 def train_run(cfg: Config, run_dir, log=sys.stdout) -> dict:  # configuration; run folder; where epoch lines go
