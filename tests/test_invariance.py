@@ -80,7 +80,7 @@ def test_twenty_db_quieter_keeps_97_percent_of_answers(sample_clips, per_clip, t
     assert same >= 0.97, same
 
 @pytest.mark.slow
-@pytest.mark.parametrize('norm', ['off', 'folder'])
+@pytest.mark.parametrize('norm', ['off', 'folder', 'batch'])
 def test_one_process_and_a_dask_cluster_give_the_same_answers(sample_clips, tmp_path, norm):
     "A LocalCluster of two workers, partitions of 7 files (a folder of 44 clips is cut into seven), against one process."
     archive = tmp_path/'archive'
@@ -95,6 +95,9 @@ def test_one_process_and_a_dask_cluster_give_the_same_answers(sample_clips, tmp_
     print(f'{norm}: {len(a)} clips, the same emotion for all, largest probability difference {np.abs(a - b).max():.1e}')
     if norm == 'folder':
         assert (single.note == 'speaker-normalised over its folder (44 clips)').all(), single.note.unique()
+        assert (by_name(single).note == by_name(cluster).note).all()
+    elif norm == 'batch':  # every file of the run one group, on one process as across partitions
+        assert (single.note == f'normalised over the whole batch ({len(sample_clips)} clips)').all(), single.note.unique()
         assert (by_name(single).note == by_name(cluster).note).all()
     else:
         assert single.note.isna().all()

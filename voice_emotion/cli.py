@@ -60,7 +60,8 @@ class _RenamedOption(argparse.Action):
 SPEAKER_NORM_HELP = (
     "off (default): every clip is answered on its own, whatever the folder layout. Normalise only where you know "
     "which clips share a voice: folder (the clips of each folder are one speaker's), manifest (the manifest's speaker "
-    "column), recording (with --segment: the windows of each recording). A normalised row says over which group and "
+    "column), recording (with --segment: the windows of each recording), batch (all the files of the run: a corpus of "
+    "unknown speakers normalised by its own clips, domain normalisation). A normalised row says over which group and "
     "how many clips; a group of fewer than 10 clips, or whose per-clip answers are mostly one emotion, stays per clip "
     "and says why"
 )

@@ -43,7 +43,7 @@ HEADS = ('network', 'linear')  # what reads the features: a Keras network, or a 
 COMPUTE_TYPES = ('int8', 'float32')  # CTranslate2's weights for an encoder on the CPU
 CORPUS_WEIGHTS = ('clips', 'equal')  # training on several corpora: each clip counts the same, or each corpus
 LAYER_WEIGHTINGS = ('none', 'learned')  # several encoder layers: side by side, or summed with learnt weights
-SPEAKER_NORMS = ('off', 'folder', 'manifest', 'recording')  # per clip, or which clips share a voice (inference)
+SPEAKER_NORMS = ('off', 'folder', 'manifest', 'recording', 'batch')  # per clip, or which clips are normalised together
 FUNCTIONALS = (
     'egemaps',
 )  # clip-level functionals set beside encoder frames: eGeMAPSv02 (openSMILE, an optional extra)

@@ -298,7 +298,7 @@ def _not_a_file(p: Path) -> str | None:
     return None if p.is_file() else 'not a regular file (a pipe, socket or device)'
 
 # %% ../nbs/10_inference.ipynb #33a13947
-GROUP_WORDS = dict(folder='folder', manifest='speaker', recording='recording')  # how a row's note names its group
+GROUP_WORDS = dict(folder='folder', manifest='speaker', recording='recording', batch='batch')  # a row's note says it
 
 
 def check_speaker_norm(
@@ -334,7 +334,11 @@ def group_note(
     "What a row says about its normalisation: by which group and how many clips, or why it stayed per clip."
     normalised, n, why = status
     return (
-        f'speaker-normalised over its {word} ({n} {unit})'
+        (
+            f'normalised over the whole {word} ({n} {unit})'
+            if word == 'batch'
+            else f'speaker-normalised over its {word} ({n} {unit})'
+        )
         if normalised
         else f'per clip: its {word} has {n} {unit}, {why}'
     )
@@ -344,6 +348,8 @@ def _file_groups(files: list, speaker_norm: str, speakers) -> list | None:
     "The group of each file for normalisation, or None to answer per clip."
     if speaker_norm == 'off':
         return None
+    if speaker_norm == 'batch':  # the whole run one group: a corpus normalised by its own clips
+        return ['batch'] * len(files)
     if speaker_norm == 'folder' and speakers is None:
         return [str(Path(f).parent) for f in files]
     if speakers is None or any(s is None or not str(s).strip() for s in speakers):

@@ -202,6 +202,8 @@ def input_groups(
     rows = rows.to_dict('records') if isinstance(rows, pd.DataFrame) else rows
     if speaker_norm == 'off':
         return None
+    if speaker_norm == 'batch':
+        return ['batch'] * len(rows)
     if speaker_norm == 'manifest':
         missing = sum(r['speaker'] is None and not _text(r.get('error')) for r in rows)
         if missing:
