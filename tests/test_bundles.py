@@ -63,6 +63,14 @@ def test_an_encoder_that_is_not_installed_never_reaches_the_network(bundle, samp
         stop.set(); t.join(2); server.close()
     assert hits == []
 
+@pytest.mark.parametrize('layers, contains', [([0, 99], 'output numbers from 0 to 5'), ('every', "encoder layers 'every'"),
+                                             ([1, 2], 'are not the 384 columns'), (5, 'are not the 384 columns')])
+def test_encoder_layers_a_bundle_names_are_checked(bundle, sample_clips, layers, contains):
+    "A bundle's layers are data: numbers out of range, words, or more outputs than its head reads are refused in one line."
+    edit_meta(bundle, lambda m: m['feature_settings'].update(layers=layers, max_len=2))
+    rehash(bundle)
+    refused(bundle, sample_clips[0], contains=contains)
+
 @pytest.mark.parametrize('folder', ['/etc', '../../../../etc', 'sub/../../elsewhere'])
 def test_an_encoder_folder_outside_the_bundle_is_refused(bundle, sample_clips, folder):
     edit_meta(bundle, lambda m: m['feature_settings'].update(folder=folder))

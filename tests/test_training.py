@@ -137,3 +137,23 @@ def test_evaluating_on_voices_it_was_trained_on_says_so():
     assert "not a test on unseen speakers" in err
     code, _, err = run_cli('evaluate', 'default')
     assert code == 1 and 'no test part' in err
+
+def test_every_layer_recipe_trains_records_its_layers_and_predicts(tmp_path):
+    "encoder_layers: the bundle records the outputs it reads; a learned weighting leaves one weight per output, summing to 1."
+    run = tmp_path/'run'
+    code, out, err = run_cli('train', '--dataset', 'sample', '--recipe', 'every-layer', '--set', 'layer_weighting=learned',
+                             '--out', run)
+    assert code == 0 and 'every-layer with layer_weighting=learned' in out, err[-2000:]
+    meta = json.loads((run/'bundle'/'bundle.json').read_text())
+    s = meta['feature_settings']
+    assert (s['layers'], s['width'], s['max_len']) == ([0, 1, 2, 3, 4, 5], 6 * 384, 2)
+    history = json.loads((run/'bundle'/'history.json').read_text())
+    assert len(history['layer_weights']) == 6 and sum(history['layer_weights']) == pytest.approx(1, abs=1e-3), history
+    from voice_emotion.data import sample_dir
+    code, out, err = run_cli('predict', '--model', run/'bundle', sample_dir()/'Actor_01', '--format', 'json')
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 44 and all(r['emotion'] for r in rows), err
+    code, out, err = run_cli('train', '--dataset', 'sample', '--recipe', 'every-layer', '--set', 'head=network', '--out', tmp_path/'n')
+    assert code == 2 or code == 1, (code, err)
+    assert_one_line_error(err)
+    assert "head must be 'linear' with encoder_layers" in err, err

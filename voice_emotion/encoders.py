@@ -518,6 +518,11 @@ def settings_encoder(settings: dict, threads: int = 0) -> Encoder:  # encoder se
             f"the encoder's weights (SHA-256 {encoder.sha256[:12]}…) are not the {settings['sha256'][:12]}… this "
             f"model was made with; pass that {settings['encoder']} folder with --encoder-dir DIR"
         )
+    if 'layers' in settings:  # a bundle's are data: output numbers in range, as many as its head reads
+        numpy, given = numpy_encoder(encoder), settings['layers']
+        which = layer_indices(','.join(map(str, given)) if isinstance(given, list) else str(given), numpy.n_layers + 2)
+        if which != given or len(which) * numpy.width != settings['width']:
+            raise VoiceEmotionError(f"encoder layers {given} are not the {settings['width']} columns these settings say")
     return encoder
 
 # %% ../nbs/04_encoders.ipynb #3ada24b8
@@ -549,12 +554,8 @@ def fixed_frames(
     y = peak_normalised(y) if peak else y
     encoder = settings_encoder(settings, threads)
     if 'layers' in settings:  # those outputs' statistics, from the weights in NumPy
-        numpy = numpy_encoder(encoder)
-        which = layer_indices(','.join(map(str, settings['layers'])), numpy.n_layers + 2)  # a bundle's are data
-        if len(which) * numpy.width != settings['width']:
-            raise VoiceEmotionError(f"encoder layers {settings['layers']} are not {settings['width']} wide")
         mel, n = clip_log_mel(y, encoder.n_mels, settings.get('context'), settings.get('mel_range', 80.0), noise)
-        return pooled_layers(numpy(mel), which, n)
+        return pooled_layers(numpy_encoder(encoder)(mel), settings['layers'], n)
     frames = encoder.frames(y, settings.get('context'), settings.get('mel_range', 80.0), noise)[: settings['max_len']]
     out = np.zeros((settings['max_len'], settings['width']), np.float32)
     out[: len(frames), : frames.shape[1]] = frames
