@@ -22,10 +22,10 @@ from .features import hann_window, mel_filters, real_fft, samples_needed
 __all__ = ['WHISPER_SR', 'WHISPER_HOP', 'WHISPER_N_FFT', 'DEFAULT_ENCODER', 'SHIPPED_WEIGHTS_SHA256', 'HUB_ENCODERS',
            'PACKAGED_ENCODERS', 'EGEMAPS_WIDTH', 'whisper_log_mel', 'weights_sha256', 'shipped_encoder_dir',
            'download_encoder', 'packaged_encoder_dir', 'Encoder', 'clip_log_mel', 'check_shipped_weights',
-           'load_encoder', 'read_ctranslate2', 'EncoderLayers', 'layer_indices', 'numpy_encoder', 'pooled_layers',
-           'functionals_version', 'egemaps_functionals', 'encoder_settings', 'clip_encoder_frames', 'encoder_samples',
-           'speed_changed', 'settings_encoder', 'peak_normalised', 'rounding_noise_power', 'fixed_frames',
-           'analysed_seconds']
+           'load_encoder', 'read_ctranslate2', 'EncoderLayers', 'encoder_graph', 'OnnxLayers', 'layer_indices',
+           'numpy_encoder', 'layer_encoder', 'pooled_layers', 'functionals_version', 'egemaps_functionals',
+           'encoder_settings', 'clip_encoder_frames', 'encoder_samples', 'speed_changed', 'settings_encoder',
+           'peak_normalised', 'rounding_noise_power', 'fixed_frames', 'analysed_seconds']
 
 # %% ../nbs/04_encoders.ipynb #807bedc6
 WHISPER_SR = 16000  # Whisper's sample rate
@@ -350,6 +350,129 @@ class EncoderLayers:
         out.append(_layer_norm(x, w['layer_norm/gamma'], w['layer_norm/beta']))
         return out
 
+# %% ../nbs/04_encoders.ipynb #9baf2277
+def _varint(n: int) -> bytes:
+    n &= (1 << 64) - 1  # a negative int64: two's complement, ten bytes
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _pb_int(number: int, value: int) -> bytes:  # a varint field
+    return _varint(number << 3) + _varint(int(value))
+
+
+def _pb_bytes(number: int, data: bytes) -> bytes:  # a length-delimited field: bytes, text or a message
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _pb_text(number: int, text: str) -> bytes:
+    return _pb_bytes(number, text.encode())
+
+
+def _onnx_tensor(name: str, array: np.ndarray) -> bytes:  # TensorProto: dims, data_type, name, raw_data
+    array = np.ascontiguousarray(array)
+    kind = {np.dtype(np.float32): 1, np.dtype(np.int64): 7}[array.dtype]
+    return (
+        b''.join(_pb_int(1, d) for d in array.shape)
+        + _pb_int(2, kind)
+        + _pb_text(8, name)
+        + _pb_bytes(9, array.tobytes())
+    )
+
+
+def _onnx_node(op: str, inputs: list, output: str, **attributes) -> bytes:  # NodeProto with int or ints attributes
+    def attribute(name, value):  # AttributeProto: name, i or ints, type (INT 2, INTS 7)
+        if isinstance(value, int):
+            return _pb_text(1, name) + _pb_int(3, value) + _pb_int(20, 2)
+        return _pb_text(1, name) + b''.join(_pb_int(8, v) for v in value) + _pb_int(20, 7)
+
+    return (
+        b''.join(_pb_text(1, i) for i in inputs)
+        + _pb_text(2, output)
+        + _pb_text(4, op)
+        + b''.join(_pb_bytes(5, attribute(k, v)) for k, v in attributes.items())
+    )
+
+
+def _onnx_value(name: str, dims: list) -> bytes:  # ValueInfoProto of a float tensor; a str dim is symbolic
+    shape = b''.join(_pb_bytes(1, _pb_text(2, d) if isinstance(d, str) else _pb_int(1, d)) for d in dims)
+    return _pb_text(1, name) + _pb_bytes(2, _pb_bytes(1, _pb_int(1, 1) + _pb_bytes(2, shape)))
+
+
+def encoder_graph(
+    layers: EncoderLayers,  # the weights, read from CTranslate2's file
+) -> bytes:  # an ONNX model (opset 17): `mel` (n_mels, frames) in, every output side by side out
+    "Whisper's encoder as an ONNX graph, as `EncoderLayers` computes it: each output's frames, concatenated."
+    w, width, heads = layers.w, layers.width, layers.heads
+    nodes, weights = [], []
+
+    def const(array) -> str:
+        weights.append(_onnx_tensor(f'w{len(weights)}', np.asarray(array)))
+        return f'w{len(weights) - 1}'
+
+    def op(kind, *inputs, **attributes) -> str:
+        nodes.append(_onnx_node(kind, list(inputs), f'n{len(nodes)}', **attributes))
+        return f'n{len(nodes) - 1}'
+
+    half, one, root_half = const(np.float32(0.5)), const(np.float32(1.0)), const(np.float32(np.sqrt(0.5)))
+    gelu = lambda x: op('Mul', op('Mul', x, half), op('Add', op('Erf', op('Mul', x, root_half)), one))  # noqa: E731
+    linear = lambda x, name: op('Add', op('MatMul', x, const(w[name + '/weight'].T)), const(w[name + '/bias']))  # noqa: E731
+    norm = lambda x, name: op('LayerNormalization', x, const(w[name + '/gamma']), const(w[name + '/beta']), axis=-1)  # noqa: E731
+    first = const(np.array([0], np.int64))
+    x = op('Unsqueeze', 'mel', first)
+    x = gelu(op('Conv', x, const(w['conv1/weight']), const(w['conv1/bias']), pads=[1, 1]))
+    x = gelu(op('Conv', x, const(w['conv2/weight']), const(w['conv2/bias']), pads=[1, 1], strides=[2]))
+    x = op('Squeeze', op('Transpose', x, perm=[0, 2, 1]), first)  # (frames, width)
+    frames = op('Slice', op('Shape', x), first, const(np.array([1], np.int64)))
+    x = op('Add', x, op('Slice', const(w['position_encodings/encodings']), first, frames))
+    outputs, per_head = [x], const(np.array([0, heads, width // heads], np.int64))
+    scale, flat = const(np.float32(1 / np.sqrt(width // heads))), const(np.array([0, width], np.int64))
+    for i in range(layers.n_layers):
+        p = f'layer_{i}/'
+        qkv = linear(norm(x, p + 'self_attention/layer_norm'), p + 'self_attention/linear_0')
+        q, k, v = (op('Reshape', op('Slice', qkv, const(np.array([j * width], np.int64)),
+                                    const(np.array([(j + 1) * width], np.int64)), const(np.array([1], np.int64))),
+                      per_head) for j in range(3))  # fmt: skip
+        s = op('MatMul', op('Transpose', q, perm=[1, 0, 2]), op('Transpose', k, perm=[1, 2, 0]))
+        a = op('MatMul', op('Softmax', op('Mul', s, scale), axis=-1), op('Transpose', v, perm=[1, 0, 2]))
+        x = op('Add', x, linear(op('Reshape', op('Transpose', a, perm=[1, 0, 2]), flat), p + 'self_attention/linear_1'))
+        h = gelu(linear(norm(x, p + 'ffn/layer_norm'), p + 'ffn/linear_0'))
+        x = op('Add', x, linear(h, p + 'ffn/linear_1'))
+        outputs.append(x)
+    outputs.append(norm(x, 'layer_norm'))
+    out = op('Concat', *outputs, axis=1)
+    graph = (
+        b''.join(_pb_bytes(1, n) for n in nodes)
+        + _pb_text(2, 'whisper_encoder')
+        + b''.join(_pb_bytes(5, t) for t in weights)
+        + _pb_bytes(11, _onnx_value('mel', [layers.n_mels, 'mel_frames']))
+        + _pb_bytes(12, _onnx_value(out, ['frames', (layers.n_layers + 2) * width]))
+    )
+    opset = _pb_text(1, '') + _pb_int(2, 17)
+    return _pb_int(1, 8) + _pb_text(2, 'voice_emotion') + _pb_bytes(7, graph) + _pb_bytes(8, opset)
+
+
+class OnnxLayers:
+    "`EncoderLayers`' graph in ONNX Runtime: log-mel in, every layer's output out (the same list)."
+
+    def __init__(self, layers: EncoderLayers, threads: int = 0):  # the weights; threads (0: ONNX Runtime's default)
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.log_severity_level = 3  # errors only: its notes on symbolic shapes are not the user's business
+        self.session = ort.InferenceSession(encoder_graph(layers), options, providers=['CPUExecutionProvider'])
+        self.n_layers, self.n_mels, self.width = layers.n_layers, layers.n_mels, layers.width
+
+    def __call__(self, mel: np.ndarray) -> list:  # (n_mels, frames) log-mel
+        "Every layer's frames of one clip, as `EncoderLayers` returns them."
+        out = self.session.run(None, {'mel': np.ascontiguousarray(mel, np.float32)})[0]
+        return np.split(out, self.n_layers + 2, axis=1)
+
 # %% ../nbs/04_encoders.ipynb #197cd48a
 def layer_indices(
     layers: str,  # `all`, or outputs by number, comma separated: `2`, `1,3` (0: the convolutions', -1: the last)
@@ -377,6 +500,16 @@ def _numpy_encoder(folder: str, sha256: str) -> EncoderLayers:  # sha256: weight
 def numpy_encoder(encoder: Encoder) -> EncoderLayers:  # a loaded (and checked) encoder
     "The same weights in NumPy, every layer out (read once per process)."
     return _numpy_encoder(str(encoder.folder), encoder.sha256)
+
+
+def layer_encoder(encoder: Encoder, threads: int = 0) -> OnnxLayers:  # a loaded (and checked) encoder; its threads
+    "What serves every layer: the weights' graph in ONNX Runtime (built once per process and thread count)."
+    return _layer_encoder(str(encoder.folder), encoder.sha256, threads, os.getpid())
+
+
+@functools.lru_cache(maxsize=2)
+def _layer_encoder(folder: str, sha256: str, threads: int, pid: int) -> OnnxLayers:  # pid: a fork builds its own
+    return OnnxLayers(_numpy_encoder(folder, sha256), threads)
 
 
 def pooled_layers(
@@ -459,7 +592,7 @@ def encoder_settings(
         width=len(which) * encoder.width
         if layers is not None
         else encoder.width + (EGEMAPS_WIDTH if functionals else 0),
-        **({'layers': which} if layers is not None else {}),
+        **({'layers': which, 'engine': 'onnxruntime'} if layers is not None else {}),  # float32, every layer
         window=window,
         folder=None if encoder.name in (DEFAULT_ENCODER, *PACKAGED_ENCODERS) else str(encoder.folder),  # no local path
     )
@@ -522,7 +655,9 @@ def settings_encoder(settings: dict, threads: int = 0) -> Encoder:  # encoder se
         numpy, given = numpy_encoder(encoder), settings['layers']
         which = layer_indices(','.join(map(str, given)) if isinstance(given, list) else str(given), numpy.n_layers + 2)
         if which != given or len(which) * numpy.width != settings['width']:
-            raise VoiceEmotionError(f"encoder layers {given} are not the {settings['width']} columns these settings say")
+            raise VoiceEmotionError(
+                f"encoder layers {given} are not the {settings['width']} columns these settings say"
+            )
     return encoder
 
 # %% ../nbs/04_encoders.ipynb #3ada24b8
@@ -555,7 +690,7 @@ def fixed_frames(
     encoder = settings_encoder(settings, threads)
     if 'layers' in settings:  # those outputs' statistics, from the weights in NumPy
         mel, n = clip_log_mel(y, encoder.n_mels, settings.get('context'), settings.get('mel_range', 80.0), noise)
-        return pooled_layers(numpy_encoder(encoder)(mel), settings['layers'], n)
+        return pooled_layers(layer_encoder(encoder, threads)(mel), settings['layers'], n)
     frames = encoder.frames(y, settings.get('context'), settings.get('mel_range', 80.0), noise)[: settings['max_len']]
     out = np.zeros((settings['max_len'], settings['width']), np.float32)
     out[: len(frames), : frames.shape[1]] = frames

@@ -23,7 +23,7 @@ from .training import train_run
 __all__ = ['RECIPE_GRID', 'LAYER_FEATURES', 'LAYER_NORMALISATIONS', 'named_recipe', 'compare_recipes', 'layer_statistics',
            'layer_study', 'scan_corpora', 'corpora_info', 'save_layer_study', 'fold_tests', 'speaker_norm_study',
            'one_emotion_guard_study', 'cross_corpus', 'cross_corpus_table', 'cross_corpus_run', 'cross_corpus_text',
-           'recipe_figures', 'comparison_table']
+           'unseen_corpus_table', 'recipe_figures', 'comparison_table']
 
 # %% ../nbs/11_experiments.ipynb #d7feaa0b
 _PLAIN_REGRESSION = dict(noise_copies=0, quiet_copies=0, speed_copies=(), stats_hidden=0)  # no copies, no hidden layer
@@ -59,6 +59,12 @@ RECIPE_GRID = {
     # a Keras network over the frames themselves, alone and averaged with the statistics regression
     'whisper-pooling': ('network', dict(_POOLING, stats_member=False)),
     'whisper-pooling-stats': ('network', _POOLING),
+    # every layer of the encoder (NumPy): side by side, or summed with learnt weights; with the default's copies;
+    # the multilingual base encoder the same ways
+    'every-layer-learned': ('every-layer', dict(layer_weighting='learned')),
+    'every-layer-robust': ('every-layer', dict(noise_copies=1, quiet_copies=1, speed_copies=(0.9, 1.1))),
+    'every-layer-base': ('every-layer', dict(encoder='whisper-base')),
+    'every-layer-base-learned': ('every-layer', dict(encoder='whisper-base', layer_weighting='learned')),
 }
 
 
@@ -624,6 +630,25 @@ def cross_corpus_text(records: list, normalise: tuple = ('none', 'corpus', 'spea
         + cross_corpus_table(records, how).to_string()
         for how in normalise
     )
+
+# %% ../nbs/11_experiments.ipynb #457f41c6
+def unseen_corpus_table(
+    runs: list,  # `cross_corpus.json` contents (`cross_corpus_run`), each over the same three or more corpora
+    normalise: str = 'none',
+) -> pd.DataFrame:  # a row per run, a column per held-out corpus, restricted accuracy in percent
+    "Each corpus left out: the restricted accuracy of the model trained on every other corpus, a row per run."
+    rows = {}
+    for run in runs:
+        changes = ', '.join(run.get('recipe_changes', []))
+        name = run['recipe'] + (f' ({changes})' if changes else '')
+        cells = {
+            r['test']: round(100 * r['restricted_accuracy'], 1)
+            for r in run['records']
+            if r['normalise'] == normalise and set(r['train'].split('+')) == set(run['corpora']) - {r['test']}
+        }
+        if cells:
+            rows[name] = {**cells, 'mean': round(float(np.mean(list(cells.values()))), 1)}
+    return pd.DataFrame.from_dict(rows, orient='index')
 
 # %% ../nbs/11_experiments.ipynb #48063569
 def recipe_figures(results: list) -> dict:  # records from `compare_recipes`
