@@ -81,7 +81,7 @@ class Config:
     level: str | None = None  # `peak`: each clip scaled to a -1 dBFS peak before the encoder (recording level ignored)
     mel_range: float | None = None  # dB of log-mel below each clip's loudest the encoder hears (None: Whisper's 80)
     rounding_noise: bool = False  # True: 16-bit rounding noise's expected power taken from the log-mel (quiet clips)
-    encoder_layers: str | None = None  # None: the last layer's frames; `all` or `1,3`: those layers' statistics (NumPy)
+    encoder_layers: str | None = None  # None: the last layer's frames; `all` or `1,3`: those layers' statistics
     noise_copies: int = 0  # linear head: noisy copies of each training clip added to its training set (robustness)
     noise_snr: tuple = (5.0, 30.0)  # their signal-to-noise ratios, in dB, drawn uniformly per clip and copy
     quiet_copies: int = 0  # linear head: copies of each training clip made quieter and stored in 16 bits again

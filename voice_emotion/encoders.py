@@ -23,9 +23,9 @@ __all__ = ['WHISPER_SR', 'WHISPER_HOP', 'WHISPER_N_FFT', 'DEFAULT_ENCODER', 'SHI
            'PACKAGED_ENCODERS', 'EGEMAPS_WIDTH', 'whisper_log_mel', 'weights_sha256', 'shipped_encoder_dir',
            'download_encoder', 'packaged_encoder_dir', 'Encoder', 'clip_log_mel', 'check_shipped_weights',
            'load_encoder', 'read_ctranslate2', 'EncoderLayers', 'encoder_graph', 'OnnxLayers', 'layer_indices',
-           'numpy_encoder', 'layer_encoder', 'pooled_layers', 'functionals_version', 'egemaps_functionals',
-           'encoder_settings', 'clip_encoder_frames', 'encoder_samples', 'speed_changed', 'settings_encoder',
-           'peak_normalised', 'rounding_noise_power', 'fixed_frames', 'analysed_seconds']
+           'layer_encoder', 'pooled_layers', 'functionals_version', 'egemaps_functionals', 'encoder_settings',
+           'clip_encoder_frames', 'encoder_samples', 'speed_changed', 'settings_encoder', 'peak_normalised',
+           'rounding_noise_power', 'fixed_frames', 'analysed_seconds']
 
 # %% ../nbs/04_encoders.ipynb #807bedc6
 WHISPER_SR = 16000  # Whisper's sample rate
@@ -477,31 +477,21 @@ class OnnxLayers:
 
 # %% ../nbs/04_encoders.ipynb #197cd48a
 def layer_indices(
-    layers: str,  # `all`, or outputs by number, comma separated: `2`, `1,3` (0: the convolutions', -1: the last)
+    layers,  # `all`, or outputs by number, comma separated: `2`, `1,3` (0: the convolutions', -1: the last); or a list
     outputs: int,  # how many the encoder has (`EncoderLayers.n_layers` + 2)
 ) -> list:  # output numbers, from 0
     "Which of an encoder's outputs a recipe's `encoder_layers` names, refused in one line when it names none of them."
     if str(layers).strip() == 'all':
         return list(range(outputs))
     try:
-        picked = [int(p) for p in str(layers).split(',')]
-    except ValueError:
+        picked = [int(p) for p in (layers if isinstance(layers, list) else str(layers).split(','))]
+    except (TypeError, ValueError):
         picked = []
     if not picked or any(not -outputs <= p < outputs for p in picked):
         raise VoiceEmotionError(
             f"encoder layers {layers!r}: 'all', or output numbers from 0 to {outputs - 1} separated by commas"
         )
     return [p % outputs for p in picked]
-
-
-@functools.lru_cache(maxsize=2)
-def _numpy_encoder(folder: str, sha256: str) -> EncoderLayers:  # sha256: weights already checked, part of the key
-    return EncoderLayers(folder)
-
-
-def numpy_encoder(encoder: Encoder) -> EncoderLayers:  # a loaded (and checked) encoder
-    "The same weights in NumPy, every layer out (read once per process)."
-    return _numpy_encoder(str(encoder.folder), encoder.sha256)
 
 
 def layer_encoder(encoder: Encoder, threads: int = 0) -> OnnxLayers:  # a loaded (and checked) encoder; its threads
@@ -511,7 +501,7 @@ def layer_encoder(encoder: Encoder, threads: int = 0) -> OnnxLayers:  # a loaded
 
 @functools.lru_cache(maxsize=2)
 def _layer_encoder(folder: str, sha256: str, threads: int, pid: int) -> OnnxLayers:  # pid: a fork builds its own
-    return OnnxLayers(_numpy_encoder(folder, sha256), threads)
+    return OnnxLayers(EncoderLayers(folder), threads)  # the NumPy copy of the weights goes once the graph holds them
 
 
 def pooled_layers(
@@ -571,14 +561,13 @@ def encoder_settings(
     level: str | None = None,  # `peak`: the clip scaled to a -1 dBFS peak first
     mel_range: float | None = None,  # dB of log-mel kept below the clip's loudest (None: Whisper's 80)
     rounding_noise: bool = False,  # True: 16-bit rounding noise's expected power taken from the log-mel first
-    layers: str | None = None,  # `all` or output numbers (`layer_indices`): those outputs' statistics (NumPy float32)
+    layers: str | None = None,  # `all` or output numbers (`layer_indices`): those outputs' statistics (float32)
 ) -> dict:
     "The settings of encoder frames: what keys them in the cache and what a bundle records."
     if layers is not None:
         if functionals:
             raise VoiceEmotionError('encoder layers and functionals cannot go together: choose one')
-        numpy = numpy_encoder(encoder)
-        which = layer_indices(layers, numpy.n_layers + 2)
+        which = layer_indices(layers, layer_encoder(encoder).n_layers + 2)
     return dict(
         **({'context': context} if context else {}),  # absent when unused: earlier caches and bundles stay valid
         **({'level': level} if level else {}),
@@ -654,9 +643,9 @@ def settings_encoder(settings: dict, threads: int = 0) -> Encoder:  # encoder se
             f"model was made with; pass that {settings['encoder']} folder with --encoder-dir DIR"
         )
     if 'layers' in settings:  # a bundle's are data: output numbers in range, as many as its head reads
-        numpy, given = numpy_encoder(encoder), settings['layers']
-        which = layer_indices(','.join(map(str, given)) if isinstance(given, list) else str(given), numpy.n_layers + 2)
-        if which != given or len(which) * numpy.width != settings['width']:
+        served, given = layer_encoder(encoder, threads), settings['layers']
+        which = layer_indices(given, served.n_layers + 2)
+        if which != given or len(which) * served.width != settings['width']:
             raise VoiceEmotionError(
                 f"encoder layers {given} are not the {settings['width']} columns these settings say"
             )
@@ -690,7 +679,7 @@ def fixed_frames(
     noise = rounding_noise_power(_peak_gain(y) if peak else 1.0) if settings.get('rounding_noise') else 0.0
     y = peak_normalised(y) if peak else y
     encoder = settings_encoder(settings, threads)
-    if 'layers' in settings:  # those outputs' statistics, from the weights in NumPy
+    if 'layers' in settings:  # those outputs' statistics, from the weights' graph in ONNX Runtime
         mel, n = clip_log_mel(y, encoder.n_mels, settings.get('context'), settings.get('mel_range', 80.0), noise)
         return pooled_layers(layer_encoder(encoder, threads)(mel), settings['layers'], n)
     frames = encoder.frames(y, settings.get('context'), settings.get('mel_range', 80.0), noise)[: settings['max_len']]

@@ -509,7 +509,7 @@ def describe_settings(settings: dict | None) -> str:  # feature or encoder setti
         return 'unknown (made before folders recorded their settings)'
     if settings.get('kind') != 'whisper':
         return f"the seed's MFCC, chroma, log-mel and ZCR ({settings['max_len']} frames at {settings['sr']} Hz)"
-    if 'layers' in settings:  # statistics of some or all outputs, run in NumPy
+    if 'layers' in settings:  # statistics of some or all outputs, run by ONNX Runtime
         which = ', '.join(map(str, settings['layers']))
         words = [f"{settings['encoder']} outputs {which}: mean and std (float32, {settings['window']:g} s window)"]
     else:
