@@ -64,12 +64,29 @@ def test_an_encoder_that_is_not_installed_never_reaches_the_network(bundle, samp
     assert hits == []
 
 @pytest.mark.parametrize('layers, contains', [([0, 99], 'output numbers from 0 to 5'), ('every', "encoder layers 'every'"),
-                                             ([1, 2], 'are not the 384 columns'), (5, 'are not the 384 columns')])
+                                             ([1, 2], 'are not the 2304 columns'), (5, 'are not the 2304 columns')])
 def test_encoder_layers_a_bundle_names_are_checked(bundle, sample_clips, layers, contains):
     "A bundle's layers are data: numbers out of range, words, or more outputs than its head reads are refused in one line."
     edit_meta(bundle, lambda m: m['feature_settings'].update(layers=layers, max_len=2))
     rehash(bundle)
     refused(bundle, sample_clips[0], contains=contains)
+
+def test_a_bundle_whose_features_do_not_fit_its_head_is_refused(bundle, sample_clips):
+    "Layers struck out of bundle.json, then a width edited to match the encoder's frames: each refused in one line."
+    edit_meta(bundle, lambda m: [m['feature_settings'].pop(k) for k in ('layers', 'engine')])
+    rehash(bundle)
+    refused(bundle, sample_clips[0], contains="the encoder's frames are not the 2304 columns these settings say")
+    edit_meta(bundle, lambda m: m['feature_settings'].update(width=384, max_len=400))
+    rehash(bundle)
+    refused(bundle, sample_clips[0], contains='head.npz reads 4608 statistics, not the 768 its features give')
+
+def test_a_head_whose_arrays_do_not_fit_together_is_refused(bundle, sample_clips):
+    with np.load(bundle/'head.npz') as z:
+        arrays = dict(z)
+    arrays['coef'] = arrays['coef'][:, :10]
+    np.savez(bundle/'head.npz', **arrays)
+    rehash(bundle)
+    refused(bundle, sample_clips[0], contains="head.npz's arrays do not fit together: refused")
 
 @pytest.mark.parametrize('folder', ['/etc', '../../../../etc', 'sub/../../elsewhere'])
 def test_an_encoder_folder_outside_the_bundle_is_refused(bundle, sample_clips, folder):

@@ -40,7 +40,8 @@ def test_data_and_features(capsys, tmp_path):
     code, out, _ = run(capsys, 'features', '--json', '--cache-dir', tmp_path, '-n', '20', '--jobs', '1')
     f = json.loads(out)
     assert code == 0 and (f['clips'], f['computed'], f['failures']) == (20, 20, 0)
-    assert f['features'] == 'whisper-tiny.en int8 frames (8 s window), peak level, log-mel 50 dB'  # what the default recipe reads
+    assert f['features'] == ('whisper-tiny.en outputs 0, 1, 2, 3, 4, 5: mean and std (float32, 8 s window), peak level, '
+                             'log-mel 50 dB')  # what the default recipe reads
     code, out, _ = run(capsys, 'features', '--json', '--cache-dir', tmp_path, '-n', '5', '--recipe', 'ensemble')
     f = json.loads(out)
     assert code == 0 and f["features"].startswith("the seed's MFCC") and f['computed'] == 5

@@ -338,7 +338,12 @@ def load_bundle(
         if settings != ours:
             raise VoiceEmotionError(f'bundle expects features {settings}; this code computes {ours}', path=path)
     if head == 'linear':
-        return LoadedModel(path, meta, _load_head(path / 'head.npz'), None, _load_head(path / 'speaker_head.npz'))
+        heads = {name: _load_head(path / name) for name in ('head.npz', 'speaker_head.npz')}
+        wanted = 2 * settings['width'] if settings.get('kind') == 'whisper' else None  # their mean and std
+        for name, h in heads.items():
+            if h is not None and wanted and len(h.mean) != wanted:
+                raise VoiceEmotionError(f'{name} reads {len(h.mean)} statistics, not the {wanted} its features give', path=path)
+        return LoadedModel(path, meta, heads['head.npz'], None, heads['speaker_head.npz'])
     keras = import_keras()
     saved = meta.get('versions', {}).get('keras', '0')
     if saved.split('.')[0] != keras.__version__.split('.')[0]:
@@ -461,6 +466,12 @@ def _load_head(file: Path) -> LinearHead | None:
     h = _arrays(file, ('mean', 'scale', 'coef', 'intercept'))
     calibration = [float(h[k]) if k in h else default for k, default in (('temperature', 1.0), ('floor', 0.0))]
     hidden = [h[k] if k in h else None for k in ('hidden_weights', 'hidden_bias')]
+    inputs, classes = h['mean'].shape[0], h['intercept'].shape[0]
+    units = inputs if hidden[0] is None else hidden[0].shape[0]
+    shapes = [(h['scale'].shape, (inputs,)), (h['coef'].shape, (classes, units))]
+    shapes += [] if hidden[0] is None else [(hidden[0].shape, (units, inputs)), (np.shape(hidden[1]), (units,))]
+    if any(got != want for got, want in shapes):
+        raise VoiceEmotionError(f"{file.name}'s arrays do not fit together: refused", path=file.parent)
     return LinearHead(h['mean'], h['scale'], h['coef'], h['intercept'], *calibration, *hidden)  # calibration: 1, 0
 
 

@@ -649,6 +649,8 @@ def settings_encoder(settings: dict, threads: int = 0) -> Encoder:  # encoder se
             raise VoiceEmotionError(
                 f"encoder layers {given} are not the {settings['width']} columns these settings say"
             )
+    elif settings['width'] != encoder.width + (EGEMAPS_WIDTH if settings.get('functionals') else 0):
+        raise VoiceEmotionError(f"the encoder's frames are not the {settings['width']} columns these settings say")
     return encoder
 
 # %% ../nbs/04_encoders.ipynb #3ada24b8

@@ -36,33 +36,40 @@ RECIPE_GRID = {
     'attention-stats': ('network', dict(networks=1)),
     'ensemble': ('network', {}),
     # Whisper tiny.en's frames, a logistic regression on their statistics; float32 weights; 30 s of context; eGeMAPS
-    'whisper-linear': ('default', dict(_PLAIN_REGRESSION, level=None, mel_range=None)),
-    'whisper-linear-float32': ('default', dict(_PLAIN_REGRESSION, level=None, mel_range=None, compute_type='float32')),
-    'whisper-linear-30s': ('default', dict(_PLAIN_REGRESSION, level=None, mel_range=None, encoder_context=30.0)),
-    'whisper-linear-egemaps': ('default', dict(_PLAIN_REGRESSION, level=None, mel_range=None, functionals='egemaps')),
+    'whisper-linear': ('last-layer', dict(_PLAIN_REGRESSION, level=None, mel_range=None)),
+    'whisper-linear-float32': (
+        'last-layer',
+        dict(_PLAIN_REGRESSION, level=None, mel_range=None, compute_type='float32'),
+    ),
+    'whisper-linear-30s': ('last-layer', dict(_PLAIN_REGRESSION, level=None, mel_range=None, encoder_context=30.0)),
+    'whisper-linear-egemaps': (
+        'last-layer',
+        dict(_PLAIN_REGRESSION, level=None, mel_range=None, functionals='egemaps'),
+    ),
     'whisper-linear-30s-egemaps': ('egemaps', dict(level=None)),
     # each clip scaled to a -1 dBFS peak; then with noisy copies, or one noisy and one quieter copy
-    'whisper-linear-peak': ('default', dict(_PLAIN_REGRESSION, mel_range=None)),
-    'whisper-linear-egemaps-peak': ('default', dict(_PLAIN_REGRESSION, mel_range=None, functionals='egemaps')),
-    'whisper-linear-peak-noise': ('default', dict(_PLAIN_REGRESSION, mel_range=None, noise_copies=2)),
-    'whisper-linear-peak-robust': ('default', dict(speed_copies=(), stats_hidden=0, mel_range=None)),
+    'whisper-linear-peak': ('last-layer', dict(_PLAIN_REGRESSION, mel_range=None)),
+    'whisper-linear-egemaps-peak': ('last-layer', dict(_PLAIN_REGRESSION, mel_range=None, functionals='egemaps')),
+    'whisper-linear-peak-noise': ('last-layer', dict(_PLAIN_REGRESSION, mel_range=None, noise_copies=2)),
+    'whisper-linear-peak-robust': ('last-layer', dict(speed_copies=(), stats_hidden=0, mel_range=None)),
     # the log-mel floored 60, 50 or 40 dB below the clip's loudest (Whisper's: 80)
-    'whisper-linear-peak-robust-60db': ('default', dict(speed_copies=(), stats_hidden=0, mel_range=60.0)),
-    'whisper-linear-peak-robust-50db': ('default', dict(speed_copies=(), stats_hidden=0)),
-    'whisper-linear-peak-robust-40db': ('default', dict(speed_copies=(), stats_hidden=0, mel_range=40.0)),
+    'whisper-linear-peak-robust-60db': ('last-layer', dict(speed_copies=(), stats_hidden=0, mel_range=60.0)),
+    'whisper-linear-peak-robust-50db': ('last-layer', dict(speed_copies=(), stats_hidden=0)),
+    'whisper-linear-peak-robust-40db': ('last-layer', dict(speed_copies=(), stats_hidden=0, mel_range=40.0)),
     # a hidden layer of 256 units; then speed copies (the default); then a 45 dB floor, or rounding noise subtracted
-    'whisper-mlp-peak-robust-50db': ('default', dict(speed_copies=())),
-    'whisper-mlp-peak-robust-speed': ('default', {}),
-    'whisper-mlp-peak-robust-speed-45db': ('default', dict(mel_range=45.0)),
-    'whisper-mlp-peak-robust-speed-denoised': ('default', dict(rounding_noise=True)),
+    'whisper-mlp-peak-robust-50db': ('last-layer', dict(speed_copies=())),
+    'whisper-mlp-peak-robust-speed': ('last-layer', {}),
+    'whisper-mlp-peak-robust-speed-45db': ('last-layer', dict(mel_range=45.0)),
+    'whisper-mlp-peak-robust-speed-denoised': ('last-layer', dict(rounding_noise=True)),
     'whisper-linear-30s-egemaps-peak': ('egemaps', {}),
     # a Keras network over the frames themselves, alone and averaged with the statistics regression
     'whisper-pooling': ('network', dict(_POOLING, stats_member=False)),
     'whisper-pooling-stats': ('network', _POOLING),
-    # every layer of the encoder (NumPy): side by side, or summed with learnt weights; with the default's copies;
+    # every layer of the encoder (ONNX Runtime): side by side, or summed with learnt weights; with the copies (the
+    # shipped model's recipe, default);
     # the multilingual base encoder the same ways
     'every-layer-learned': ('every-layer', dict(layer_weighting='learned')),
-    'every-layer-robust': ('every-layer', dict(noise_copies=1, quiet_copies=1, speed_copies=(0.9, 1.1))),
+    'every-layer-robust': ('every-layer', dict(noise_copies=1, quiet_copies=1, speed_copies=(0.9, 1.1))),  # = default
     'every-layer-base': ('every-layer', dict(encoder='whisper-base')),
     'every-layer-base-learned': ('every-layer', dict(encoder='whisper-base', layer_weighting='learned')),
 }

@@ -135,14 +135,34 @@ def _percent(m: dict, k: str) -> str:
     return f"{100 * m[k]:.1f} % ± {100 * m[k + '_std']:.1f}"
 
 
-CORPUS_WORDS = {'ravdess': 'RAVDESS: North American English, two sentences', 'nemo': 'nEMO: Polish, no disgust'}
+CORPUS_WORDS = {
+    'ravdess': 'RAVDESS: North American English, two sentences',
+    'nemo': 'nEMO: Polish, no disgust',
+    'emotiontts-ko': 'kor16k: Korean, no fear, no disgust',
+}
 
 
-def _corpora_words(split: pd.DataFrame, kfold: dict) -> dict:
+def _cross_corpus_words(cross: dict, cfg: dict) -> str:  # a `cross_corpus.json`; the card's model's configuration
+    "Which recipe a cross-corpus matrix measured: the model's own (with the run's changes named) or a neighbour's."
+    from voice_emotion.core import RECIPE_SECTIONS, parse_setting
+
+    changes = cross.get('recipe_changes', [])
+    own, measured = (
+        Config.from_dict(cfg),
+        named_recipe(cross['recipe'], corpus_weights=cross.get('corpus_weights', 'clips')),
+    )
+    if all(own.section(s) == measured.section(s) for s in RECIPE_SECTIONS):
+        changed = [c for c in changes if getattr(own, parse_setting(c)[0]) != parse_setting(c)[1]]
+        return f"this model's recipe (`{cross['recipe']}`)" + (f" with {', '.join(changed)}" if changed else '')
+    return f"the recipe `{cross['recipe']}`: a neighbouring recipe's matrix, this model's own is not measured yet"
+
+
+def _corpora_words(split: pd.DataFrame, kfold: dict, cfg: dict) -> dict:
     "The card's words and tables about corpora: those trained on (when several), the cross-corpus matrix (if given)."
     out = {}
     if kfold.get('cross_corpus'):
         records = kfold['cross_corpus']['records']
+        out['cross_corpus_words'] = _cross_corpus_words(kfold['cross_corpus'], cfg)
         out['cross_corpus_tables'] = [
             (how, cross_corpus_table(records, how).to_markdown())
             for how in dict.fromkeys(r['normalise'] for r in records)
@@ -239,7 +259,7 @@ def model_card(
         skewed=cases.loc['skewed'] if study else None,
         n_actors=len(actors),
         actors=f"{actors[0].split('_')[-1]}–{actors[-1].split('_')[-1]}",
-        **_corpora_words(split, kfold),
+        **_corpora_words(split, kfold, cfg),
         n_clips=len(split),
         n_train_actors=split[split.split == 'train'].speaker.nunique(),
         n_valid_actors=split[split.split == 'valid'].speaker.nunique(),
