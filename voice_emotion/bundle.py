@@ -342,7 +342,9 @@ def load_bundle(
         wanted = 2 * settings['width'] if settings.get('kind') == 'whisper' else None  # their mean and std
         for name, h in heads.items():
             if h is not None and wanted and len(h.mean) != wanted:
-                raise VoiceEmotionError(f'{name} reads {len(h.mean)} statistics, not the {wanted} its features give', path=path)
+                raise VoiceEmotionError(
+                    f'{name} reads {len(h.mean)} statistics, not the {wanted} its features give', path=path
+                )
         return LoadedModel(path, meta, heads['head.npz'], None, heads['speaker_head.npz'])
     keras = import_keras()
     saved = meta.get('versions', {}).get('keras', '0')

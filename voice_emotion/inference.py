@@ -50,7 +50,7 @@ def default_model_dir() -> Path:
 
 
 # the SHA-256 of the shipped model's bundle.json, which lists every model file's own: it pins the whole model
-DEFAULT_MODEL_SHA256 = 'ea0ac42ebc640f408f8f606002d95a2ea1794bf1f486b9f07602ce7e65060d84'
+DEFAULT_MODEL_SHA256 = 'e4fd65128d2b70013a75641d79c8350c94bee20d49b843ecf97c0a7b8bf184f0'
 
 
 @functools.lru_cache(maxsize=4)
