@@ -69,7 +69,7 @@ RECIPE_GRID = {
     # shipped model's recipe, default);
     # the multilingual base encoder the same ways
     'every-layer-learned': ('every-layer', dict(layer_weighting='learned')),
-    'every-layer-robust': ('every-layer', dict(noise_copies=1, quiet_copies=1, speed_copies=(0.9, 1.1))),  # = default
+    'every-layer-robust': ('default', {}),  # every-layer with the copies, each corpus counting the same
     'every-layer-base': ('every-layer', dict(encoder='whisper-base')),
     'every-layer-base-learned': ('every-layer', dict(encoder='whisper-base', layer_weighting='learned')),
 }
