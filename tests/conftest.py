@@ -7,6 +7,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RAVDESS = Path(os.environ.get('VOICE_EMOTION_RAVDESS', ROOT.parent/'shared'/'data'/'ravdess16k'))
 NEMO = Path(os.environ.get('VOICE_EMOTION_NEMO', ROOT.parent/'shared'/'data'/'nemo16k'))
 
+def interruptible():
+    "A child's Ctrl-C as at a terminal: a shell hands a job started with `&` an ignored SIGINT, so `CI=... &` would too."
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 @pytest.fixture(autouse=True, scope='session')
 def isolated_cache(tmp_path_factory):
     "Every test run gets its own feature cache, so results never depend on an earlier run's."

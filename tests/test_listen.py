@@ -1,7 +1,7 @@
 "`voice-emotion listen`: live audio through a real pipe, at real-time speed, against `predict --segment` on the file."
 import json, signal, subprocess, sys, time
 import numpy as np, pytest, soundfile as sf
-from conftest import run_cli, assert_one_line_error
+from conftest import run_cli, assert_one_line_error, interruptible
 
 @pytest.fixture(scope='module')
 def recording(tmp_path_factory):
@@ -31,7 +31,7 @@ def test_listen_at_real_time_gives_predict_segments_lines_within_the_hop(recordi
 def test_ctrl_c_stops_cleanly_with_a_summary(recording):
     "Ctrl-C mid-stream: the lines so far, a one-line summary, exit 130, no traceback."
     proc = subprocess.Popen([sys.executable, '-m', 'voice_emotion.cli', 'listen', '-'], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False, preexec_fn=interruptible)
     data = recording.read_bytes()
     proc.stdin.write(data[: 44 + 2 * 16000 * 8])  # the header and 8 s: four windows, then the microphone stays open
     proc.stdin.flush()

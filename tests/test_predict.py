@@ -2,7 +2,7 @@
 import json, csv, io, resource, shutil, sys, subprocess
 from pathlib import Path
 import numpy as np, soundfile as sf, pytest
-from conftest import run_cli, assert_one_line_error
+from conftest import run_cli, assert_one_line_error, interruptible
 from voice_emotion.core import EMOTIONS
 
 def test_default_model_is_shipped():
@@ -226,7 +226,8 @@ def test_a_signal_stops_the_workers_and_leaves_no_partial_output(sample_clips, t
     for i in range(400): os.link(sample_clips[i % len(sample_clips)], d/f'{i:04d}.flac')
     out = tmp_path/'out.json'
     p = subprocess.Popen([sys.executable, '-m', 'voice_emotion.cli', 'predict', str(d), '--jobs', '2', '--format', 'json',
-                          '--output', str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          '--output', str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=interruptible)
     deadline, kids = time.monotonic() + 120, []
     while len(kids) < 2:  # the feature workers are running
         assert p.poll() is None and time.monotonic() < deadline, p.communicate()
